@@ -1,0 +1,3 @@
+from dupfind.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Encoder backends: sentence-transformers on torch, and exported ONNX / OpenVINO models."""

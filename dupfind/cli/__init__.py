@@ -1,0 +1,19 @@
+"""The `dupfind` command line: a thin layer over the library, one module per command."""
+
+from __future__ import annotations
+
+import sys
+
+from dupfind.cli import compare, mine  # noqa: F401  (registers the commands)
+from dupfind.cli.common import app
+
+
+def main() -> None:
+    """Entry point of the `dupfind` console script."""
+    try:
+        app()
+    except BrokenPipeError:
+        sys.exit(0)
+
+
+__all__ = ["app", "main"]

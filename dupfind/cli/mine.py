@@ -1,0 +1,85 @@
+"""`dupfind mine`: duplicate pairs within one file."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from dupfind.cli.common import (
+    BackendOption,
+    BatchSizeOption,
+    EncodingOption,
+    FormatInOption,
+    FormatOption,
+    IdColOption,
+    ModelOption,
+    OutputOption,
+    QuietOption,
+    SkipBadLinesOption,
+    TextColOption,
+    ThresholdOption,
+    command,
+    info,
+    progress_bar,
+    report_input,
+    warn,
+)
+from dupfind.encoding import DEFAULT_BATCH_SIZE
+from dupfind.mining import DEFAULT_TOP_K
+
+
+@command("mine")
+def mine(
+    file: Annotated[str, typer.Argument(help="CSV, TSV, JSONL, JSON, Parquet or text file; - for stdin.")],
+    threshold: ThresholdOption = None,
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="Neighbours kept per question.")] = DEFAULT_TOP_K,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", help="Only the N best pairs.")] = None,
+    output: OutputOption = None,
+    output_format: FormatOption = None,
+    text_col: TextColOption = None,
+    id_col: IdColOption = None,
+    format_in: FormatInOption = None,
+    encoding: EncodingOption = "utf-8",
+    skip_bad_lines: SkipBadLinesOption = False,
+    model: ModelOption = None,
+    backend: BackendOption = None,
+    batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
+    quiet: QuietOption = False,
+) -> None:
+    """Find pairs of duplicate questions in a file, best first.
+
+    Example: dupfind mine questions.csv --limit 20
+    """
+    from dupfind.encoding import count_truncated, load_encoder
+    from dupfind.mining import check_threshold, mine_texts, pairs_frame
+    from dupfind.model import load_thresholds, resolve_model
+    from dupfind.tables import load_questions, output_format as pick_format, write_table
+
+    if threshold is not None:
+        check_threshold(threshold)
+    if limit is not None and limit < 0:
+        raise typer.BadParameter("must be 0 or more", param_hint="--limit")
+    fmt = pick_format(output, output_format, sys.stdout.isatty())
+    ref = resolve_model(model)
+    questions = load_questions(file, format_in, text_col, id_col, encoding, skip_bad_lines)
+    report_input(questions, quiet)
+    if threshold is None:
+        threshold = load_thresholds(ref).mining
+    encoder = load_encoder(model, backend)
+    truncated = count_truncated(encoder, questions.texts)
+    if truncated:
+        warn(f"{truncated} questions are longer than the model's {encoder.max_seq_length} tokens; only their start is used")
+    with progress_bar("Encoding", quiet) as progress:
+        mined = mine_texts(encoder, questions.texts, threshold, top_k, batch_size, encode_progress=progress)
+    if mined.truncated:
+        warn(
+            f"{mined.truncated} questions had more than {top_k} neighbours above {threshold:.3f}; "
+            f"only their best {top_k} were kept (raise --top-k)"
+        )
+    frame = pairs_frame(mined, questions.ids, questions.texts)
+    if limit is not None:
+        frame = frame.head(limit)
+    write_table(frame, output, fmt, title=f"Duplicate pairs (cosine ≥ {threshold:.3f})")
+    info(f"{len(mined)} pairs with cosine ≥ {threshold:.3f} among {len(questions)} questions", quiet)

@@ -1,0 +1,97 @@
+"""Turning texts into L2-normalised embeddings, batch by batch, through any backend."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dupfind.errors import DupfindError
+
+Embeddings = NDArray[np.float32]
+Progress = Callable[[int, int], None]
+BACKENDS = ("torch", "onnx", "openvino")
+DEFAULT_BATCH_SIZE = 64
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Anything that maps a batch of texts to one embedding row per text.
+
+    `encode_batch` must be a pure function of its texts, so that it can run anywhere
+    (another process, a Ray or Spark worker); `fingerprint` identifies model and backend
+    for the embedding cache.
+    """
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    @property
+    def max_seq_length(self) -> int: ...
+
+    def encode_batch(self, texts: Sequence[str]) -> Embeddings: ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+
+def normalize(embeddings: NDArray[np.floating]) -> Embeddings:
+    """Scale each row to unit length (zero rows stay zero)."""
+    array = np.asarray(embeddings, dtype=np.float32)
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(array / norms, dtype=np.float32)
+
+
+def encode(
+    encoder: Encoder,
+    texts: Sequence[str],
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Progress | None = None,
+) -> Embeddings:
+    """Encode texts in batches of similar length (less padding), in input order, L2-normalised.
+
+    `progress(done, total)` is called after each batch with the number of texts it encoded.
+    """
+    if batch_size < 1:
+        raise DupfindError(f"--batch-size must be at least 1, got {batch_size}")
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    order = np.argsort([-len(text) for text in texts], kind="stable")
+    out: Embeddings | None = None
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        batch = normalize(encoder.encode_batch([texts[i] for i in rows]))
+        if out is None:
+            out = np.empty((len(texts), batch.shape[1]), dtype=np.float32)
+        out[rows] = batch
+        if progress is not None:
+            progress(len(rows), len(texts))
+    assert out is not None
+    return out
+
+
+def count_truncated(encoder: Encoder, texts: Sequence[str]) -> int:
+    """How many texts are longer than the model reads (they are truncated when encoded)."""
+    limit = encoder.max_seq_length
+    return sum(count > limit for count in encoder.count_tokens(texts))
+
+
+def similarity(encoder: Encoder, text_a: str, text_b: str) -> float:
+    """Cosine similarity of two texts."""
+    a, b = encode(encoder, [text_a, text_b])
+    return float(np.dot(a, b))
+
+
+def load_encoder(model: str | None = None, backend: str | None = None) -> Encoder:
+    """Load a model (None: the built-in one) with a backend (None: the default backend)."""
+    from dupfind.model import resolve_model
+
+    ref = resolve_model(model)
+    backend = backend or "torch"
+    if backend == "torch":
+        from dupfind.backends.torch_backend import TorchEncoder
+
+        return TorchEncoder(ref)
+    raise DupfindError(f"unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")

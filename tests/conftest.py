@@ -1,0 +1,68 @@
+"""Shared fixtures: a fast, deterministic fake encoder, and the real model for tests marked slow."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dupfind.encoding import Embeddings
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+QUORA = SHARED / "data" / "quora"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+class FakeEncoder:
+    """Bag of hashed words: texts that share most words get a high cosine. Deterministic, no model."""
+
+    fingerprint = "fake-bag-of-words"
+    max_seq_length = 32
+    dim = 256
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def encode_batch(self, texts: Sequence[str]) -> Embeddings:
+        self.calls.append(list(texts))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in self._words(text):
+                digest = hashlib.md5(word.encode()).digest()
+                out[row, digest[0]] += 1.0 if digest[2] % 2 else -1.0
+        return out + 1e-3
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return [len(self._words(text)) + 2 for text in texts]
+
+    @staticmethod
+    def _words(text: str) -> list[str]:
+        return re.findall(r"\w+", text.casefold())
+
+
+@pytest.fixture
+def fake_encoder() -> FakeEncoder:
+    return FakeEncoder()
+
+
+@pytest.fixture
+def use_fake_encoder(monkeypatch: pytest.MonkeyPatch, fake_encoder: FakeEncoder) -> FakeEncoder:
+    """Make every `load_encoder` call (library and CLI) return the fake encoder."""
+    monkeypatch.setattr("dupfind.encoding.load_encoder", lambda model=None, backend=None: fake_encoder)
+    return fake_encoder
+
+
+@pytest.fixture(scope="session")
+def real_encoder():  # type: ignore[no-untyped-def]
+    """The built-in model on the default backend (slow tests only)."""
+    from dupfind.encoding import load_encoder
+
+    return load_encoder()
+
+
+def needs_quora() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not QUORA.is_dir(), reason="../shared/data/quora is not here")
