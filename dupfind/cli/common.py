@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -56,6 +57,40 @@ FormatOption = Annotated[
 ]
 
 
+_state = {"verbose": False}
+
+
+def _version(show: bool) -> None:
+    if show:
+        from dupfind import __version__
+
+        print(f"dupfind {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print timings of each stage on stderr.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Find duplicate questions with sentence embeddings, offline.
+
+    Example: dupfind mine questions.csv --limit 20
+    """
+    _state["verbose"] = verbose
+
+
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Time a stage of a command; the time is printed on stderr with --verbose."""
+    started = time.perf_counter()
+    yield
+    if _state["verbose"]:
+        print(f"dupfind: {name}: {time.perf_counter() - started:.2f} s", file=sys.stderr)
+
+
 def error(message: str) -> None:
     """One line on stderr."""
     print(f"dupfind: error: {message}", file=sys.stderr)
@@ -78,7 +113,9 @@ def command(name: str) -> Callable[[F], F]:
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
-                return function(*args, **kwargs)
+                result = function(*args, **kwargs)
+                sys.stdout.flush()
+                return result
             except DupfindError as exc:
                 error(str(exc))
                 raise typer.Exit(2) from None
@@ -88,6 +125,10 @@ def command(name: str) -> Callable[[F], F]:
             except KeyboardInterrupt:
                 error("interrupted")
                 raise typer.Exit(130) from None
+            except OSError as exc:
+                error(f"cannot write the output: {exc.strerror or exc}")
+                _silence_stdout()
+                raise typer.Exit(2) from None
 
         app.command(name)(wrapper)
         return function

@@ -24,6 +24,7 @@ from dupfind.cli.common import (
     info,
     progress_bar,
     report_input,
+    stage,
     warn,
 )
 from dupfind.encoding import DEFAULT_BATCH_SIZE
@@ -63,15 +64,17 @@ def mine(
         raise typer.BadParameter("must be 0 or more", param_hint="--limit")
     fmt = pick_format(output, output_format, sys.stdout.isatty())
     ref = resolve_model(model)
-    questions = load_questions(file, format_in, text_col, id_col, encoding, skip_bad_lines)
+    with stage("read"):
+        questions = load_questions(file, format_in, text_col, id_col, encoding, skip_bad_lines)
     report_input(questions, quiet)
     if threshold is None:
         threshold = load_thresholds(ref).mining
-    encoder = load_encoder(model, backend)
+    with stage("load model"):
+        encoder = load_encoder(model, backend)
     truncated = count_truncated(encoder, questions.texts)
     if truncated:
         warn(f"{truncated} questions are longer than the model's {encoder.max_seq_length} tokens; only their start is used")
-    with progress_bar("Encoding", quiet) as progress:
+    with stage("encode and mine"), progress_bar("Encoding", quiet) as progress:
         mined = mine_texts(encoder, questions.texts, threshold, top_k, batch_size, encode_progress=progress)
     if mined.truncated:
         warn(
@@ -81,5 +84,6 @@ def mine(
     frame = pairs_frame(mined, questions.ids, questions.texts)
     if limit is not None:
         frame = frame.head(limit)
-    write_table(frame, output, fmt, title=f"Duplicate pairs (cosine ≥ {threshold:.3f})")
+    with stage("write"):
+        write_table(frame, output, fmt, title=f"Duplicate pairs (cosine ≥ {threshold:.3f})")
     info(f"{len(mined)} pairs with cosine ≥ {threshold:.3f} among {len(questions)} questions", quiet)

@@ -1,0 +1,77 @@
+"""The tool in scripts: interrupts, closed pipes, full disks, no network, no tracebacks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def fake_cli(*args: str, **kwargs: object) -> subprocess.Popen[str]:
+    env = {**os.environ, **kwargs.pop("env", {})}  # type: ignore[dict-item]
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.fake_cli", *args], cwd=ROOT, env=env, text=True,
+        stdout=kwargs.pop("stdout", subprocess.PIPE), stderr=subprocess.PIPE,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def many_questions(tmp_path: Path) -> Path:
+    path = tmp_path / "many.txt"
+    path.write_text("\n".join(f"question number {i} about topic {i % 97}" for i in range(3000)), encoding="utf-8")
+    return path
+
+
+def test_sigint_while_encoding_leaves_no_output(many_questions: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pairs.csv"
+    process = fake_cli("mine", str(many_questions), "-o", str(out), "-q", env={"FAKE_ENCODER_DELAY": "0.05"})
+    time.sleep(2.0)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 130
+    assert "Traceback" not in err and "interrupted" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["many.txt"]
+
+
+def test_a_rerun_after_an_interrupt_works(many_questions: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pairs.csv"
+    process = fake_cli("mine", str(many_questions), "-o", str(out), "-q", env={"FAKE_ENCODER_DELAY": "0.05"})
+    time.sleep(1.5)
+    process.kill()
+    process.communicate(timeout=30)
+    rerun = fake_cli("mine", str(many_questions), "-o", str(out), "-q", "-t", "0.9")
+    _, err = rerun.communicate(timeout=60)
+    assert rerun.returncode == 0, err
+    assert out.read_text(encoding="utf-8").startswith("score,id_a")
+
+
+def test_head_closes_the_pipe_quietly(many_questions: Path) -> None:
+    command = f"{sys.executable} -m tests.fake_cli mine {many_questions} -t 0.5 -q | head -1"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 1
+    assert "Traceback" not in result.stderr and "Broken" not in result.stderr and "error" not in result.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full")
+def test_full_disk_is_a_clear_error(many_questions: Path) -> None:
+    with open("/dev/full", "w") as full:
+        process = fake_cli("mine", str(many_questions), "-t", "0.5", "-q", stdout=full)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == "dupfind: error: cannot write the output: No space left on device"
+
+
+def test_usage_errors_have_no_traceback(tmp_path: Path) -> None:
+    process = fake_cli("mine", str(tmp_path / "nope.csv"))
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert err.strip() == f"dupfind: error: {tmp_path / 'nope.csv'}: no such file"

@@ -1,0 +1,27 @@
+"""Run the real `dupfind` entry point with the fake encoder: `python -m tests.fake_cli mine ...`.
+
+For subprocess tests (signals, pipes, /dev/full) that cannot monkeypatch. `FAKE_ENCODER_DELAY`
+(seconds per batch) slows encoding down so a test can interrupt it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+
+import dupfind.encoding
+from dupfind.cli import main
+from dupfind.encoding import Embeddings
+from tests.conftest import FakeEncoder
+
+
+class SlowFakeEncoder(FakeEncoder):
+    def encode_batch(self, texts: Sequence[str]) -> Embeddings:
+        time.sleep(float(os.environ.get("FAKE_ENCODER_DELAY", "0")))
+        return super().encode_batch(texts)
+
+
+if __name__ == "__main__":
+    dupfind.encoding.load_encoder = lambda model=None, backend=None: SlowFakeEncoder()  # type: ignore[assignment]
+    main()
