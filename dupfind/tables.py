@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -231,7 +231,9 @@ def _read_jsonl(source: str, text: str, skip_bad_lines: bool) -> tuple[pd.DataFr
                 bad += 1
                 continue
             reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-            raise DupfindError(f"{source}: line {number}: invalid JSON ({reason}); --skip-bad-lines skips such lines") from exc
+            raise DupfindError(
+                f"{source}: line {number}: invalid JSON ({reason}); --skip-bad-lines skips such lines"
+            ) from exc
         records.append(record)
     if not records:
         raise DupfindError(f"{source}: no JSON objects found")
@@ -305,16 +307,18 @@ def atomic_output(path: str, binary: bool = False) -> Iterator[IO[Any]]:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as raw:
-            stream: IO[Any] = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if compress else raw
-            handle: IO[Any] = stream if binary else io.TextIOWrapper(stream, encoding="utf-8", newline="")
-            yield handle
-            handle.flush()
+            stream = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)) if compress else raw
+            if binary:
+                yield stream
+            else:
+                text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+                yield text
+                text.flush()
+                text.detach()
             if compress:
                 stream.close()
             raw.flush()
             os.fsync(raw.fileno())
-            if not binary:
-                handle.detach()
         os.replace(tmp, target)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)

@@ -45,8 +45,12 @@ def check(path: Path, **options: object) -> None:
     assert all(a < b < len(questions.texts) for a, b in zip(mined.left.tolist(), mined.right.tolist(), strict=True))
 
 
-@given(header=headers, body=rows, delimiter=st.sampled_from([",", "\t", ";", "|"]),
-       quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC, csv.QUOTE_NONE]))
+@given(
+    header=headers,
+    body=rows,
+    delimiter=st.sampled_from([",", "\t", ";", "|"]),
+    quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC, csv.QUOTE_NONE]),
+)
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_delimited(tmp_path: Path, header: list[str], body: list[list[str]], delimiter: str, quoting: int) -> None:
     buffer = io.StringIO()
@@ -62,9 +66,20 @@ def test_delimited(tmp_path: Path, header: list[str], body: list[list[str]], del
         check(path)
 
 
-@given(records=st.lists(st.one_of(
-    st.dictionaries(st.sampled_from(["question", "text", "id", "x"]), st.one_of(cell, st.integers(), st.none())),
-    cell, st.integers(), st.lists(cell, max_size=2)), max_size=10), junk=st.lists(cell, max_size=3))
+@given(
+    records=st.lists(
+        st.one_of(
+            st.dictionaries(
+                st.sampled_from(["question", "text", "id", "x"]), st.one_of(cell, st.integers(), st.none())
+            ),
+            cell,
+            st.integers(),
+            st.lists(cell, max_size=2),
+        ),
+        max_size=10,
+    ),
+    junk=st.lists(cell, max_size=3),
+)
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_jsonl(tmp_path: Path, records: list[object], junk: list[str]) -> None:
     lines = [json.dumps(record) for record in records] + junk

@@ -128,7 +128,7 @@ def test_other_encodings(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "json", "parquet"])
 def test_writers_round_trip(tmp_path: Path, fmt: str) -> None:
-    frame = pd.DataFrame({"score": [0.91, 0.8], "id_a": [1, 2], "question_a": ["a, \"b\"", "ü"], "id_b": [3, 4]})
+    frame = pd.DataFrame({"score": [0.91, 0.8], "id_a": [1, 2], "question_a": ['a, "b"', "ü"], "id_b": [3, 4]})
     path = tmp_path / f"out.{fmt}"
     write_table(frame, str(path), output_format(str(path), None, False))
     back = {
@@ -172,3 +172,9 @@ def test_jsonl_output_streams_one_object_per_line(capsys: pytest.CaptureFixture[
     write_table(pd.DataFrame({"score": [0.5, 0.25], "q": ["x", "y"]}), None, "jsonl")
     lines = capsys.readouterr().out.splitlines()
     assert [json.loads(line) for line in lines] == [{"score": 0.5, "q": "x"}, {"score": 0.25, "q": "y"}]
+
+
+def test_gzip_output(tmp_path: Path) -> None:
+    path = tmp_path / "out.csv.gz"
+    write_table(pd.DataFrame({"a": [1, 2]}), str(path), output_format(str(path), None, False))
+    assert pd.read_csv(path).a.tolist() == [1, 2]

@@ -37,10 +37,12 @@ class TorchEncoder:
 
     @property
     def max_seq_length(self) -> int:
-        return int(self.model.max_seq_length)
+        return int(self.model.max_seq_length or 512)
 
     def encode_batch(self, texts: Sequence[str]) -> Embeddings:
-        vectors = self.model.encode(list(texts), batch_size=len(texts), convert_to_numpy=True, normalize_embeddings=True)
+        vectors = self.model.encode(
+            list(texts), batch_size=len(texts), convert_to_numpy=True, normalize_embeddings=True
+        )
         return np.asarray(vectors, dtype=np.float32)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:

@@ -35,7 +35,8 @@ ModelOption = Annotated[
     typer.Option("--model", "-m", help="Local sentence-transformers model directory or hub name [default: built-in]."),
 ]
 BackendOption = Annotated[
-    str | None, typer.Option("--backend", help="Encoder backend: torch, onnx or openvino [default: fastest exact]."),
+    str | None,
+    typer.Option("--backend", help="Encoder backend: torch, onnx or openvino [default: fastest exact]."),
 ]
 BatchSizeOption = Annotated[int, typer.Option("--batch-size", help="Texts encoded per batch.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summaries on stderr.")]
@@ -53,7 +54,9 @@ ThresholdOption = Annotated[
 OutputOption = Annotated[str | None, typer.Option("--output", "-o", help="Write to this file (format from extension).")]
 FormatOption = Annotated[
     str | None,
-    typer.Option("--format", "-f", help="table, csv, tsv, jsonl, json or parquet [default: table on a terminal, else jsonl]."),
+    typer.Option(
+        "--format", "-f", help="table, csv, tsv, jsonl, json or parquet [default: table on a terminal, else jsonl]."
+    ),
 ]
 
 

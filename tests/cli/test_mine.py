@@ -52,8 +52,13 @@ def test_output_files_round_trip(use_fake_encoder: FakeEncoder, questions_csv: P
     code, stdout, err = mine(str(questions_csv), "-t", "0.6", "-o", str(out))
     assert code == 0, err
     assert stdout == ""
-    read = {"csv": pd.read_csv, "tsv": lambda p: pd.read_csv(p, sep="\t"), "jsonl": lambda p: pd.read_json(p, lines=True),
-            "json": pd.read_json, "parquet": pd.read_parquet}[fmt]
+    read = {
+        "csv": pd.read_csv,
+        "tsv": lambda p: pd.read_csv(p, sep="\t"),
+        "jsonl": lambda p: pd.read_json(p, lines=True),
+        "json": pd.read_json,
+        "parquet": pd.read_parquet,
+    }[fmt]
     frame = read(out)
     assert list(frame.columns) == ["score", "id_a", "question_a", "id_b", "question_b"]
     assert frame[["id_a", "id_b"]].values.tolist() == [[1, 3], [4, 5]]
@@ -92,7 +97,11 @@ def test_top_k_truncation_is_reported(use_fake_encoder: FakeEncoder, tmp_path: P
     ],
 )
 def test_errors_are_one_line_exit_2_no_output(
-    use_fake_encoder: FakeEncoder, questions_csv: Path, tmp_path: Path, args: list[str], message: str,
+    use_fake_encoder: FakeEncoder,
+    questions_csv: Path,
+    tmp_path: Path,
+    args: list[str],
+    message: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)

@@ -19,7 +19,11 @@ def run_offline(*args: str, cache: Path) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "TRANSFORMERS_"))}
     env["DUPFIND_CACHE_DIR"] = str(cache)
     return subprocess.run(
-        [sys.executable, "-m", "tests.no_network", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "tests.no_network", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
         timeout=300,
     )
 
@@ -30,12 +34,17 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_compare_duplicate_and_not(cache: Path) -> None:
-    same = run_offline("compare", "What is your favorite anime and why?", "What's your favorite anime? And why?",
-                       "--json", cache=cache)
+    same = run_offline(
+        "compare", "What is your favorite anime and why?", "What's your favorite anime? And why?", "--json", cache=cache
+    )
     assert same.returncode == 0, same.stderr
     assert json.loads(same.stdout)["score"] >= 0.95
-    other = run_offline("compare", "What is your favorite anime and why?",
-                        "What if the Dirty War in Argentina never happpened?", cache=cache)
+    other = run_offline(
+        "compare",
+        "What is your favorite anime and why?",
+        "What if the Dirty War in Argentina never happpened?",
+        cache=cache,
+    )
     assert other.returncode == 1, other.stderr
     assert "not duplicate" in other.stdout
     assert "Traceback" not in same.stderr + other.stderr
@@ -43,7 +52,9 @@ def test_compare_duplicate_and_not(cache: Path) -> None:
 
 def test_mine_example_file_finds_known_duplicates(cache: Path, tmp_path: Path) -> None:
     out = tmp_path / "pairs.csv"
-    result = run_offline("mine", str(ROOT / "examples" / "questions.csv"), "--id-col", "id", "-o", str(out), cache=cache)
+    result = run_offline(
+        "mine", str(ROOT / "examples" / "questions.csv"), "--id-col", "id", "-o", str(out), cache=cache
+    )
     assert result.returncode == 0, result.stderr
     pairs = pd.read_csv(out)
     gold = pd.read_csv(ROOT / "examples" / "questions.csv").set_index("id")["cluster"]

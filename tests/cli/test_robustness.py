@@ -17,8 +17,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def fake_cli(*args: str, **kwargs: object) -> subprocess.Popen[str]:
     env = {**os.environ, **kwargs.pop("env", {})}  # type: ignore[dict-item]
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.fake_cli", *args], cwd=ROOT, env=env, text=True,
-        stdout=kwargs.pop("stdout", subprocess.PIPE), stderr=subprocess.PIPE,  # type: ignore[arg-type]
+        [sys.executable, "-m", "tests.fake_cli", *args],
+        cwd=ROOT,
+        env=env,
+        text=True,
+        stdout=kwargs.pop("stdout", subprocess.PIPE),
+        stderr=subprocess.PIPE,  # type: ignore[arg-type]
     )
 
 
@@ -54,7 +58,9 @@ def test_a_rerun_after_an_interrupt_works(many_questions: Path, tmp_path: Path) 
 
 def test_head_closes_the_pipe_quietly(many_questions: Path) -> None:
     command = f"{sys.executable} -m tests.fake_cli mine {many_questions} -t 0.5 -q | head -1"
-    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 1
     assert "Traceback" not in result.stderr and "Broken" not in result.stderr and "error" not in result.stderr

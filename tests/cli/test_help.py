@@ -1,0 +1,48 @@
+"""Every command documents itself: a one-line summary and an example in `--help`."""
+
+from __future__ import annotations
+
+import typer
+from typer.core import TyperGroup
+from typer.testing import CliRunner
+
+from dupfind import __version__
+from dupfind.cli import app
+
+runner = CliRunner()
+
+
+def command_paths() -> list[list[str]]:
+    """Every leaf command, as the words that invoke it (`["index", "build"]`, ...)."""
+    root = typer.main.get_command(app)
+    assert isinstance(root, TyperGroup)
+    paths: list[list[str]] = []
+
+    def walk(group: TyperGroup, prefix: list[str]) -> None:
+        for name, sub in group.commands.items():
+            if isinstance(sub, TyperGroup):
+                walk(sub, [*prefix, name])
+            else:
+                paths.append([*prefix, name])
+
+    walk(root, [])
+    return paths
+
+
+def test_there_are_commands() -> None:
+    assert {"mine", "compare"} <= {path[0] for path in command_paths()}
+
+
+def test_every_command_has_a_summary_and_an_example() -> None:
+    for path in command_paths():
+        result = runner.invoke(app, [*path, "--help"], terminal_width=200)
+        assert result.exit_code == 0, path
+        text = result.stdout
+        assert "Example:" in text and "dupfind " in text.split("Example:", 1)[1], path
+        summary = text.split("\n\n")[1].strip()
+        assert summary and len(summary.splitlines()) == 1, (path, summary)
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"dupfind {__version__}"
