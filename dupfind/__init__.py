@@ -33,13 +33,31 @@ _EXPORTS = {
     "Thresholds": "dupfind.model",
     "load_thresholds": "dupfind.model",
     "resolve_model": "dupfind.model",
+    "Clusters": "dupfind.clustering",
+    "cluster_embeddings": "dupfind.clustering",
+    "cluster_pairs": "dupfind.clustering",
+    "cluster_texts": "dupfind.clustering",
+    "Deduplicated": "dupfind.dedupe",
+    "choose_kept": "dupfind.dedupe",
+    "deduplicate": "dupfind.dedupe",
+    "Index": "dupfind.index",
+    "new_index": "dupfind.index",
+    "open_index": "dupfind.index",
+    "save_index": "dupfind.index",
+    "Neighbours": "dupfind.search",
+    "mine_against": "dupfind.search",
+    "nearest": "dupfind.search",
 }
 
 if TYPE_CHECKING:
+    from dupfind.clustering import Clusters, cluster_embeddings, cluster_pairs, cluster_texts
+    from dupfind.dedupe import Deduplicated, choose_kept, deduplicate
     from dupfind.encoding import Encoder, encode, load_encoder, similarity
     from dupfind.errors import DupfindError
+    from dupfind.index import Index, new_index, open_index, save_index
     from dupfind.mining import MinedPairs, mine_embeddings, mine_texts, pairs_frame
     from dupfind.model import Thresholds, load_thresholds, resolve_model
+    from dupfind.search import Neighbours, mine_against, nearest
     from dupfind.tables import Questions, load_questions, read_table, write_table
 
 

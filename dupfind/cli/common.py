@@ -109,8 +109,9 @@ def warn(message: str) -> None:
     print(f"dupfind: warning: {message}", file=sys.stderr)
 
 
-def command(name: str) -> Callable[[F], F]:
-    """Register a command that turns user errors into one line and exit 2, and a closed pipe into a quiet exit."""
+def command(name: str, group: typer.Typer | None = None) -> Callable[[F], F]:
+    """Register a command (on `group`, else the top level) that turns user errors into one line and exit 2,
+    and a closed pipe into a quiet exit."""
 
     def decorate(function: F) -> F:
         @functools.wraps(function)
@@ -133,10 +134,17 @@ def command(name: str) -> Callable[[F], F]:
                 _silence_stdout()
                 raise typer.Exit(2) from None
 
-        app.command(name)(wrapper)
+        (group or app).command(name)(wrapper)
         return function
 
     return decorate
+
+
+def command_group(name: str, help: str) -> typer.Typer:
+    """A group of subcommands (`dupfind NAME ...`), registered on the top level."""
+    group = typer.Typer(name=name, help=help, no_args_is_help=True, rich_markup_mode=None)
+    app.add_typer(group, name=name)
+    return group
 
 
 def _silence_stdout() -> None:

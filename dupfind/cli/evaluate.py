@@ -1,0 +1,437 @@
+"""`dupfind eval pairs|retrieval|mining` and `dupfind calibrate`: quality on labelled data, and thresholds from it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+from dupfind.cli.common import (
+    BackendOption,
+    BatchSizeOption,
+    EncodingOption,
+    FormatInOption,
+    ModelOption,
+    QuietOption,
+    TextColOption,
+    ThresholdOption,
+    command,
+    command_group,
+    info,
+    progress_bar,
+    stage,
+    warn,
+)
+from dupfind.encoding import DEFAULT_BATCH_SIZE
+from dupfind.errors import DupfindError
+from dupfind.evaluation import CLUSTER_COLUMN, MINING_TOP_K, PAIR_COLUMNS, Clustered, LabelledPairs
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from dupfind.calibration import Calibration
+    from dupfind.encoding import Embeddings, Encoder
+
+F = TypeVar("F", bound=Callable[..., Any])
+Report = dict[str, Any]
+REPORT_FORMATS = ("table", "json", "jsonl")
+
+eval_app = command_group("eval", "Measure the model's quality on labelled pairs or clustered questions.")
+
+FileArgument = Annotated[str, typer.Argument(help="CSV, TSV, JSONL, JSON or Parquet file; - for stdin.")]
+Q1ColOption = Annotated[str, typer.Option("--q1-col", help="First question column of a pairs file.")]
+Q2ColOption = Annotated[str, typer.Option("--q2-col", help="Second question column of a pairs file.")]
+LabelColOption = Annotated[str, typer.Option("--label-col", help="Label column of a pairs file: 1 duplicate, 0 not.")]
+ClusterColOption = Annotated[str, typer.Option("--cluster-col", help="Cluster column: duplicates share a cluster.")]
+TopKOption = Annotated[int, typer.Option("--top-k", "-k", help="Candidate neighbours per question, as `mine --top-k`.")]
+ReportOutputOption = Annotated[str | None, typer.Option("--output", "-o", help="Write the report to this JSON file.")]
+ReportFormatOption = Annotated[
+    str | None, typer.Option("--format", "-f", help="table, json or jsonl [default: table on a terminal, else jsonl].")
+]
+
+
+@command("pairs", eval_app)
+def eval_pairs(
+    file: FileArgument,
+    threshold: ThresholdOption = None,
+    plot: Annotated[str | None, typer.Option("--plot", help="Write a PNG of the score distributions.")] = None,
+    q1_col: Q1ColOption = PAIR_COLUMNS[0],
+    q2_col: Q2ColOption = PAIR_COLUMNS[1],
+    label_col: LabelColOption = PAIR_COLUMNS[2],
+    output: ReportOutputOption = None,
+    output_format: ReportFormatOption = None,
+    format_in: FormatInOption = None,
+    encoding: EncodingOption = "utf-8",
+    model: ModelOption = None,
+    backend: BackendOption = None,
+    batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
+    quiet: QuietOption = False,
+) -> None:
+    """Accuracy, F1, precision, recall, AP and ROC-AUC on labelled pairs, with a histogram of the scores.
+
+    Example: dupfind eval pairs dev-pairs.csv --plot scores.png
+    """
+    from dupfind.evaluation import check_plot_target, evaluate_pairs, histogram, pair_scores, plot_scores
+    from dupfind.mining import check_threshold
+    from dupfind.model import load_thresholds, resolve_model
+    from dupfind.tables import read_table
+
+    fmt = _report_format(output, output_format)
+    if threshold is not None:
+        check_threshold(threshold)
+    if plot is not None:
+        check_plot_target(plot)
+    ref = resolve_model(model)
+    with stage("read"):
+        pairs = _pairs_from(file, read_table(file, format_in, encoding)[0], (q1_col, q2_col, label_col), quiet)
+    threshold = load_thresholds(ref).pair if threshold is None else threshold
+    encoder = _encoder(model, backend)
+    with stage("encode"), progress_bar("Encoding", quiet) as progress:
+        scores = pair_scores(encoder, pairs, batch_size, progress)
+    with stage("evaluate"):
+        report = evaluate_pairs(scores, pairs.labels, threshold)
+    _emit({"task": "pairs", "file": file, "model": ref.name, **asdict(report)}, fmt, output, _pairs_table)
+    if fmt == "table":
+        print("\n".join(histogram(scores, pairs.labels, threshold)))
+    if plot is not None:
+        plot_scores(scores, pairs.labels, threshold, plot)
+        info(f"Wrote {plot}", quiet)
+
+
+@command("retrieval", eval_app)
+def eval_retrieval(
+    file: FileArgument,
+    text_col: TextColOption = None,
+    cluster_col: ClusterColOption = CLUSTER_COLUMN,
+    output: ReportOutputOption = None,
+    output_format: ReportFormatOption = None,
+    format_in: FormatInOption = None,
+    encoding: EncodingOption = "utf-8",
+    model: ModelOption = None,
+    backend: BackendOption = None,
+    batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
+    quiet: QuietOption = False,
+) -> None:
+    """Each clustered question retrieves the others: accuracy, precision, recall@k, nDCG@10, MRR@10, MAP@100.
+
+    Example: dupfind eval retrieval dev-questions.csv
+    """
+    from dupfind.evaluation import evaluate_retrieval
+    from dupfind.model import resolve_model
+    from dupfind.tables import read_table
+
+    fmt = _report_format(output, output_format)
+    ref = resolve_model(model)
+    with stage("read"):
+        clustered = _clusters_from(file, read_table(file, format_in, encoding)[0], text_col, cluster_col, quiet)
+    embeddings = _encode(_encoder(model, backend), clustered.texts, batch_size, quiet)
+    with stage("evaluate"):
+        report = evaluate_retrieval(embeddings, clustered.clusters)
+    data = {"task": "retrieval", "file": file, "model": ref.name, "questions": report.questions}
+    _emit({**data, "queries": report.queries, **report.metrics}, fmt, output, _retrieval_table)
+
+
+@command("mining", eval_app)
+def eval_mining(
+    file: FileArgument,
+    threshold: ThresholdOption = None,
+    top_k: TopKOption = MINING_TOP_K,
+    text_col: TextColOption = None,
+    cluster_col: ClusterColOption = CLUSTER_COLUMN,
+    output: ReportOutputOption = None,
+    output_format: ReportFormatOption = None,
+    format_in: FormatInOption = None,
+    encoding: EncodingOption = "utf-8",
+    model: ModelOption = None,
+    backend: BackendOption = None,
+    batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
+    quiet: QuietOption = False,
+) -> None:
+    """Mined pairs against every pair inside a cluster: precision, recall and F1 (in force and best), and AP.
+
+    Example: dupfind eval mining dev-questions.csv --top-k 20
+    """
+    from dupfind.evaluation import evaluate_mining
+    from dupfind.mining import check_threshold
+    from dupfind.model import load_thresholds, resolve_model
+    from dupfind.tables import read_table
+
+    fmt = _report_format(output, output_format)
+    if threshold is not None:
+        check_threshold(threshold)
+    _check_top_k(top_k)
+    ref = resolve_model(model)
+    with stage("read"):
+        clustered = _clusters_from(file, read_table(file, format_in, encoding)[0], text_col, cluster_col, quiet)
+    threshold = load_thresholds(ref).mining if threshold is None else threshold
+    embeddings = _encode(_encoder(model, backend), clustered.texts, batch_size, quiet)
+    with stage("evaluate"):
+        report = evaluate_mining(embeddings, clustered.clusters, threshold, top_k)
+    if report.truncated:
+        warn(f"{report.truncated} questions had more than {top_k} neighbours above {threshold:.3f} (raise --top-k)")
+    _emit({"task": "mining", "file": file, "model": ref.name, **asdict(report)}, fmt, output, _mining_table)
+
+
+@command("calibrate")
+def calibrate(
+    file: Annotated[
+        str | None, typer.Argument(help="Labelled pairs or clustered questions (told apart by their columns).")
+    ] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="What FILE holds: pairs or mining.")] = None,
+    pairs_file: Annotated[str | None, typer.Option("--pairs", help="Labelled pairs: the pair threshold.")] = None,
+    questions_file: Annotated[
+        str | None, typer.Option("--questions", help="Clustered questions: the mining threshold.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "--print-only", help="Print the thresholds without storing them.")
+    ] = False,
+    top_k: TopKOption = MINING_TOP_K,
+    q1_col: Q1ColOption = PAIR_COLUMNS[0],
+    q2_col: Q2ColOption = PAIR_COLUMNS[1],
+    label_col: LabelColOption = PAIR_COLUMNS[2],
+    text_col: TextColOption = None,
+    cluster_col: ClusterColOption = CLUSTER_COLUMN,
+    output_format: ReportFormatOption = None,
+    format_in: FormatInOption = None,
+    encoding: EncodingOption = "utf-8",
+    model: ModelOption = None,
+    backend: BackendOption = None,
+    batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
+    quiet: QuietOption = False,
+) -> None:
+    """Find the best-F1 thresholds on labelled data and store them with the model, for `mine` and `compare`.
+
+    Example: dupfind calibrate --pairs train-pairs.csv --questions train-questions.csv --model ./my-model
+    """
+    from dupfind.calibration import apply, check_writable, store_calibration
+    from dupfind.model import THRESHOLDS_FILE, load_thresholds, resolve_model
+    from dupfind.tables import read_table
+
+    fmt = _report_format(None, output_format)
+    _check_top_k(top_k)
+    ref = resolve_model(model)
+    if ref.path is not None and not ref.is_builtin and not dry_run:
+        check_writable(ref.path)
+    sources = _calibration_sources(file, kind, pairs_file, questions_file)
+    pair_columns = (q1_col, q2_col, label_col)
+    inputs: list[tuple[str, LabelledPairs | Clustered]] = []
+    with stage("read"):
+        frames = [(source, read_table(source, format_in, encoding)[0], wanted) for source, wanted in sources]
+        kinds = [
+            wanted or _detect_kind(source, frame.columns, pair_columns, cluster_col) for source, frame, wanted in frames
+        ]
+        if len(set(kinds)) < len(kinds):
+            raise DupfindError("give one file of pairs and one of clustered questions at most")
+        for (source, frame, _), kind in zip(frames, kinds, strict=True):
+            if kind == "pairs":
+                inputs.append((source, _pairs_from(source, frame, pair_columns, quiet)))
+            else:
+                inputs.append((source, _clusters_from(source, frame, text_col, cluster_col, quiet)))
+    texts = [text for _, data in inputs for text in _texts_of(data)]
+    embeddings = _encode(_encoder(model, backend), texts, batch_size, quiet)
+    with stage("calibrate"):
+        calibrations = _calibrate_all(inputs, embeddings, top_k)
+    current = load_thresholds(ref)
+    thresholds = apply(current, calibrations)
+    stored = None
+    if ref.path is None or ref.is_builtin:
+        _tell_how_to_use(ref.name if ref.path is None else "the built-in model", calibrations)
+    elif dry_run:
+        info(f"Not stored (--dry-run); without it they go to {ref.path / THRESHOLDS_FILE}", quiet)
+    else:
+        stored = str(store_calibration(ref.path, current, calibrations))
+        info(f"Stored in {stored}: `mine` and `compare` with --model {ref.path} now use them", quiet)
+    for missing in sorted({"pair", "mining"} - {calibration.kind for calibration in calibrations}):
+        info(f"The {missing} threshold stays {getattr(thresholds, missing):.3f} (not calibrated here)", quiet)
+    data = {"model": ref.name, "pair_threshold": thresholds.pair, "mining_threshold": thresholds.mining}
+    details = {calibration.kind: asdict(calibration) for calibration in calibrations}
+    _emit({**data, "stored": stored, "calibration": details}, fmt, None, _calibration_table)
+
+
+def _calibration_sources(
+    file: str | None, kind: str | None, pairs_file: str | None, questions_file: str | None
+) -> list[tuple[str, str | None]]:
+    """The files to calibrate on, each with what it holds (None: tell by its columns)."""
+    if kind is not None and kind not in ("pairs", "mining"):
+        raise DupfindError(f"--kind must be pairs or mining, got '{kind}'")
+    if kind is not None and file is None:
+        raise DupfindError("--kind says what FILE holds; give a FILE")
+    sources = [(file, kind), (pairs_file, "pairs"), (questions_file, "mining")]
+    given = [(source, wanted) for source, wanted in sources if source is not None]
+    if not given:
+        raise DupfindError("give a FILE, or --pairs FILE and/or --questions FILE")
+    return given
+
+
+def _detect_kind(source: str, columns: Iterable[object], pair_columns: Sequence[str], cluster_col: str) -> str:
+    names = {str(column) for column in columns}
+    if set(pair_columns) <= names:
+        return "pairs"
+    if cluster_col in names:
+        return "mining"
+    raise DupfindError(
+        f"{source}: neither labelled pairs ({', '.join(pair_columns)}) nor clustered questions ({cluster_col}); "
+        "name the columns (--q1-col, --cluster-col, ...) or use --kind"
+    )
+
+
+def _calibrate_all(
+    inputs: Sequence[tuple[str, LabelledPairs | Clustered]], embeddings: Embeddings, top_k: int
+) -> list[Calibration]:
+    from dupfind.calibration import calibrate_mining, calibrate_pairs
+    from dupfind.evaluation import cosines
+
+    calibrations = []
+    start = 0
+    for source, data in inputs:
+        rows = embeddings[start : start + len(_texts_of(data))]
+        start += len(rows)
+        if isinstance(data, LabelledPairs):
+            half = len(data.first)
+            calibrations.append(calibrate_pairs(cosines(rows[:half], rows[half:]), data.labels, source))
+        else:
+            calibrations.append(calibrate_mining(rows, data.clusters, source, top_k))
+    return calibrations
+
+
+def _tell_how_to_use(model: str, calibrations: Sequence[Calibration]) -> None:
+    uses = " and ".join(
+        f"--threshold {calibration.threshold:.3f} to `dupfind {'compare' if calibration.kind == 'pair' else 'mine'}`"
+        for calibration in calibrations
+    )
+    warn(
+        f"not stored: the folder of {model} is not yours to write. Pass {uses}, "
+        "or copy the model to a folder of yours and calibrate the copy with --model"
+    )
+
+
+def _texts_of(data: LabelledPairs | Clustered) -> list[str]:
+    return data.first + data.second if isinstance(data, LabelledPairs) else data.texts
+
+
+def _pairs_from(source: str, frame: Any, columns: Sequence[str], quiet: bool) -> LabelledPairs:
+    from dupfind.evaluation import pairs_from_frame
+
+    pairs = pairs_from_frame(source, frame, columns)
+    if pairs.skipped_blank:
+        warn(f"{source}: skipped {pairs.skipped_blank} pairs with a blank question")
+    info(f"Read {len(pairs.labels)} pairs ({int(pairs.labels.sum())} duplicates) from {source}", quiet)
+    return pairs
+
+
+def _clusters_from(source: str, frame: Any, text_col: str | None, cluster_col: str, quiet: bool) -> Clustered:
+    from dupfind.evaluation import clusters_from_frame
+
+    clustered = clusters_from_frame(source, frame, text_col, cluster_col)
+    if clustered.skipped_blank:
+        warn(f"{source}: skipped {clustered.skipped_blank} blank questions")
+    info(f"Read {len(clustered.texts)} questions in {clustered.clusters.max() + 1} clusters from {source}", quiet)
+    return clustered
+
+
+def _check_top_k(top_k: int) -> None:
+    if top_k < 1:
+        raise DupfindError(f"--top-k must be at least 1, got {top_k}")
+
+
+def _encoder(model: str | None, backend: str | None) -> Encoder:
+    from dupfind.encoding import load_encoder
+
+    with stage("load model"):
+        return load_encoder(model, backend)
+
+
+def _encode(encoder: Encoder, texts: list[str], batch_size: int, quiet: bool) -> Embeddings:
+    from dupfind.evaluation import encode_texts
+
+    with stage("encode"), progress_bar("Encoding", quiet) as progress:
+        return encode_texts(encoder, texts, batch_size, progress)
+
+
+def _report_format(output: str | None, fmt: str | None) -> str | None:
+    """`--format`, else nothing on stdout when writing a file, else a table to a terminal and JSONL to a pipe."""
+    if fmt is not None:
+        if fmt not in REPORT_FORMATS:
+            raise DupfindError(f"unknown report format '{fmt}' (choose from {', '.join(REPORT_FORMATS)})")
+        return fmt
+    if output is not None:
+        return None
+    return "table" if sys.stdout.isatty() else "jsonl"
+
+
+def _emit(data: Report, fmt: str | None, output: str | None, table: Callable[[Report], Table]) -> None:
+    """Write the report as JSON to `output` (atomically), and to stdout in `fmt`."""
+    from dupfind.tables import atomic_output
+
+    if output is not None:
+        with atomic_output(output) as handle:
+            handle.write(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    if fmt == "table":
+        from rich.console import Console
+
+        Console().print(table(data))
+    elif fmt is not None:
+        print(json.dumps(data, indent=1 if fmt == "json" else None, ensure_ascii=False), flush=True)
+
+
+def _new_table(title: str, caption: str, labels: Sequence[str], figures: Sequence[str]) -> Table:
+    from rich.table import Table
+
+    table = Table(title=title, caption=caption, min_width=max(len(title), len(caption)))
+    for column in labels:
+        table.add_column(column)
+    for column in figures:
+        table.add_column(column, justify="right")
+    return table
+
+
+def _figures(row: dict[str, Any], names: Sequence[str]) -> list[str]:
+    return [str(row[name]) if isinstance(row[name], int) else f"{row[name]:.4f}" for name in names]
+
+
+def _pairs_table(data: Report) -> Table:
+    caption = (
+        f"{data['pairs']} pairs, {data['duplicates']} duplicates; "
+        f"AP {data['average_precision']:.4f}, ROC-AUC {data['roc_auc']:.4f}"
+    )
+    names = ("threshold", "accuracy", "f1", "precision", "recall")
+    table = _new_table(f"Pairs: {data['file']}", caption, [""], ["threshold", "accuracy", "F1", "precision", "recall"])
+    for label, key in (("in force", "at_threshold"), ("best F1", "best_f1"), ("best accuracy", "best_accuracy")):
+        table.add_row(label, *_figures(data[key], names))
+    return table
+
+
+def _retrieval_table(data: Report) -> Table:
+    caption = f"{data['queries']} queries, {data['questions']} questions"
+    table = _new_table(f"Retrieval: {data['file']}", caption, ["metric"], ["value"])
+    for name, value in data.items():
+        if "@" in name:
+            table.add_row(name, f"{value:.4f}")
+    return table
+
+
+def _mining_table(data: Report) -> Table:
+    caption = (
+        f"{data['questions']} questions, {data['gold_pairs']} gold pairs, {data['candidates']} candidates "
+        f"(top {data['top_k']}); AP {data['average_precision']:.4f}"
+    )
+    names = ("threshold", "pairs", "precision", "recall", "f1")
+    table = _new_table(f"Mining: {data['file']}", caption, [""], ["threshold", "pairs", "precision", "recall", "F1"])
+    for label, key in (("in force", "at_threshold"), ("best F1", "best_f1")):
+        table.add_row(label, *_figures(data[key], names))
+    return table
+
+
+def _calibration_table(data: Report) -> Table:
+    caption = f"stored in {data['stored']}" if data["stored"] else "not stored"
+    names = ("threshold", "f1", "precision", "recall")
+    table = _new_table(
+        f"Calibration: {data['model']}", caption, ["kind", "file"], ["threshold", "F1", "precision", "recall"]
+    )
+    for kind, calibration in data["calibration"].items():
+        table.add_row(kind, calibration["source"], *_figures(calibration, names))
+    return table

@@ -1,0 +1,71 @@
+"""Exact nearest-neighbour search of queries against a corpus of embeddings, block by block."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dupfind.encoding import Embeddings
+from dupfind.errors import DupfindError
+from dupfind.mining import DEFAULT_TOP_K, MinedPairs, check_threshold
+
+DEFAULT_SEARCH_K = 5
+_BLOCK_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class Neighbours:
+    """The best corpus rows of each query, best first: `rows[q, r]` has cosine `scores[q, r]`."""
+
+    rows: NDArray[np.int64]
+    scores: NDArray[np.float32]
+
+
+def nearest(queries: Embeddings, corpus: Embeddings, k: int = DEFAULT_SEARCH_K) -> Neighbours:
+    """The `k` corpus rows with the highest cosine to each L2-normalised query (lower row first on ties).
+
+    Queries are scored block by block, so memory stays bounded by one block of scores.
+    """
+    if k < 1:
+        raise DupfindError(f"-k must be at least 1, got {k}")
+    if len(corpus) and len(queries) and queries.shape[1] != corpus.shape[1]:
+        raise DupfindError(f"queries have {queries.shape[1]} dimensions but the corpus has {corpus.shape[1]}")
+    k = min(k, len(corpus))
+    rows = np.empty((len(queries), k), dtype=np.int64)
+    scores = np.empty((len(queries), k), dtype=np.float32)
+    block = int(max(1, min(4096, _BLOCK_BYTES // (4 * max(len(corpus), 1)))))
+    for start in range(0, len(queries) if k else 0, block):
+        stop = min(start + block, len(queries))
+        block_scores = queries[start:stop] @ corpus.T
+        best = np.argpartition(-block_scores, k - 1, axis=1)[:, :k] if k < len(corpus) else _all(block_scores)
+        best_scores = np.take_along_axis(block_scores, best, axis=1)
+        order = np.lexsort((best, -best_scores), axis=1)
+        rows[start:stop] = np.take_along_axis(best, order, axis=1)
+        scores[start:stop] = np.take_along_axis(best_scores, order, axis=1)
+    return Neighbours(rows, scores)
+
+
+def _all(scores: NDArray[np.float32]) -> NDArray[np.int64]:
+    return np.broadcast_to(np.arange(scores.shape[1], dtype=np.int64), scores.shape)
+
+
+def mine_against(
+    queries: Embeddings, corpus: Embeddings, threshold: float, top_k: int = DEFAULT_TOP_K
+) -> MinedPairs:
+    """Pairs of a query and a corpus row with cosine ≥ threshold, each query keeping its best `top_k`.
+
+    Unlike pairs within one set, `left` indexes the queries and `right` the corpus.
+    """
+    check_threshold(threshold)
+    if top_k < 1:
+        raise DupfindError(f"--top-k must be at least 1, got {top_k}")
+    found = nearest(queries, corpus, top_k + 1)
+    above = found.scores >= threshold
+    truncated = int(above[:, top_k].sum()) if found.scores.shape[1] > top_k else 0
+    above[:, top_k:] = False
+    left, rank = np.nonzero(above)
+    right, scores = found.rows[left, rank], found.scores[left, rank]
+    order = np.lexsort((right, left, -scores))
+    return MinedPairs(left[order], right[order], scores[order], truncated)

@@ -1,0 +1,84 @@
+"""`dupfind index build|add` through Typer's runner, with the fake encoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from dupfind.cli import app
+from dupfind.index import open_index
+from tests.conftest import EXAMPLES, FakeEncoder
+
+runner = CliRunner()
+TICKETS = EXAMPLES / "support_tickets.csv"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def built(use_fake_encoder: FakeEncoder, tmp_path: Path) -> Path:
+    path = tmp_path / "corpus.dfi"
+    code, out, err = run("index", "build", str(TICKETS), "--id-col", "id", "-o", str(path))
+    assert code == 0, err
+    assert out == "" and "Indexed 40 questions" in err
+    return path
+
+
+def test_build_stores_questions_and_model(built: Path) -> None:
+    index = open_index(str(built))
+    tickets = pd.read_csv(TICKETS, dtype=str)
+    assert index.ids == tickets["id"].tolist() and index.texts == tickets["question"].tolist()
+    assert index.embeddings.shape == (40, FakeEncoder.dim)
+    assert index.model == "all-MiniLM-L6-v2"
+
+
+def test_add_appends_atomically(built: Path, tmp_path: Path) -> None:
+    new = tmp_path / "new.txt"
+    new.write_text("Is there a dark mode?\n\nHow do I export my data?\n", encoding="utf-8")
+    code, _, err = run("index", "add", str(built), str(new))
+    assert code == 0, err
+    index = open_index(str(built))
+    assert len(index) == 42
+    assert index.ids[-2:] == ["41", "43"]  # numbered on from the index's size, as strings beside the string ids
+    assert index.texts[-1] == "How do I export my data?"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.dfi", "new.txt"]
+
+
+def test_add_refuses_ids_already_there(built: Path) -> None:
+    before = built.read_bytes()
+    code, _, err = run("index", "add", str(built), str(TICKETS), "--id-col", "id")
+    assert code == 2 and "40 ids of" in err and "t001" in err
+    assert built.read_bytes() == before
+
+
+def test_a_different_model_is_refused(built: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other-model"
+    other.mkdir()
+    (other / "config.json").write_text("{}", encoding="utf-8")
+    code, _, err = run("index", "add", str(built), str(TICKETS), "--model", str(other))
+    assert code == 2 and "built with model 'all-MiniLM-L6-v2'" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["add", "missing.dfi", "{csv}"], "missing.dfi: no such index"),
+        (["add", "{csv}", "{csv}"], "not a dupfind index"),
+        (["build", "{csv}", "-o", "no/such/dir/corpus.dfi"], "does not exist"),
+        (["build", "missing.csv", "-o", "corpus.dfi"], "missing.csv: no such file"),
+    ],
+)
+def test_errors_are_one_line_exit_2(
+    use_fake_encoder: FakeEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run("index", *[arg.replace("{csv}", str(TICKETS)) for arg in args])
+    assert code == 2 and out == ""
+    assert err.startswith("dupfind: error: ") and message in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
