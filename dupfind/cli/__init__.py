@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import sys
 
-from dupfind.cli import compare, mine  # noqa: F401  (registers the commands)
+from dupfind.cli import (  # noqa: F401  (importing a command module registers its commands)
+    cache,
+    clusters,
+    compare,
+    dedupe,
+    evaluate,
+    index,
+    mine,
+    search,
+    train,
+)
 from dupfind.cli.common import app
 
 

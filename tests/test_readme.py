@@ -1,0 +1,54 @@
+"""Every `dupfind` command shown in the README runs (with the fake encoder), so the docs cannot drift."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dupfind.cli import app
+from tests.conftest import FakeEncoder
+
+ROOT = Path(__file__).resolve().parents[1]
+NOT_RUN_HERE = ("train",)  # fine-tuning needs a real model; tests/test_training.py covers it
+
+
+def readme_commands() -> list[list[str]]:
+    """The dupfind invocations of the README's bash blocks, cut at the first pipe or redirection."""
+    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), flags=re.DOTALL)
+    commands = []
+    for line in "\n".join(blocks).splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "dupfind " not in line:
+            continue
+        words = shlex.split(line[line.index("dupfind ") :])
+        for stop in ("|", ">", "&&", ";"):
+            if stop in words:
+                words = words[: words.index(stop)]
+        commands.append(words[1:])
+    return commands
+
+
+def test_the_readme_shows_commands() -> None:
+    shown = {words[0] for words in readme_commands()}
+    assert {"mine", "compare", "clusters", "dedupe", "index", "search", "eval", "calibrate"} <= shown
+
+
+def test_every_readme_command_runs(
+    use_fake_encoder: FakeEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DUPFIND_CACHE_DIR", str(tmp_path / "cache"))
+    runner = CliRunner()
+    for words in readme_commands():
+        if words[0] in NOT_RUN_HERE:
+            continue
+        stdin = (tmp_path / "examples" / "questions.txt").read_text(encoding="utf-8") if "-" in words else None
+        result = runner.invoke(app, words, input=stdin)
+        assert result.exit_code in (0, 1), (words, result.stderr, result.exception)
+        assert "Traceback" not in result.stderr
