@@ -13,6 +13,9 @@ from dupfind.errors import DupfindError
 Embeddings = NDArray[np.float32]
 Progress = Callable[[int, int], None]
 BACKENDS = ("torch", "onnx", "openvino")
+# The fastest backend whose embeddings agree with torch fp32 at cosine >= 0.9999 on real questions
+# (bench/bench_encode.py measures it).
+DEFAULT_BACKEND = "openvino"
 DEFAULT_BATCH_SIZE = 64
 
 
@@ -89,9 +92,17 @@ def load_encoder(model: str | None = None, backend: str | None = None) -> Encode
     from dupfind.model import resolve_model
 
     ref = resolve_model(model)
-    backend = backend or "torch"
+    backend = backend or DEFAULT_BACKEND
     if backend == "torch":
         from dupfind.backends.torch_backend import TorchEncoder
 
         return TorchEncoder(ref)
+    if backend == "onnx":
+        from dupfind.backends.onnx_backend import OnnxEncoder
+
+        return OnnxEncoder(ref)
+    if backend == "openvino":
+        from dupfind.backends.openvino_backend import OpenVinoEncoder
+
+        return OpenVinoEncoder(ref)
     raise DupfindError(f"unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")

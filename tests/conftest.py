@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +43,12 @@ class FakeEncoder:
     @staticmethod
     def _words(text: str) -> list[str]:
         return re.findall(r"\w+", text.casefold())
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep the tests' embedding cache and exported models out of the user's cache directory."""
+    os.environ["DUPFIND_CACHE_DIR"] = str(tmp_path_factory.mktemp("dupfind-cache"))
 
 
 @pytest.fixture

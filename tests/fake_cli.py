@@ -1,7 +1,8 @@
 """Run the real `dupfind` entry point with the fake encoder: `python -m tests.fake_cli mine ...`.
 
 For subprocess tests (signals, pipes, /dev/full) that cannot monkeypatch. `FAKE_ENCODER_DELAY`
-(seconds per batch) slows encoding down so a test can interrupt it.
+(seconds per batch) slows encoding down so a test can interrupt it; `FAKE_ENCODER_STARTED`, a path,
+is created when the first batch is encoded.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from tests.conftest import FakeEncoder
 
 class SlowFakeEncoder(FakeEncoder):
     def encode_batch(self, texts: Sequence[str]) -> Embeddings:
+        started = os.environ.get("FAKE_ENCODER_STARTED")
+        if started:
+            open(started, "a").close()
         time.sleep(float(os.environ.get("FAKE_ENCODER_DELAY", "0")))
         return super().encode_batch(texts)
 

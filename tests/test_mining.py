@@ -1,13 +1,14 @@
-"""Mining: exact against brute force, top-k bookkeeping, identical texts, ordering."""
+"""Mining: exact against brute force, approximate against exact, top-k bookkeeping, identical texts, ordering."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from dupfind.encoding import normalize
+from dupfind import ann
+from dupfind.encoding import encode, normalize
 from dupfind.errors import DupfindError
-from dupfind.mining import mine_embeddings, mine_texts, normalize_text, pairs_frame
+from dupfind.mining import MinedPairs, mine_embeddings, mine_texts, normalize_text, pairs_frame
 from tests.conftest import FakeEncoder
 
 
@@ -40,10 +41,11 @@ def test_matches_brute_force(threshold: float, top_k: int) -> None:
     assert np.all(np.diff(mined.scores) <= 1e-7)
 
 
-def test_blocks_do_not_change_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tiles_do_not_change_the_result(monkeypatch: pytest.MonkeyPatch) -> None:
     embeddings = clustered_embeddings(400, seed=1)
     whole = mine_embeddings(embeddings, 0.7, 5)
-    monkeypatch.setattr("dupfind.mining._BLOCK_BYTES", 4 * 400 * 16)
+    monkeypatch.setattr("dupfind.mining._TILE_ROWS", 16)
+    monkeypatch.setattr("dupfind.mining._TILE_COLS", 24)
     monkeypatch.setattr("dupfind.mining._Candidates.initial_limit", 8)
     blocked = mine_embeddings(embeddings, 0.7, 5)
     assert np.array_equal(whole.left, blocked.left) and np.array_equal(whole.right, blocked.right)
@@ -62,6 +64,102 @@ def test_bad_parameters() -> None:
         mine_embeddings(embeddings, 1.5)
     with pytest.raises(DupfindError, match="--top-k"):
         mine_embeddings(embeddings, 0.5, top_k=0)
+    with pytest.raises(DupfindError, match="--index must be exact, ann or auto"):
+        mine_embeddings(embeddings, 0.5, index="hnsw")
+
+
+def as_dict(mined: MinedPairs) -> dict[tuple[int, int], float]:
+    return {(int(a), int(b)): float(s) for a, b, s in zip(mined.left, mined.right, mined.scores, strict=True)}
+
+
+@pytest.mark.parametrize(("threshold", "top_k"), [(0.8, 10), (0.6, 3)])
+def test_ann_finds_nearly_all_exact_pairs_with_exact_scores(threshold: float, top_k: int) -> None:
+    embeddings = clustered_embeddings(3000, seed=2)
+    exact = as_dict(mine_embeddings(embeddings, threshold, top_k, index="exact"))
+    approximate = as_dict(mine_embeddings(embeddings, threshold, top_k, index="ann"))
+    assert len(exact) > 1000
+    assert len(exact.keys() & approximate.keys()) >= 0.99 * len(exact)
+    assert all(abs(exact[key] - approximate[key]) < 1e-5 for key in exact.keys() & approximate.keys())
+    assert all(score >= threshold for score in approximate.values())
+
+
+def test_auto_switches_to_ann_from_the_measured_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    real_partition = ann.partition
+
+    def spy(embeddings: np.ndarray, *args: object, **kwargs: object) -> ann.Cells:
+        calls.append(len(embeddings))
+        return real_partition(embeddings, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ann, "partition", spy)
+    monkeypatch.setattr("dupfind.mining.ANN_MIN_ROWS", 500)
+    mine_embeddings(clustered_embeddings(499), 0.8)
+    mine_embeddings(clustered_embeddings(500), 0.8, index="exact")
+    assert calls == []
+    mine_embeddings(clustered_embeddings(500), 0.8)
+    mine_embeddings(clustered_embeddings(100), 0.8, index="ann")
+    assert calls == [500, 100]
+
+
+@pytest.mark.parametrize("index", ["exact", "ann"])
+def test_progress_counts_every_row(monkeypatch: pytest.MonkeyPatch, index: str) -> None:
+    monkeypatch.setattr("dupfind.mining._TILE_ROWS", 64)
+    done: list[int] = []
+    mine_embeddings(clustered_embeddings(1000), 0.8, progress=lambda step, total: done.append(step), index=index)
+    assert sum(done) == 1000 and len(done) > 1
+
+
+@pytest.mark.parametrize("rows", [15, 40])
+def test_ann_counts_each_pair_once(rows: int) -> None:
+    embeddings = clustered_embeddings(rows, seed=4)
+    exact = mine_embeddings(embeddings, -1.0, top_k=3, index="exact")
+    approximate = mine_embeddings(embeddings, -1.0, top_k=3, index="ann")
+    assert approximate.truncated == exact.truncated == rows
+    if rows == 15:  # a single cell: the index compares every pair
+        assert as_dict(approximate).keys() == as_dict(exact).keys()
+
+
+def test_empty_and_single_inputs() -> None:
+    for rows in (0, 1):
+        for index in ("exact", "ann"):
+            assert len(mine_embeddings(np.zeros((rows, 4), dtype=np.float32), 0.5, index=index)) == 0
+
+
+def reference_expansion(texts: list[str], threshold: float, top_k: int, encoder: FakeEncoder) -> set[tuple[int, int]]:
+    """What `mine_texts` must return: pairs of distinct texts mapped to every row, plus identical rows."""
+    keys = [normalize_text(text) for text in texts]
+    distinct = list(dict.fromkeys(keys))
+    rows_of = {key: [row for row, other in enumerate(keys) if other == key] for key in distinct}
+    first_text = {key: texts[rows[0]] for key, rows in rows_of.items()}
+    mined = mine_embeddings(encode(encoder, [first_text[key] for key in distinct]), threshold, top_k, index="exact")
+    pairs = set()
+    for u, v in zip(mined.left.tolist(), mined.right.tolist(), strict=True):
+        pairs |= {(min(a, b), max(a, b)) for a in rows_of[distinct[u]] for b in rows_of[distinct[v]]}
+    for rows in rows_of.values():
+        if len(rows) - 1 > top_k:
+            pairs |= {(rows[0], other) for other in rows[1:]}
+        else:
+            pairs |= {(a, b) for index, a in enumerate(rows) for b in rows[index + 1 :]}
+    return pairs
+
+
+def test_repeated_texts_expand_to_every_row(fake_encoder: FakeEncoder) -> None:
+    rng = np.random.default_rng(5)
+    base = [
+        "bake bread at home",
+        "bake bread at home today",
+        "learn french fast",
+        "learn french quickly now",
+        "why is the sky blue",
+        "fix a flat tyre",
+    ]
+    texts = [base[i].upper() if rng.random() < 0.3 else base[i] for i in rng.integers(0, len(base), 40)]
+    mined = mine_texts(fake_encoder, texts, threshold=0.6, top_k=3)
+    assert set(zip(mined.left.tolist(), mined.right.tolist(), strict=True)) == reference_expansion(
+        texts, 0.6, 3, FakeEncoder()
+    )
+    assert np.all(mined.left < mined.right) and np.all(np.diff(mined.scores) <= 1e-7)
+    assert mined.truncated > 0
 
 
 def test_identical_texts_are_encoded_once_and_score_one(fake_encoder: FakeEncoder) -> None:
@@ -81,3 +179,4 @@ def test_pairs_frame_orders_and_names_columns(fake_encoder: FakeEncoder) -> None
     assert list(frame.columns) == ["score", "id_a", "question_a", "id_b", "question_b"]
     assert set(zip(frame.id_a, frame.id_b, strict=True)) == {("a", "c"), ("b", "d")}
     assert frame.score.is_monotonic_decreasing
+    assert pairs_frame(mined, [10, 20, 30, 40], texts).id_a.dtype == np.int64

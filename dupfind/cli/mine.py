@@ -37,6 +37,11 @@ def mine(
     threshold: ThresholdOption = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="Neighbours kept per question.")] = DEFAULT_TOP_K,
     limit: Annotated[int | None, typer.Option("--limit", "-n", help="Only the N best pairs.")] = None,
+    against: Annotated[
+        str | None,
+        typer.Option("--against", help="Only pairs of a FILE question with one of this corpus (file or index)."),
+    ] = None,
+    also_within: Annotated[bool, typer.Option("--also-within", help="With --against: pairs within FILE too.")] = False,
     output: OutputOption = None,
     output_format: FormatOption = None,
     text_col: TextColOption = None,
@@ -47,22 +52,37 @@ def mine(
     model: ModelOption = None,
     backend: BackendOption = None,
     batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
+    index: Annotated[
+        str, typer.Option("--index", help="exact, ann (approximate: faster on large files) or auto.")
+    ] = "auto",
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the embedding cache.")] = False,
     quiet: QuietOption = False,
 ) -> None:
     """Find pairs of duplicate questions in a file, best first.
 
     Example: dupfind mine questions.csv --limit 20
     """
+    from dupfind.embedding_cache import EmbeddingCache, cached_encode
     from dupfind.encoding import count_truncated, load_encoder
-    from dupfind.mining import check_threshold, mine_texts, pairs_frame
+    from dupfind.mining import check_index, check_threshold, mine_texts, pairs_frame
     from dupfind.model import load_thresholds, resolve_model
-    from dupfind.tables import load_questions, output_format as pick_format, write_table
+    from dupfind.tables import load_questions, write_table
+    from dupfind.tables import output_format as pick_format
 
     if threshold is not None:
         check_threshold(threshold)
+    check_index(index)
     if limit is not None and limit < 0:
         raise typer.BadParameter("must be 0 or more", param_hint="--limit")
     fmt = pick_format(output, output_format, sys.stdout.isatty())
+    if against is not None or also_within:
+        from dupfind.cli.search import Reader, mine_against_corpus
+
+        reader = Reader(text_col, id_col, format_in, encoding, skip_bad_lines, quiet)
+        mine_against_corpus(
+            file, against, also_within, threshold, top_k, limit, output, fmt, reader, model, backend, batch_size
+        )
+        return
     ref = resolve_model(model)
     with stage("read"):
         questions = load_questions(file, format_in, text_col, id_col, encoding, skip_bad_lines)
@@ -73,9 +93,19 @@ def mine(
         encoder = load_encoder(model, backend)
     truncated = count_truncated(encoder, questions.texts)
     if truncated:
-        warn(f"{truncated} questions are longer than the model's {encoder.max_seq_length} tokens; only their start is used")
+        warn(
+            f"{truncated} questions are longer than the model's {encoder.max_seq_length} tokens; only their start is used"
+        )
     with stage("encode and mine"), progress_bar("Encoding", quiet) as progress:
-        mined = mine_texts(encoder, questions.texts, threshold, top_k, batch_size, encode_progress=progress)
+        cache = None if no_cache else EmbeddingCache()
+        mined = mine_texts(
+            encoder,
+            questions.texts,
+            threshold,
+            top_k,
+            embed=lambda texts: cached_encode(encoder, texts, batch_size, progress, cache),
+            index=index,
+        )
     if mined.truncated:
         warn(
             f"{mined.truncated} questions had more than {top_k} neighbours above {threshold:.3f}; "

@@ -33,24 +33,38 @@ def many_questions(tmp_path: Path) -> Path:
     return path
 
 
+def wait_for(path: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
 def test_sigint_while_encoding_leaves_no_output(many_questions: Path, tmp_path: Path) -> None:
     out = tmp_path / "pairs.csv"
-    process = fake_cli("mine", str(many_questions), "-o", str(out), "-q", env={"FAKE_ENCODER_DELAY": "0.05"})
-    time.sleep(2.0)
+    started = tmp_path / "started"
+    env = {"FAKE_ENCODER_DELAY": "0.05", "FAKE_ENCODER_STARTED": str(started), "DUPFIND_CACHE_DIR": str(tmp_path / "c")}
+    process = fake_cli("mine", str(many_questions), "-o", str(out), "-q", env=env)
+    wait_for(started)
+    started.unlink()
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=30)
     assert process.returncode == 130
     assert "Traceback" not in err and "interrupted" in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["many.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "c") == ["many.txt"]
 
 
 def test_a_rerun_after_an_interrupt_works(many_questions: Path, tmp_path: Path) -> None:
     out = tmp_path / "pairs.csv"
-    process = fake_cli("mine", str(many_questions), "-o", str(out), "-q", env={"FAKE_ENCODER_DELAY": "0.05"})
-    time.sleep(1.5)
+    started = tmp_path / "started"
+    env = {"FAKE_ENCODER_DELAY": "0.05", "FAKE_ENCODER_STARTED": str(started), "DUPFIND_CACHE_DIR": str(tmp_path / "c")}
+    process = fake_cli("mine", str(many_questions), "-o", str(out), "-q", env=env)
+    wait_for(started)
     process.kill()
     process.communicate(timeout=30)
-    rerun = fake_cli("mine", str(many_questions), "-o", str(out), "-q", "-t", "0.9")
+    rerun = fake_cli(
+        "mine", str(many_questions), "-o", str(out), "-q", "-t", "0.9", env={"DUPFIND_CACHE_DIR": str(tmp_path / "c")}
+    )
     _, err = rerun.communicate(timeout=60)
     assert rerun.returncode == 0, err
     assert out.read_text(encoding="utf-8").startswith("score,id_a")

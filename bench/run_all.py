@@ -1,0 +1,101 @@
+"""`make bench`: the encoding, mining and end-to-end benchmarks, then one table of their figures and targets.
+
+Runs bench_encode.py, bench_mining.py and bench_e2e.py (each writes its JSON under bench/results/), then
+prints the table and writes bench/results/summary.json. Ratios are taken within one run, so a busy
+machine slows both sides alike; absolute times are only as good as the machine is quiet.
+
+    .venv/bin/python bench/run_all.py [--skip encode,mining,e2e] [--mining-sizes 10000,100000] [--e2e-sizes 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+MB_PER_GIB = 1024**3 / 1e6
+
+
+def run(script: str, *args: str) -> None:
+    print(f"== {script} {' '.join(args)}", flush=True)
+    subprocess.run([sys.executable, str(BENCH / script), *args], check=False)
+
+
+def load(name: str) -> dict[str, Any] | None:
+    file = RESULTS / f"{name}.json"
+    return json.loads(file.read_text(encoding="utf-8")) if file.is_file() else None
+
+
+def rows() -> list[tuple[str, str, str, bool | None]]:
+    """(figure, value, target, met) for every figure in the results."""
+    table: list[tuple[str, str, str, bool | None]] = []
+    encode = load("encode")
+    if encode:
+        rates = ", ".join(f"{name} {rate:.0f}/s" for name, rate in encode["sentences_per_s"].items())
+        table.append((f"encode {encode['n']} questions", f"{rates} ({encode['speedup']:.2f}x)", "", None))
+    mining = load("mining")
+    for size in mining["sizes"] if mining else []:
+        for name, figure in size["methods"].items():
+            value = (
+                f"{figure['seconds']:.2f} s ({figure['cpu_seconds']:.1f} s cpu), {figure['peak_rss_mb']:.0f} MB peak"
+                f" (+{figure['extra_rss_mb']:.0f}), {figure['pairs']} pairs, recall {figure['recall_vs_exact']:.4f}"
+            )
+            target, met = "", None
+            if "speedup_vs_st" in figure:
+                value += f", {figure['speedup_vs_st']:.1f}x st"
+            if name == "dupfind ann" and size["n"] >= 100_000 and "speedup_vs_st" in figure:
+                target = "≥ 5x st, ≥ 0.999 of st's pairs, ≤ 1000 MB extra"
+                met = (
+                    figure["speedup_vs_st"] >= 5 and figure["recall_vs_st"] >= 0.999 and figure["extra_rss_mb"] <= 1000
+                )
+            table.append((f"mine {size['n']}: {name}", value, target, met))
+    e2e = load("e2e")
+    for size in e2e["sizes"] if e2e else []:
+        n = size["n"]
+        for run_name in ("first", "rerun", "changed"):
+            figure = size[run_name]
+            value = f"{figure['seconds']:.1f} s, {figure['peak_rss_mb']:.0f} MB peak"
+            target, met = "", None
+            if run_name == "first" and n >= 1_000_000:
+                target = "≤ 900 s, ≤ 8 GiB"
+                met = figure["seconds"] <= 900 and figure["peak_rss_mb"] <= 8 * MB_PER_GIB
+            if run_name == "rerun":
+                value += f" ({size['rerun_speedup']:.1f}x faster than the first)"
+                target, met = "≥ 20x faster", size["rerun_speedup"] >= 20
+            if run_name == "changed":
+                value += f", {figure['encoded']} rows encoded"
+            table.append((f"dupfind mine {n}: {run_name} run", value, target, met))
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip", default="", help="comma-separated: encode, mining, e2e")
+    parser.add_argument("--mining-sizes", default="10000,100000")
+    parser.add_argument("--e2e-sizes", default="100000", help="add 1000000 for the 1M target (long)")
+    args = parser.parse_args()
+    skip = set(args.skip.split(","))
+    if "encode" not in skip:
+        run("bench_encode.py")
+    if "mining" not in skip:
+        run("bench_mining.py", "--sizes", args.mining_sizes)
+    if "e2e" not in skip:
+        run("bench_e2e.py", "--sizes", args.e2e_sizes)
+    table = rows()
+    width = max((len(row[0]) for row in table), default=10)
+    print(f"\n{'figure':{width}}  {'target':46}  met  value")
+    for figure, value, target, met in table:
+        mark = {True: "yes", False: "NO", None: ""}[met]
+        print(f"{figure:{width}}  {target:46}  {mark:3}  {value}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    summary = [{"figure": figure, "value": value, "target": target, "met": met} for figure, value, target, met in table]
+    (RESULTS / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,359 @@
+"""Exporting a sentence-transformers model to ONNX (and OpenVINO IR) once, into the cache, and encoding with it.
+
+Only models made of a transformer, mean pooling and optional normalisation are supported, which is what
+the built-in model is. torch and transformers are imported only while exporting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dupfind.cache_dir import cache_dir
+from dupfind.encoding import Embeddings, normalize
+from dupfind.errors import DupfindError
+from dupfind.model import ModelRef, fingerprint
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+ONNX_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+POOLING_FILE = "pooling_config.json"
+META_FILE = "dupfind_export.json"
+OPENVINO_DIR = "openvino"
+OPENVINO_XML = "model.xml"
+OPENVINO_COMPILED_DIR = "openvino_compiled"
+OUTPUT_NAME = "last_hidden_state"
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+OPSET = 17
+STALE_TEMP_SECONDS = 3600.0
+
+Features = dict[str, NDArray[np.int64]]
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """A model exported into the cache: its folder, and what encoding with it needs to know."""
+
+    path: Path
+    model_fingerprint: str
+    max_seq_length: int
+    do_lower_case: bool
+    input_names: tuple[str, ...]
+
+    @property
+    def onnx_file(self) -> Path:
+        return self.path / ONNX_FILE
+
+
+def available_cores() -> int:
+    """The number of CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+def model_fingerprint(ref: ModelRef) -> str:
+    """`dupfind.model.fingerprint`, remembered in the cache while the model's files keep their sizes and mtimes.
+
+    Hashing the weights takes ~80 ms, a good part of a cold start; stating the files takes ~1 ms.
+    """
+    if ref.path is None:
+        return fingerprint(ref)
+    stats = sorted(
+        (str(file.relative_to(ref.path)), file.stat().st_size, file.stat().st_mtime_ns)
+        for file in ref.path.rglob("*")
+        if file.is_file()
+    )
+    key = hashlib.sha256(json.dumps([str(ref.path), stats]).encode()).hexdigest()[:32]
+    memo = cache_dir() / "fingerprints" / key
+    try:
+        return memo.read_text(encoding="utf-8").strip()
+    except OSError:
+        pass
+    value = fingerprint(ref)
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        temporary = memo.with_name(f"{key}.{os.getpid()}.tmp")
+        temporary.write_text(value, encoding="utf-8")
+        temporary.replace(memo)
+    except OSError:
+        pass  # a read-only cache only costs the hashing next time
+    return value
+
+
+def ensure_exported(ref: ModelRef) -> ExportedModel:
+    """The model's ONNX export in `cache_dir()/models/<fingerprint>/`, exported first if it is not there yet."""
+    model_hash = model_fingerprint(ref)
+    target = cache_dir() / "models" / model_hash
+    if not (target / META_FILE).is_file():
+        source = _local_model_dir(ref)
+        _build_atomically(target, lambda folder: export_onnx(source, folder))
+    try:
+        meta = json.loads((target / META_FILE).read_text(encoding="utf-8"))
+        return ExportedModel(
+            target,
+            model_hash,
+            int(meta["max_seq_length"]),
+            bool(meta["do_lower_case"]),
+            tuple(meta["input_names"]),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DupfindError(f"{target}: broken model export ({exc}); delete this folder to export again") from exc
+
+
+def ensure_openvino_ir(exported: ExportedModel) -> Path:
+    """The OpenVINO IR (`model.xml`) converted from the ONNX export, converted first if it is not there yet."""
+    target = exported.path / OPENVINO_DIR
+    if not (target / OPENVINO_XML).is_file():
+        _build_atomically(target, lambda folder: _convert_to_openvino(exported.onnx_file, folder))
+    return target / OPENVINO_XML
+
+
+def export_onnx(model_dir: Path, out_dir: Path) -> None:
+    """Export the transformer of a sentence-transformers model to `out_dir` with the legacy ONNX exporter."""
+    transformer_dir, pooling_config = _read_modules(model_dir)
+    check_mean_pooling(pooling_config)
+    if not (transformer_dir / TOKENIZER_FILE).is_file():
+        raise DupfindError(f"model '{model_dir}' has no {TOKENIZER_FILE} (a fast tokenizer is needed)")
+    max_seq_length, do_lower_case = _read_sbert_config(transformer_dir)
+
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(transformer_dir), attn_implementation="eager", local_files_only=True)
+    forward_parameters = inspect.signature(model.forward).parameters
+    input_names = tuple(name for name in INPUT_NAMES if name in forward_parameters)
+
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            hidden: torch.Tensor = self.model(**dict(zip(input_names, inputs, strict=True))).last_hidden_state
+            return hidden
+
+    shutil.copyfile(transformer_dir / TOKENIZER_FILE, out_dir / TOKENIZER_FILE)
+    (out_dir / POOLING_FILE).write_text(json.dumps(pooling_config, indent=2) + "\n", encoding="utf-8")
+    tokenizer = load_tokenizer(out_dir / TOKENIZER_FILE, max_seq_length)
+    example = tokenize(tokenizer, ["An example sentence to trace.", "Another one"], input_names)
+    axes = {name: {0: "batch", 1: "sequence"} for name in (*input_names, OUTPUT_NAME)}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer and deprecation warnings, about code paths BERT does not take
+        torch.onnx.export(
+            LastHiddenState().eval(),
+            tuple(torch.from_numpy(example[name]) for name in input_names),
+            str(out_dir / ONNX_FILE),
+            input_names=list(input_names),
+            output_names=[OUTPUT_NAME],
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    meta = {"max_seq_length": max_seq_length, "do_lower_case": do_lower_case, "input_names": list(input_names)}
+    (out_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+
+def check_mean_pooling(config: dict[str, Any]) -> None:
+    """Raise a `DupfindError` unless a sentence-transformers pooling config asks for mean pooling only."""
+    modes = {key for key, value in config.items() if key.startswith("pooling_mode_") and value is True}
+    named = config.get("pooling_mode")
+    if named is not None:
+        modes.add(f"pooling_mode_{named}_tokens" if named in ("mean", "max", "cls") else f"pooling_mode_{named}")
+    if modes != {"pooling_mode_mean_tokens"}:
+        found = ", ".join(sorted(modes)) or "none"
+        raise DupfindError(
+            f"the onnx and openvino backends support mean pooling only, this model uses: {found} (use --backend torch)"
+        )
+
+
+def load_tokenizer(file: Path, max_length: int | None) -> Tokenizer:
+    """A tokenizer that pads each batch to its longest text and truncates at `max_length` (None: never).
+
+    The tokenizer.json of sentence-transformers models may carry a fixed padding and truncation length of
+    its own, which would change the results and waste compute: both are replaced here.
+    """
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(file))
+    padding = tokenizer.padding or {}
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    if max_length is not None:
+        tokenizer.enable_truncation(max_length)
+        tokenizer.enable_padding(
+            pad_id=padding.get("pad_id", 0),
+            pad_type_id=padding.get("pad_type_id", 0),
+            pad_token=padding.get("pad_token", "[PAD]"),
+        )
+    return tokenizer
+
+
+def tokenize(tokenizer: Tokenizer, texts: Sequence[str], input_names: Sequence[str]) -> Features:
+    """The model inputs for a batch of texts, padded to the longest of them."""
+    encodings = tokenizer.encode_batch(list(texts))
+    columns = {
+        "input_ids": [encoding.ids for encoding in encodings],
+        "attention_mask": [encoding.attention_mask for encoding in encodings],
+        "token_type_ids": [encoding.type_ids for encoding in encodings],
+    }
+    return {name: np.array(columns[name], dtype=np.int64) for name in input_names}
+
+
+def mean_pool(hidden: NDArray[np.float32], attention_mask: NDArray[np.int64]) -> NDArray[np.float32]:
+    """The mean of the token embeddings of each text over its real (unpadded) tokens."""
+    mask = attention_mask.astype(np.float32)
+    summed = np.einsum("bsd,bs->bd", hidden, mask)
+    counts = np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
+    return np.asarray(summed / counts, dtype=np.float32)
+
+
+class ExportedEncoder:
+    """Tokenise, run the exported transformer, mean-pool and L2-normalise, as sentence-transformers does.
+
+    Subclasses run the transformer (`_run`); instances pickle by reloading from the cache.
+    """
+
+    backend: ClassVar[str]
+
+    def __init__(self, ref: ModelRef) -> None:
+        self.ref = ref
+        self.exported = ensure_exported(ref)
+        self._tokenizer = load_tokenizer(self.exported.path / TOKENIZER_FILE, self.exported.max_seq_length)
+        self._counter: Tokenizer | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.exported.model_fingerprint}-{self.backend}"
+
+    @property
+    def max_seq_length(self) -> int:
+        return self.exported.max_seq_length
+
+    def encode_batch(self, texts: Sequence[str]) -> Embeddings:
+        if len(texts) == 0:
+            return np.zeros((0, 0), dtype=np.float32)
+        features = tokenize(self._tokenizer, self._prepare(texts), self.exported.input_names)
+        return normalize(mean_pool(self._run(features), features["attention_mask"]))
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if self._counter is None:
+            self._counter = load_tokenizer(self.exported.path / TOKENIZER_FILE, None)
+        return [len(encoding.ids) for encoding in self._counter.encode_batch(self._prepare(texts))]
+
+    def _prepare(self, texts: Sequence[str]) -> list[str]:
+        return [text.lower() for text in texts] if self.exported.do_lower_case else list(texts)
+
+    def _run(self, features: Features) -> NDArray[np.float32]:
+        raise NotImplementedError
+
+    def __reduce__(self) -> tuple[type[ExportedEncoder], tuple[ModelRef]]:
+        return (type(self), (self.ref,))
+
+
+def _local_model_dir(ref: ModelRef) -> Path:
+    """The model's directory; a hub model is downloaded (or taken from the hub cache) first."""
+    if ref.path is not None:
+        return ref.path
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(ref.name))
+    except Exception as exc:  # the hub raises many kinds, all meaning "cannot get it"
+        raise DupfindError(f"cannot get model '{ref.name}' to export it: {str(exc).splitlines()[0]}") from exc
+
+
+def _read_modules(model_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """The transformer's directory and the pooling config; a plain transformer gets mean pooling."""
+    modules_file = model_dir / "modules.json"
+    if not modules_file.is_file():
+        return model_dir, {"pooling_mode_mean_tokens": True}
+    transformer_dir: Path | None = None
+    pooling: dict[str, Any] | None = None
+    for module in json.loads(modules_file.read_text(encoding="utf-8")):
+        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+        folder = model_dir / module.get("path", "")
+        if kind == "Transformer" and transformer_dir is None:
+            transformer_dir = folder
+        elif kind == "Pooling" and pooling is None:
+            pooling = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        elif kind != "Normalize":
+            raise DupfindError(f"the onnx and openvino backends do not support a '{kind}' module (use --backend torch)")
+    if transformer_dir is None or pooling is None:
+        raise DupfindError(
+            f"model '{model_dir}' needs a Transformer and a Pooling module for the onnx/openvino backends"
+        )
+    return transformer_dir, pooling
+
+
+def _read_sbert_config(transformer_dir: Path) -> tuple[int, bool]:
+    """`max_seq_length` and `do_lower_case` as sentence-transformers would use them."""
+    sbert = _read_json(transformer_dir / "sentence_bert_config.json")
+    max_length = sbert.get("max_seq_length")
+    if max_length is None:
+        limits = [
+            _read_json(transformer_dir / "config.json").get("max_position_embeddings"),
+            _read_json(transformer_dir / "tokenizer_config.json").get("model_max_length"),
+        ]
+        max_length = min([int(limit) for limit in limits if isinstance(limit, (int, float))] or [512])
+    return int(max_length), bool(sbert.get("do_lower_case", False))
+
+
+def _read_json(file: Path) -> dict[str, Any]:
+    if not file.is_file():
+        return {}
+    data = json.loads(file.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}
+
+
+def _convert_to_openvino(onnx_file: Path, out_dir: Path) -> None:
+    import openvino as ov
+
+    ov.save_model(ov.convert_model(onnx_file), out_dir / OPENVINO_XML, compress_to_fp16=False)
+
+
+def _build_atomically(target: Path, build: Callable[[Path], None]) -> None:
+    """Build a folder in a temporary sibling, then rename it to `target`; a concurrent winner is kept."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(target.parent)
+        temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as exc:
+        raise DupfindError(f"cannot write to the cache folder {target.parent}: {exc.strerror}") from exc
+    try:
+        build(temporary)
+        try:
+            temporary.rename(target)
+        except OSError:
+            if not target.is_dir():
+                raise
+    except OSError as exc:
+        raise DupfindError(f"cannot export the model to {target}: {exc}") from exc
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Remove what killed exports left behind (temporaries older than an hour)."""
+    for temporary in folder.glob(".*.tmp"):
+        try:
+            if time.time() - temporary.stat().st_mtime > STALE_TEMP_SECONDS:
+                shutil.rmtree(temporary, ignore_errors=True)
+        except OSError:
+            continue

@@ -1,0 +1,97 @@
+"""`dupfind cache info|clear`: the embedding cache that `mine` reads and fills."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+from dupfind.cli.common import app, command, info
+
+if TYPE_CHECKING:
+    from dupfind.embedding_cache import EmbeddingCache
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+cache_app = typer.Typer(
+    name="cache",
+    help="The embedding cache (at $DUPFIND_CACHE_DIR/embeddings, else ~/.cache/dupfind/embeddings).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(cache_app, name="cache")
+
+
+def cache_command(name: str) -> Callable[[F], F]:
+    """Register a command of `dupfind cache`, with the error handling of every command."""
+
+    def decorate(function: F) -> F:
+        command(f"cache {name}")(function)
+        cache_app.registered_commands.append(app.registered_commands.pop())
+        cache_app.registered_commands[-1].name = name
+        return function
+
+    return decorate
+
+
+@cache_command("info")
+def cache_info(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False) -> None:
+    """Where the cache is, and the rows and bytes it holds per model (encoder fingerprint).
+
+    Example: dupfind cache info
+    """
+    from dupfind.embedding_cache import EmbeddingCache
+
+    cache = EmbeddingCache()
+    usage = cache.usage()
+    if as_json:
+        print(json.dumps({"location": str(cache.root), "models": [asdict(model) for model in usage]}))
+        return
+    print(f"location: {cache.root}")
+    if not usage:
+        print("empty")
+        return
+    width = max(len("model"), *(len(model.fingerprint) for model in usage))
+    print(f"{'model':<{width}}  {'rows':>10}  {'shards':>6}  {'size':>10}")
+    for model in usage:
+        print(f"{model.fingerprint:<{width}}  {model.rows:>10}  {model.shards:>6}  {_megabytes(model.size):>10}")
+
+
+@cache_command("clear")
+def cache_clear(
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", "-m", help="Only this fingerprint (see `cache info`), or all fingerprints of this model."
+        ),
+    ] = None,
+) -> None:
+    """Delete cached embeddings: all of them, or one model's.
+
+    Example: dupfind cache clear --model all-MiniLM-L6-v2
+    """
+    from dupfind.embedding_cache import EmbeddingCache
+
+    cache = EmbeddingCache()
+    fingerprints = None if model is None else _fingerprints(cache, model)
+    removed = cache.clear(fingerprints)
+    size = sum(usage.size for usage in removed)
+    info(f"Removed {sum(usage.rows for usage in removed)} embeddings of {len(removed)} models ({_megabytes(size)})")
+
+
+def _fingerprints(cache: EmbeddingCache, model: str) -> list[str]:
+    """The cached fingerprints that `--model` names: itself, or those of the model whatever the backend."""
+    from dupfind.model import fingerprint, resolve_model
+
+    cached = [usage.fingerprint for usage in cache.usage()]
+    if model in cached:
+        return [model]
+    prefix = fingerprint(resolve_model(model))
+    return [name for name in cached if name == prefix or name.startswith(f"{prefix}-")]
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"

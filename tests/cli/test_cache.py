@@ -1,0 +1,100 @@
+"""`dupfind cache info|clear`, and `dupfind mine` reading and filling the cache (fake encoder)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from dupfind.cli import app
+from tests.conftest import FakeEncoder
+
+runner = CliRunner()
+QUESTIONS = [f"How do I cook recipe number {i} at home?" for i in range(200)]
+
+
+@pytest.fixture
+def cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.setenv("DUPFIND_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def write_questions(path: Path, texts: list[str]) -> str:
+    pd.DataFrame({"question": texts}).to_csv(path, index=False)
+    return str(path)
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def encoded(encoder: FakeEncoder) -> int:
+    return sum(len(batch) for batch in encoder.calls)
+
+
+def test_rerun_encodes_nothing_and_new_rows_only(
+    use_fake_encoder: FakeEncoder, cache_dir: Path, tmp_path: Path
+) -> None:
+    file = write_questions(tmp_path / "q.csv", QUESTIONS)
+    code, first, err = run("mine", file, "-t", "0.9")
+    assert code == 0, err
+    assert encoded(use_fake_encoder) == len(QUESTIONS)
+    use_fake_encoder.calls.clear()
+    code, again, err = run("mine", file, "-t", "0.9")
+    assert code == 0, err
+    assert encoded(use_fake_encoder) == 0 and again == first
+    grown = write_questions(tmp_path / "grown.csv", [*QUESTIONS, "Why is the sky blue?", "What is a monad?"])
+    assert run("mine", grown, "-t", "0.9")[0] == 0
+    assert encoded(use_fake_encoder) == 2
+
+
+def test_no_cache_neither_reads_nor_writes(use_fake_encoder: FakeEncoder, cache_dir: Path, tmp_path: Path) -> None:
+    file = write_questions(tmp_path / "q.csv", QUESTIONS)
+    assert run("mine", file, "--no-cache")[0] == 0
+    assert not cache_dir.exists()
+    assert run("mine", file)[0] == 0
+    use_fake_encoder.calls.clear()
+    assert run("mine", file, "--no-cache")[0] == 0
+    assert encoded(use_fake_encoder) == len(QUESTIONS)
+
+
+def test_index_option(use_fake_encoder: FakeEncoder, cache_dir: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(300)]
+    texts = [" ".join(rng.choice(words, 8)) for _ in range(150)]
+    file = write_questions(tmp_path / "q.csv", texts + [" ".join(text.split()[1:]) for text in texts[:50]])
+    pairs = {}
+    for index in ("exact", "ann", "auto"):
+        code, out, err = run("mine", file, "-t", "0.8", "--index", index)
+        assert code == 0, err
+        pairs[index] = {(row["id_a"], row["id_b"]) for row in map(json.loads, out.splitlines())}
+    assert len(pairs["exact"]) >= 50 and pairs["exact"] == pairs["ann"] == pairs["auto"]
+    code, out, err = run("mine", file, "--index", "fast")
+    assert code == 2 and out == "" and "--index must be exact, ann or auto" in err
+
+
+def test_info_and_clear(use_fake_encoder: FakeEncoder, cache_dir: Path, tmp_path: Path) -> None:
+    code, out, _ = run("cache", "info")
+    assert code == 0 and f"location: {cache_dir / 'embeddings'}" in out and "empty" in out
+    assert run("mine", write_questions(tmp_path / "q.csv", QUESTIONS))[0] == 0
+    code, out, _ = run("cache", "info", "--json")
+    data = json.loads(out)
+    assert data["location"] == str(cache_dir / "embeddings")
+    assert [(model["fingerprint"], model["rows"]) for model in data["models"]] == [("fake-bag-of-words", 200)]
+    code, out, _ = run("cache", "info")
+    assert "fake-bag-of-words" in out and "200" in out
+    code, _, err = run("cache", "clear", "--model", "fake-bag-of-words")
+    assert code == 0 and "Removed 200 embeddings of 1 models" in err
+    assert json.loads(run("cache", "info", "--json")[1])["models"] == []
+
+
+def test_clear_everything(use_fake_encoder: FakeEncoder, cache_dir: Path, tmp_path: Path) -> None:
+    assert run("mine", write_questions(tmp_path / "q.csv", QUESTIONS))[0] == 0
+    code, _, err = run("cache", "clear")
+    assert code == 0 and "Removed 200 embeddings" in err
+    assert run("cache", "clear")[0] == 0
