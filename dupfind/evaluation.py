@@ -379,7 +379,7 @@ def evaluate_mining(
 ) -> MiningReport:
     """Mining at the threshold in force (exactly as `dupfind mine --top-k`) and over the ranked top-k candidates."""
     ranking = rank_candidates(embeddings, clusters, top_k)
-    mined = mine_embeddings(embeddings, threshold, top_k)
+    mined = mine_embeddings(embeddings, threshold, top_k, index="exact")
     return MiningReport(
         questions=len(clusters),
         gold_pairs=ranking.gold_pairs,

@@ -93,9 +93,8 @@ def mine(
         encoder = load_encoder(model, backend)
     truncated = count_truncated(encoder, questions.texts)
     if truncated:
-        warn(
-            f"{truncated} questions are longer than the model's {encoder.max_seq_length} tokens; only their start is used"
-        )
+        tokens = encoder.max_seq_length
+        warn(f"{truncated} questions are longer than the model's {tokens} tokens; only their start is used")
     with stage("encode and mine"), progress_bar("Encoding", quiet) as progress:
         cache = None if no_cache else EmbeddingCache()
         mined = mine_texts(
