@@ -132,6 +132,8 @@ def export_onnx(model_dir: Path, out_dir: Path) -> None:
         raise DupfindError(f"model '{model_dir}' has no {TOKENIZER_FILE} (a fast tokenizer is needed)")
     max_seq_length, do_lower_case = _read_sbert_config(transformer_dir)
 
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     import torch
     from transformers import AutoModel
 
