@@ -11,15 +11,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 from numpy.typing import NDArray
 
 from dupfind.encoding import DEFAULT_BATCH_SIZE, Embeddings, Encoder, Progress, encode
 from dupfind.errors import DupfindError
 from dupfind.mining import MinedPairs, mine_embeddings
-from dupfind.tables import pick_text_column
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Scores = NDArray[np.float32]
 Labels = NDArray[np.bool_]
@@ -134,6 +136,8 @@ def clusters_from_frame(
 ) -> Clustered:
     """The questions of a table with a cluster column; blank questions are skipped."""
     _require_columns(source, frame, [cluster_col])
+    from dupfind.tables import pick_text_column
+
     texts = _texts(frame[pick_text_column(source, frame, text_col)])
     keep = [i for i, text in enumerate(texts) if text.strip()]
     if not keep:
@@ -142,6 +146,8 @@ def clusters_from_frame(
     blank = next((keep[i] for i, cluster in enumerate(clusters) if not cluster.strip()), None)
     if blank is not None:
         raise DupfindError(f"{source}: row {blank + 1} has no '{cluster_col}'")
+    import pandas as pd  # imported here: the CLI starts faster without pandas
+
     codes = pd.factorize(pd.Series(clusters))[0].astype(np.int64)
     if np.bincount(codes).max() < 2:
         raise DupfindError(f"{source}: no cluster holds two or more questions, so there are no duplicates to find")
