@@ -4,7 +4,9 @@ Encodes N real questions (default 10,000 of ../shared/data/quora/train-questions
 same batch size: the median of `--runs` timed runs after a warm-up, alternating the two so that a busy
 machine slows both alike (on a shared machine, look at the best runs and per-round ratios too). Also
 reports agreement (cosine of each question's two embeddings) and how many pairs at or above the mining
-threshold differ (exact, brute force). Writes bench/results/encode.json.
+threshold differ (exact, brute force). Last, the compute bound: the GFLOP of the model's dense layers over
+the questions' tokens, the float32 GEMM peak of this machine (torch, same shapes), and so the largest
+speed-up over torch that any float32 backend could reach here. Writes bench/results/encode.json.
 
     .venv/bin/python bench/bench_encode.py [--n 10000] [--backend openvino] [--questions FILE]
 """
@@ -62,6 +64,25 @@ def timed_runs(runners: dict[str, Callable[[], Embeddings]], runs: int) -> dict[
     return seconds
 
 
+def sgemm_peak(seconds: float = 2.0) -> float:
+    """GFLOP/s of float32 matrix products shaped like the model's feed-forward layer (batch 64 x 16 tokens)."""
+    import torch
+
+    a, b = torch.rand(1024, 384), torch.rand(384, 1536)
+    a @ b
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        a @ b
+        count += 1
+    return 2 * 1024 * 384 * 1536 * count / (time.perf_counter() - started) / 1e9
+
+
+def linear_gflop(config: dict[str, int], tokens: int) -> float:
+    """The multiply-adds of a BERT encoder's dense layers over `tokens` tokens (attention scores excluded)."""
+    hidden, ffn = config["hidden_size"], config["intermediate_size"]
+    return 2 * tokens * config["num_hidden_layers"] * (4 * hidden * hidden + 2 * hidden * ffn) / 1e9
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -106,9 +127,8 @@ def main() -> None:
         outputs[args.backend] = encode(encoder, texts, args.batch_size)
         return outputs[args.backend]
 
-    seconds = timed_runs(
-        {"torch fp32 (sentence-transformers)": run_torch, f"dupfind {args.backend}": run_dupfind}, args.runs
-    )
+    names = ("torch fp32 (sentence-transformers)", f"dupfind {args.backend}")
+    seconds = timed_runs({names[0]: run_torch, names[1]: run_dupfind}, args.runs)
     rates = {name: len(texts) / statistics.median(runs) for name, runs in seconds.items()}
     torch_rate, backend_rate = rates.values()
     torch_seconds, backend_seconds = seconds.values()
@@ -137,6 +157,16 @@ def main() -> None:
         "pairs_changed": len(torch_pairs ^ backend_pairs),
         "machine": {"cpu": cpu_name(), "cores": len(os.sched_getaffinity(0)), "torch_threads": TORCH_THREADS},
     }
+    tokens = sum(encoder.count_tokens(texts))
+    gflop = linear_gflop(reference[0].auto_model.config.to_dict(), tokens)
+    peak = sgemm_peak()
+    result["bound"] = {
+        "tokens": tokens,
+        "dense_gflop": gflop,
+        "sgemm_peak_gflop_s": peak,
+        "gflop_s": {name: gflop / statistics.median(runs) for name, runs in seconds.items()},
+        "max_fp32_speedup": statistics.median(torch_seconds) / (gflop / peak),
+    }
     print(f"{len(texts)} questions, batch size {args.batch_size}, median of {args.runs} runs")
     print(f"{'encoder':40s} {'sentences/s':>12s} {'runs (s)':>24s}")
     for name, runs in seconds.items():
@@ -151,6 +181,12 @@ def main() -> None:
     print(
         f"pairs >= {threshold}: torch {len(torch_pairs)}, {args.backend} {len(backend_pairs)},"
         f" changed {result['pairs_changed']}"
+    )
+    print(
+        f"compute bound: {tokens} tokens need {gflop:.0f} GFLOP in the dense layers; float32 GEMM peak here"
+        f" {peak:.0f} GFLOP/s; torch reaches {result['bound']['gflop_s'][names[0]]:.0f},"
+        f" {args.backend} {result['bound']['gflop_s'][names[1]]:.0f}: at most"
+        f" {result['bound']['max_fp32_speedup']:.2f}x torch in float32"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

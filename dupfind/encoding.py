@@ -53,15 +53,21 @@ def encode(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress | None = None,
 ) -> Embeddings:
-    """Encode texts in batches of similar length (less padding), in input order, L2-normalised.
+    """Encode texts in batches of equal token counts, in input order, L2-normalised.
 
-    `progress(done, total)` is called after each batch with the number of texts it encoded.
+    Sorting by tokens rather than characters cuts the padding the model computes on from ~50 % of the
+    tokens to ~2 % on Quora questions (bench/bench_encode.py). `progress(done, total)` is called after
+    each batch with the number of texts it encoded.
     """
     if batch_size < 1:
         raise DupfindError(f"--batch-size must be at least 1, got {batch_size}")
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
-    order = np.argsort([-len(text) for text in texts], kind="stable")
+    if len(texts) <= batch_size:  # one batch: its order does not change its padding
+        order = np.arange(len(texts))
+    else:
+        tokens = np.minimum(encoder.count_tokens(texts), encoder.max_seq_length)
+        order = np.argsort(-tokens, kind="stable")
     out: Embeddings | None = None
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
