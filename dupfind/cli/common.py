@@ -39,6 +39,7 @@ BackendOption = Annotated[
     typer.Option("--backend", help="Encoder backend: torch, onnx or openvino [default: fastest exact]."),
 ]
 BatchSizeOption = Annotated[int, typer.Option("--batch-size", help="Texts encoded per batch.")]
+NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the embedding cache.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summaries on stderr.")]
 TextColOption = Annotated[str | None, typer.Option("--text-col", help="Question column [default: auto-detected].")]
 IdColOption = Annotated[str | None, typer.Option("--id-col", help="Id column [default: 1-based row number].")]

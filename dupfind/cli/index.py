@@ -14,6 +14,7 @@ from dupfind.cli.common import (
     FormatInOption,
     IdColOption,
     ModelOption,
+    NoCacheOption,
     QuietOption,
     SkipBadLinesOption,
     TextColOption,
@@ -41,6 +42,7 @@ def build(
     model: ModelOption = None,
     backend: BackendOption = None,
     batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
+    no_cache: NoCacheOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Encode a file's questions into an index file (replaced atomically if it exists).
@@ -54,7 +56,8 @@ def build(
     check_destination(output)
     ref = resolve_model(model)
     questions = Reader(text_col, id_col, format_in, encoding, skip_bad_lines, quiet).load(file)
-    embeddings = encode_questions(load_encoder(model, backend), questions, batch_size, quiet)
+    encoder = load_encoder(model, backend)
+    embeddings = encode_questions(encoder, questions.texts, file, batch_size, quiet, not no_cache)
     index = new_index(ref, questions.ids, questions.texts, embeddings)
     save_index(index, output)
     info(f"Indexed {len(index)} questions in {output} (model {index.model})", quiet)
@@ -72,6 +75,7 @@ def add(
     model: ModelOption = None,
     backend: BackendOption = None,
     batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
+    no_cache: NoCacheOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Append a file's questions to an index, atomically, with the index's model.
@@ -94,7 +98,8 @@ def add(
     if clashes:
         shown = ", ".join(sorted(clashes)[:5]) + (", …" if len(clashes) > 5 else "")
         raise DupfindError(f"{len(clashes)} ids of {file} are already in {index_path} ({shown})")
-    embeddings = encode_questions(load_encoder(model, backend), questions, batch_size, quiet)
+    encoder = load_encoder(model, backend)
+    embeddings = encode_questions(encoder, questions.texts, file, batch_size, quiet, not no_cache)
     grown = index.add(ids, questions.texts, embeddings)
     save_index(grown, index_path)
     info(f"Added {len(questions)} questions to {index_path} (now {len(grown)})", quiet)

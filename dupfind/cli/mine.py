@@ -15,6 +15,7 @@ from dupfind.cli.common import (
     FormatOption,
     IdColOption,
     ModelOption,
+    NoCacheOption,
     OutputOption,
     QuietOption,
     SkipBadLinesOption,
@@ -55,7 +56,7 @@ def mine(
     index: Annotated[
         str, typer.Option("--index", help="exact, ann (approximate: faster on large files) or auto.")
     ] = "auto",
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the embedding cache.")] = False,
+    no_cache: NoCacheOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Find pairs of duplicate questions in a file, best first.
@@ -80,7 +81,8 @@ def mine(
 
         reader = Reader(text_col, id_col, format_in, encoding, skip_bad_lines, quiet)
         mine_against_corpus(
-            file, against, also_within, threshold, top_k, limit, output, fmt, reader, model, backend, batch_size
+            file, against, also_within, threshold, top_k, limit, output, fmt, reader, model, backend, batch_size, index,
+            not no_cache,
         )
         return
     ref = resolve_model(model)

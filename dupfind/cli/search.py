@@ -18,6 +18,7 @@ from dupfind.cli.common import (
     FormatOption,
     IdColOption,
     ModelOption,
+    NoCacheOption,
     OutputOption,
     QuietOption,
     SkipBadLinesOption,
@@ -63,16 +64,18 @@ class Reader:
         return questions
 
 
-def encode_questions(encoder: Encoder, questions: Questions, batch_size: int, quiet: bool) -> Embeddings:
-    """Encode a file's questions with a progress bar."""
-    from dupfind.encoding import encode
+def encode_questions(
+    encoder: Encoder, texts: Sequence[str], source: str, batch_size: int, quiet: bool, use_cache: bool
+) -> Embeddings:
+    """Encode a file's questions with a progress bar, through the embedding cache unless `use_cache` is False."""
+    from dupfind.embedding_cache import EmbeddingCache, cached_encode
 
-    with progress_bar(f"Encoding {questions.source}", quiet) as progress:
-        return encode(encoder, questions.texts, batch_size=batch_size, progress=progress)
+    with progress_bar(f"Encoding {source}", quiet) as progress:
+        return cached_encode(encoder, texts, batch_size, progress, EmbeddingCache() if use_cache else None)
 
 
 def open_corpus(
-    source: str, reader: Reader, model: str | None, backend: str | None, batch_size: int
+    source: str, reader: Reader, model: str | None, backend: str | None, batch_size: int, use_cache: bool
 ) -> tuple[Index, Encoder]:
     """An index file as stored (its model unless --model, which must match), or a question file encoded now."""
     from dupfind.encoding import load_encoder
@@ -87,7 +90,7 @@ def open_corpus(
     ref = resolve_model(model)
     questions = reader.load(source)
     encoder = load_encoder(model, backend)
-    embeddings = encode_questions(encoder, questions, batch_size, reader.quiet)
+    embeddings = encode_questions(encoder, questions.texts, source, batch_size, reader.quiet, use_cache)
     return new_index(ref, questions.ids, questions.texts, embeddings), encoder
 
 
@@ -108,6 +111,7 @@ def search(
     model: ModelOption = None,
     backend: BackendOption = None,
     batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
+    no_cache: NoCacheOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Show the questions of a corpus nearest to a question; exit 0 if one is a duplicate, 1 if none.
@@ -132,7 +136,7 @@ def search(
         raise DupfindError(f"-k must be at least 1, got {k}")
     fmt = pick_format(output, output_format, sys.stdout.isatty())
     reader = Reader(text_col, id_col, format_in, encoding, skip_bad_lines, quiet)
-    index, encoder = open_corpus(corpus, reader, model, backend, batch_size)
+    index, encoder = open_corpus(corpus, reader, model, backend, batch_size, not no_cache)
     if threshold is None:
         threshold = index.thresholds.pair
     if queries is None:
@@ -141,7 +145,7 @@ def search(
         embeddings = encode(encoder, [question])
     else:
         asked = reader.load(queries)
-        embeddings = encode_questions(encoder, asked, batch_size, quiet)
+        embeddings = encode_questions(encoder, asked.texts, queries, batch_size, quiet, not no_cache)
     found = index.search(embeddings, k)
     frame = _hits_frame(index, found.rows, found.scores, threshold, asked)
     title = f"Nearest to: {question}" if question is not None else None
@@ -185,11 +189,12 @@ def mine_against_corpus(
     model: str | None,
     backend: str | None,
     batch_size: int,
+    index: str,
+    use_cache: bool,
 ) -> None:
     """`mine FILE --against CORPUS`: pairs of a FILE question (`id_a`) with a CORPUS question (`id_b`),
     and pairs within FILE too with `--also-within`; written like `mine`'s."""
     from dupfind.clustering import unique_texts
-    from dupfind.encoding import encode
     from dupfind.errors import DupfindError
     from dupfind.mining import MinedPairs, mine_texts, normalize_text, pairs_frame
     from dupfind.search import mine_against
@@ -197,14 +202,13 @@ def mine_against_corpus(
 
     if against is None:
         raise DupfindError("--also-within needs --against CORPUS")
-    corpus, encoder = open_corpus(against, reader, model, backend, batch_size)
+    corpus, encoder = open_corpus(against, reader, model, backend, batch_size, use_cache)
     questions = reader.load(file)
     if threshold is None:
         threshold = corpus.thresholds.mining
     first, inverse = unique_texts(questions.texts)
     distinct = [questions.texts[i] for i in first]
-    with progress_bar(f"Encoding {file}", reader.quiet) as progress:
-        embeddings = encode(encoder, distinct, batch_size=batch_size, progress=progress)
+    embeddings = encode_questions(encoder, distinct, file, batch_size, reader.quiet, use_cache)
     cross = mine_against(embeddings[inverse], corpus.embeddings, threshold, top_k)
     parts = [MinedPairs(cross.left, cross.right + len(questions), cross.scores, cross.truncated)]
     if also_within:
@@ -213,7 +217,7 @@ def mine_against_corpus(
         def embed(texts: Sequence[str]) -> Embeddings:
             return embeddings[[row_of[normalize_text(text)] for text in texts]]
 
-        parts.append(mine_texts(encoder, questions.texts, threshold, top_k, embed=embed))
+        parts.append(mine_texts(encoder, questions.texts, threshold, top_k, embed=embed, index=index))
     pairs = _merge(parts)
     if pairs.truncated:
         warn(

@@ -98,3 +98,27 @@ def test_clear_everything(use_fake_encoder: FakeEncoder, cache_dir: Path, tmp_pa
     code, _, err = run("cache", "clear")
     assert code == 0 and "Removed 200 embeddings" in err
     assert run("cache", "clear")[0] == 0
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["index", "build", "{file}", "-o", "{tmp}/corpus.dfi"],
+        ["search", "{file}", "How do I cook recipe number 7 at home?"],
+        ["mine", "{file}", "--against", "{file}"],
+    ],
+    ids=["index build", "search", "mine --against"],
+)
+def test_other_commands_read_and_fill_the_cache(
+    command: list[str], use_fake_encoder: FakeEncoder, cache_dir: Path, tmp_path: Path
+) -> None:
+    file = write_questions(tmp_path / "q.csv", QUESTIONS)
+    args = [arg.format(file=file, tmp=tmp_path) for arg in command]
+    assert run(*args, "--no-cache")[0] in (0, 1)
+    assert not cache_dir.exists()
+    first = run(*args)
+    assert first[0] in (0, 1), first[2]
+    use_fake_encoder.calls.clear()
+    again = run(*args)
+    assert again[:2] == first[:2]
+    assert encoded(use_fake_encoder) <= 1  # at most search's QUESTION, which is not cached
