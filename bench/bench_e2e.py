@@ -9,8 +9,8 @@ reach N, deterministic word-level perturbations of them (seed 0): row `k ≥ R` 
 from the questions' own words. Each run is a fresh `dupfind` process with `DUPFIND_CACHE_DIR` in a
 temporary folder. Writes bench/results/e2e.json.
 
-    .venv/bin/python bench/bench_e2e.py                       # 100k: about 2 min per 100k encoded
-    .venv/bin/python bench/bench_e2e.py --sizes 1000000       # 1M: the encoding alone is ~11 min
+    .venv/bin/python bench/bench_e2e.py                       # 100k: about 2.5 min per 100k encoded
+    .venv/bin/python bench/bench_e2e.py --sizes 1000000       # 1M: the encoding alone is ~25 min
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""`make bench`: the encoding, mining and end-to-end benchmarks, then one table of their figures and targets.
+"""`make bench`: the encoding, start-up, mining and end-to-end benchmarks, then one table of figures and targets.
 
-Runs bench_encode.py, bench_mining.py and bench_e2e.py (each writes its JSON under bench/results/), then
-prints the table and writes bench/results/summary.json. Ratios are taken within one run, so a busy
+Runs bench_encode.py, bench_compare.py, bench_mining.py and bench_e2e.py (each writes its JSON under
+bench/results/), then prints the table and writes bench/results/summary.json. Ratios are taken within one run, so a busy
 machine slows both sides alike; absolute times are only as good as the machine is quiet.
 
-    .venv/bin/python bench/run_all.py [--skip encode,mining,e2e] [--mining-sizes 10000,100000] [--e2e-sizes 100000]
+    .venv/bin/python bench/run_all.py [--skip encode,compare,mining,e2e] [--mining-sizes 10000,100000]
+                                      [--e2e-sizes 100000]
 """
 
 from __future__ import annotations
@@ -37,7 +38,16 @@ def rows() -> list[tuple[str, str, str, bool | None]]:
     encode = load("encode")
     if encode:
         rates = ", ".join(f"{name} {rate:.0f}/s" for name, rate in encode["sentences_per_s"].items())
-        table.append((f"encode {encode['n']} questions", f"{rates} ({encode['speedup']:.2f}x)", "", None))
+        value = f"{rates} ({encode['speedup']:.2f}x), {encode['pairs_changed']} pairs changed"
+        if "bound" in encode:
+            value += f"; float32 bound here {encode['bound']['max_fp32_speedup']:.2f}x"
+        met = encode["speedup"] >= 3.5 and encode["pairs_changed"] == 0
+        table.append((f"encode {encode['n']} questions", value, "≥ 3.5x torch, same pairs", met))
+    compare = load("compare")
+    if compare:
+        medians = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in compare["median_seconds"].items())
+        met = compare["median_seconds"]["dupfind compare"] <= 1.0
+        table.append(("compare cold start", f"{medians} ({compare['speedup']:.1f}x)", "≤ 1.0 s", met))
     mining = load("mining")
     for size in mining["sizes"] if mining else []:
         for name, figure in size["methods"].items():
@@ -75,13 +85,15 @@ def rows() -> list[tuple[str, str, str, bool | None]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--skip", default="", help="comma-separated: encode, mining, e2e")
+    parser.add_argument("--skip", default="", help="comma-separated: encode, compare, mining, e2e")
     parser.add_argument("--mining-sizes", default="10000,100000")
     parser.add_argument("--e2e-sizes", default="100000", help="add 1000000 for the 1M target (long)")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     if "encode" not in skip:
         run("bench_encode.py")
+    if "compare" not in skip:
+        run("bench_compare.py")
     if "mining" not in skip:
         run("bench_mining.py", "--sizes", args.mining_sizes)
     if "e2e" not in skip:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dupfind.encoding import encode
+from dupfind.encoding import count_truncated, encode, token_counts
 from dupfind.errors import DupfindError
 from tests.conftest import FakeEncoder
 
@@ -44,3 +44,9 @@ def test_empty_input_and_bad_batch_size(fake_encoder: FakeEncoder) -> None:
     assert encode(fake_encoder, []).shape == (0, 0)
     with pytest.raises(DupfindError, match="--batch-size"):
         encode(fake_encoder, TEXTS, batch_size=0)
+
+
+def test_token_counts_chunk_by_chunk(fake_encoder: FakeEncoder) -> None:
+    assert token_counts(fake_encoder, TEXTS, chunk=3).tolist() == fake_encoder.count_tokens(TEXTS)
+    assert count_truncated(fake_encoder, TEXTS) == 0
+    assert count_truncated(fake_encoder, [" ".join(["word"] * FakeEncoder.max_seq_length), "short"]) == 1

@@ -209,7 +209,7 @@ def load_tokenizer(file: Path, max_length: int | None) -> Tokenizer:
 
 def tokenize(tokenizer: Tokenizer, texts: Sequence[str], input_names: Sequence[str]) -> Features:
     """The model inputs for a batch of texts, padded to the longest of them."""
-    encodings = tokenizer.encode_batch(list(texts))
+    encodings = tokenizer.encode_batch_fast(list(texts))  # no character offsets: ~25 % faster
     columns = {
         "input_ids": [encoding.ids for encoding in encodings],
         "attention_mask": [encoding.attention_mask for encoding in encodings],
@@ -257,7 +257,7 @@ class ExportedEncoder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if self._counter is None:
             self._counter = load_tokenizer(self.exported.path / TOKENIZER_FILE, None)
-        return [len(encoding.ids) for encoding in self._counter.encode_batch(self._prepare(texts))]
+        return [len(encoding.ids) for encoding in self._counter.encode_batch_fast(self._prepare(texts))]
 
     def _prepare(self, texts: Sequence[str]) -> list[str]:
         return [text.lower() for text in texts] if self.exported.do_lower_case else list(texts)
