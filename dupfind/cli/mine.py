@@ -93,7 +93,8 @@ def mine(
         threshold = load_thresholds(ref).mining
     with stage("load model"):
         encoder = load_encoder(model, backend)
-    truncated = count_truncated(encoder, questions.texts)
+    with stage("count tokens"):
+        truncated = count_truncated(encoder, questions.texts)
     if truncated:
         tokens = encoder.max_seq_length
         warn(f"{truncated} questions are longer than the model's {tokens} tokens; only their start is used")

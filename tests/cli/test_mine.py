@@ -119,3 +119,12 @@ def test_empty_input_is_an_error(use_fake_encoder: FakeEncoder, tmp_path: Path) 
     path.write_text("", encoding="utf-8")
     code, _, err = mine(str(path))
     assert code == 2 and "empty" in err
+
+
+def test_verbose_prints_the_time_of_each_stage_on_stderr(use_fake_encoder: FakeEncoder, questions_csv: Path) -> None:
+    result = runner.invoke(app, ["-v", "mine", str(questions_csv), "-t", "0.9"])
+    assert result.exit_code == 0, result.stderr
+    stages = [line.split(": ")[1] for line in result.stderr.splitlines() if line.endswith(" s")]
+    assert stages == ["read", "load model", "count tokens", "encode and mine", "write"]
+    quiet = runner.invoke(app, ["mine", str(questions_csv), "-t", "0.9"])
+    assert quiet.stdout == result.stdout and not any(line.endswith(" s") for line in quiet.stderr.splitlines())
