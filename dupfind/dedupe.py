@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 from dupfind.clustering import Clusters
 from dupfind.encoding import Embeddings
 from dupfind.errors import DupfindError
+from dupfind.evaluation import cosines
 
 KEEP_POLICIES = ("first", "longest", "central")
 
@@ -52,5 +53,5 @@ def deduplicate(clusters: Clusters, texts: Sequence[str], embeddings: Embeddings
     is_kept = target == np.arange(len(target))
     removed = np.flatnonzero(~is_kept)
     kept_for = target[removed]
-    scores = np.einsum("ij,ij->i", embeddings[removed], embeddings[kept_for]).astype(np.float32)
+    scores = cosines(embeddings[removed], embeddings[kept_for])
     return Deduplicated(np.flatnonzero(is_kept), removed, kept_for, scores)

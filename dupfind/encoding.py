@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
@@ -18,6 +19,13 @@ BACKENDS = ("torch", "onnx", "openvino")
 DEFAULT_BACKEND = "openvino"
 DEFAULT_BATCH_SIZE = 64
 COUNT_CHUNK = 8192  # texts tokenised at once to count tokens (1M at once held 2.9 GB of token objects)
+
+
+def available_cores() -> int:
+    """The number of CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 @runtime_checkable

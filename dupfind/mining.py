@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -17,7 +16,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from dupfind import ann
-from dupfind.encoding import Embeddings, Encoder, Progress, encode
+from dupfind.encoding import Embeddings, Encoder, Progress, available_cores, encode
 from dupfind.errors import DupfindError
 
 DEFAULT_TOP_K = 10
@@ -98,8 +97,7 @@ def _workers() -> Iterator[ann.Mapper]:
     """`map` over a thread per available core, with BLAS single-threaded (it would fight the threads)."""
     from threadpoolctl import threadpool_limits
 
-    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(count) as executor:
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(available_cores()) as executor:
         yield executor.map
 
 
@@ -185,10 +183,11 @@ class _Candidates:
             self.limit = max(self.limit, 2 * self.size)
 
     def _prune(self) -> None:
-        order = np.lexsort((np.concatenate(self.target), -np.concatenate(self.scores), np.concatenate(self.source)))
-        source: NDArray[np.int64] = np.concatenate(self.source)[order]
-        target: NDArray[np.int64] = np.concatenate(self.target)[order]
-        scores: NDArray[np.float32] = np.concatenate(self.scores)[order]
+        source: NDArray[np.int64] = np.concatenate(self.source)
+        target: NDArray[np.int64] = np.concatenate(self.target)
+        scores: NDArray[np.float32] = np.concatenate(self.scores)
+        order = np.lexsort((target, -scores, source))
+        source, target, scores = source[order], target[order], scores[order]
         starts = np.flatnonzero(np.r_[True, source[1:] != source[:-1]])
         rank = np.arange(len(source)) - np.repeat(starts, np.diff(np.r_[starts, len(source)]))
         keep = rank < self.top_k

@@ -51,9 +51,7 @@ def _all(scores: NDArray[np.float32]) -> NDArray[np.int64]:
     return np.broadcast_to(np.arange(scores.shape[1], dtype=np.int64), scores.shape)
 
 
-def mine_against(
-    queries: Embeddings, corpus: Embeddings, threshold: float, top_k: int = DEFAULT_TOP_K
-) -> MinedPairs:
+def mine_against(queries: Embeddings, corpus: Embeddings, threshold: float, top_k: int = DEFAULT_TOP_K) -> MinedPairs:
     """Pairs of a query and a corpus row with cosine ≥ threshold, each query keeping its best `top_k`.
 
     Unlike pairs within one set, `left` indexes the queries and `right` the corpus.

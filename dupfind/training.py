@@ -180,7 +180,7 @@ def split_holdout(pairs: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.D
 
 def evaluate_holdout(model: SentenceTransformer, holdout: pd.DataFrame, progress: bool = False) -> HoldoutScores:
     """Pair and mining scores on held-out pairs; mining gold = pairs inside one component of duplicate edges."""
-    from dupfind.evaluation import evaluate_pairs, rank_candidates
+    from dupfind.evaluation import cosines, evaluate_pairs, rank_candidates
 
     texts = sorted(set(holdout["sentence1"]) | set(holdout["sentence2"]))
     position = {text: row for row, text in enumerate(texts)}
@@ -189,7 +189,7 @@ def evaluate_holdout(model: SentenceTransformer, holdout: pd.DataFrame, progress
     )
     left = embeddings[holdout["sentence1"].map(position).to_numpy()]
     right = embeddings[holdout["sentence2"].map(position).to_numpy()]
-    scores = np.einsum("ij,ij->i", left, right).astype(np.float32)
+    scores = cosines(left, right)
     pairs = evaluate_pairs(scores, holdout["label"].to_numpy().astype(bool), threshold=0.5)
 
     duplicates = holdout[holdout["label"] == 1]

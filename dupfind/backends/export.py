@@ -60,13 +60,6 @@ class ExportedModel:
         return self.path / ONNX_FILE
 
 
-def available_cores() -> int:
-    """The number of CPU cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
-
-
 def model_fingerprint(ref: ModelRef) -> str:
     """`dupfind.model.fingerprint`, remembered in the cache while the model's files keep their sizes and mtimes.
 

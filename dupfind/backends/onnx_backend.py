@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from dupfind.backends.export import OUTPUT_NAME, ExportedEncoder, Features, available_cores
+from dupfind.backends.export import OUTPUT_NAME, ExportedEncoder, Features
+from dupfind.encoding import available_cores
 from dupfind.model import ModelRef
 
 

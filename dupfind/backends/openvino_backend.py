@@ -9,9 +9,9 @@ from dupfind.backends.export import (
     OPENVINO_COMPILED_DIR,
     ExportedEncoder,
     Features,
-    available_cores,
     ensure_openvino_ir,
 )
+from dupfind.encoding import available_cores
 from dupfind.model import ModelRef
 
 # Measured with 2 cores: OpenVINO's default on a CPU with avx512_bf16 is bf16 kernels, which agree with

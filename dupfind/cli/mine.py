@@ -81,7 +81,19 @@ def mine(
 
         reader = Reader(text_col, id_col, format_in, encoding, skip_bad_lines, quiet)
         mine_against_corpus(
-            file, against, also_within, threshold, top_k, limit, output, fmt, reader, model, backend, batch_size, index,
+            file,
+            against,
+            also_within,
+            threshold,
+            top_k,
+            limit,
+            output,
+            fmt,
+            reader,
+            model,
+            backend,
+            batch_size,
+            index,
             not no_cache,
         )
         return

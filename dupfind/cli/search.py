@@ -175,7 +175,6 @@ def _hits_frame(
     return pd.DataFrame(columns)
 
 
-
 def mine_against_corpus(
     file: str,
     against: str | None,
