@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 from dupfind.encoding import DEFAULT_BATCH_SIZE, Embeddings, Encoder, Progress, encode
 from dupfind.errors import DupfindError
 from dupfind.mining import MinedPairs, mine_embeddings
+from dupfind.search import nearest
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,7 +31,6 @@ CLUSTER_COLUMN = "cluster"
 MINING_TOP_K = 20
 RETRIEVAL_AT_K = (1, 3, 5, 10)
 _RETRIEVAL_DEPTH = 100
-_BLOCK_BYTES = 64 << 20
 _LABELS = {"0": False, "1": True, "0.0": False, "1.0": True, "false": False, "true": True}
 
 
@@ -299,24 +299,11 @@ def top_neighbours(
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     """The `k` best other rows of each of `rows` (default all), best first (ties: lower row first).
 
-    Rows are scored block by block against all rows (never an n×n matrix); a row never retrieves itself.
+    Scored block by block against all rows (never an n×n matrix); a row never retrieves itself.
     """
-    n = len(embeddings)
-    queries = np.arange(n) if rows is None else rows
-    k = min(k, n - 1)
-    block = int(max(1, min(4096, _BLOCK_BYTES // (4 * max(n, 1)))))
-    indices = np.empty((len(queries), k), dtype=np.int64)
-    scores = np.empty((len(queries), k), dtype=np.float32)
-    for start in range(0, len(queries), block):
-        chunk = queries[start : start + block]
-        block_scores = embeddings[chunk] @ embeddings.T
-        block_scores[np.arange(len(chunk)), chunk] = -np.inf
-        best = np.argpartition(-block_scores, k - 1, axis=1)[:, :k]
-        best_scores = np.take_along_axis(block_scores, best, axis=1)
-        order = np.lexsort((best, -best_scores), axis=1)
-        indices[start : start + block] = np.take_along_axis(best, order, axis=1)
-        scores[start : start + block] = np.take_along_axis(best_scores, order, axis=1)
-    return indices, scores
+    queries = np.arange(len(embeddings)) if rows is None else rows
+    found = nearest(embeddings if rows is None else embeddings[rows], embeddings, k, exclude=queries)
+    return found.rows, found.scores
 
 
 def evaluate_retrieval(embeddings: Embeddings, clusters: NDArray[np.int64]) -> RetrievalReport:

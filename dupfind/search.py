@@ -23,22 +23,27 @@ class Neighbours:
     scores: NDArray[np.float32]
 
 
-def nearest(queries: Embeddings, corpus: Embeddings, k: int = DEFAULT_SEARCH_K) -> Neighbours:
+def nearest(
+    queries: Embeddings, corpus: Embeddings, k: int = DEFAULT_SEARCH_K, exclude: NDArray[np.int64] | None = None
+) -> Neighbours:
     """The `k` corpus rows with the highest cosine to each L2-normalised query (lower row first on ties).
 
-    Queries are scored block by block, so memory stays bounded by one block of scores.
+    `exclude[q]`, when given, is a corpus row that query `q` must not retrieve (itself, when the queries are
+    corpus rows). Queries are scored block by block, so memory stays bounded by one block of scores.
     """
     if k < 1:
         raise DupfindError(f"-k must be at least 1, got {k}")
     if len(corpus) and len(queries) and queries.shape[1] != corpus.shape[1]:
         raise DupfindError(f"queries have {queries.shape[1]} dimensions but the corpus has {corpus.shape[1]}")
-    k = min(k, len(corpus))
+    k = max(0, min(k, len(corpus) - (exclude is not None)))
     rows = np.empty((len(queries), k), dtype=np.int64)
     scores = np.empty((len(queries), k), dtype=np.float32)
     block = int(max(1, min(4096, _BLOCK_BYTES // (4 * max(len(corpus), 1)))))
     for start in range(0, len(queries) if k else 0, block):
         stop = min(start + block, len(queries))
         block_scores = queries[start:stop] @ corpus.T
+        if exclude is not None:
+            block_scores[np.arange(stop - start), exclude[start:stop]] = -np.inf
         best = np.argpartition(-block_scores, k - 1, axis=1)[:, :k] if k < len(corpus) else _all(block_scores)
         best_scores = np.take_along_axis(block_scores, best, axis=1)
         order = np.lexsort((best, -best_scores), axis=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sys
@@ -38,6 +39,7 @@ class Recipe:
     labeled_pairs: int | None  # labeled pairs for the pair loss, None: all of them
     labeled_loss: Literal["CosineSimilarityLoss", "OnlineContrastiveLoss"]
     symmetric: bool  # the ranking loss also ranks each question's partner against the batch's other questions
+    hard_negatives: bool  # give each duplicate pair a near-miss negative (labeled, else mined with the base model)
     batch_sampler: Literal["batch_sampler", "no_duplicates"]
     multi_dataset_sampler: Literal["round_robin", "proportional"]
     batch_size: int
@@ -60,6 +62,7 @@ RECIPES = {
         labeled_pairs=18000,
         labeled_loss="CosineSimilarityLoss",
         symmetric=False,
+        hard_negatives=False,
         batch_sampler="batch_sampler",
         multi_dataset_sampler="round_robin",
         batch_size=32,
@@ -76,6 +79,7 @@ RECIPES = {
         labeled_pairs=18000,
         labeled_loss="OnlineContrastiveLoss",
         symmetric=True,
+        hard_negatives=True,
         batch_sampler="no_duplicates",
         multi_dataset_sampler="proportional",
         batch_size=128,
@@ -99,6 +103,7 @@ class HoldoutScores:
     mining_f1: float
     mining_threshold: float
     mining_ap: float
+    retrieval_ndcg: float  # ndcg@10 of each held-out question retrieving the others (itself excluded)
 
 
 @dataclass(frozen=True)
@@ -180,7 +185,7 @@ def split_holdout(pairs: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.D
 
 def evaluate_holdout(model: SentenceTransformer, holdout: pd.DataFrame, progress: bool = False) -> HoldoutScores:
     """Pair and mining scores on held-out pairs; mining gold = pairs inside one component of duplicate edges."""
-    from dupfind.evaluation import cosines, evaluate_pairs, rank_candidates
+    from dupfind.evaluation import cosines, evaluate_pairs, evaluate_retrieval, rank_candidates
 
     texts = sorted(set(holdout["sentence1"]) | set(holdout["sentence2"]))
     position = {text: row for row, text in enumerate(texts)}
@@ -203,6 +208,7 @@ def evaluate_holdout(model: SentenceTransformer, holdout: pd.DataFrame, progress
         mining_f1=mining.best_f1.f1,
         mining_threshold=mining.best_f1.threshold,
         mining_ap=mining.average_precision,
+        retrieval_ndcg=evaluate_retrieval(embeddings, clusters).metrics["ndcg@10"],
     )
 
 
@@ -224,8 +230,11 @@ def _holdout_evaluator(holdout: pd.DataFrame) -> Any:
     return HoldoutEvaluator()
 
 
-def build_datasets(pairs: pd.DataFrame, recipe: Recipe) -> dict[str, Any]:
-    """The two training sets: duplicate pairs (anchor, positive) for the ranking loss, labeled pairs for the other.
+def build_datasets(
+    pairs: pd.DataFrame, recipe: Recipe, model: SentenceTransformer | None = None, progress: bool = False
+) -> dict[str, Any]:
+    """The two training sets: duplicate pairs (anchor, positive[, negative]) for the ranking loss, labeled pairs
+    for the other. A recipe with hard negatives needs `model` to mine them.
 
     A recipe that asks for fewer pairs than there are draws a seeded random sample (`recipe.seed`).
     """
@@ -234,10 +243,14 @@ def build_datasets(pairs: pd.DataFrame, recipe: Recipe) -> dict[str, Any]:
     duplicates = pairs[pairs["label"] == 1]
     duplicates = _sample(duplicates, recipe.ranking_pairs, recipe.seed)
     labeled = _sample(pairs, recipe.labeled_pairs, recipe.seed)
+    ranking = {"anchor": duplicates["sentence1"].tolist(), "positive": duplicates["sentence2"].tolist()}
+    if recipe.hard_negatives:
+        if model is None:
+            raise ValueError("a recipe with hard negatives needs the model to mine them")
+        anchors, positives = ranking["anchor"], ranking["positive"]
+        ranking["negative"] = hard_negatives(pairs, anchors, positives, model, recipe.seed, progress)
     return {
-        "duplicates": Dataset.from_dict(
-            {"anchor": duplicates["sentence1"].tolist(), "positive": duplicates["sentence2"].tolist()}
-        ),
+        "duplicates": Dataset.from_dict(ranking),
         "labeled": Dataset.from_dict(
             {
                 "sentence1": labeled["sentence1"].tolist(),
@@ -246,6 +259,58 @@ def build_datasets(pairs: pd.DataFrame, recipe: Recipe) -> dict[str, Any]:
             }
         ),
     }
+
+
+HARD_NEGATIVE_CANDIDATES = 30  # nearest neighbours of each anchor considered as its negative
+HARD_NEGATIVE_CHOICES = 10  # the negative is drawn from this many of the nearest eligible ones
+HARD_NEGATIVE_MARGIN = 0.05  # negatives score at most (1 - margin) x the positive: closer may be unlabeled duplicates
+
+
+def hard_negatives(
+    pairs: pd.DataFrame,
+    anchors: list[str],
+    positives: list[str],
+    model: SentenceTransformer,
+    seed: int,
+    progress: bool = False,
+) -> list[str]:
+    """A negative for each (anchor, positive): a question labeled not a duplicate of the anchor when there is one,
+    else one of the anchor's nearest questions (by `model`) among all of `pairs`, outside its cluster of duplicates
+    and scoring clearly below the positive; an anchor with no such neighbour gets a random question.
+    """
+    from dupfind.evaluation import cosines, top_neighbours
+
+    texts = sorted(set(pairs["sentence1"]) | set(pairs["sentence2"]))
+    row = {text: i for i, text in enumerate(texts)}
+    duplicates = pairs[pairs["label"] == 1]
+    root = components(duplicates["sentence1"].tolist(), duplicates["sentence2"].tolist())
+    cluster = np.array([row[root.get(text, text)] for text in texts])
+    labeled: dict[str, list[str]] = {}
+    for a, b in pairs.loc[pairs["label"] == 0, ["sentence1", "sentence2"]].itertuples(index=False):
+        labeled.setdefault(a, []).append(b)
+        labeled.setdefault(b, []).append(a)
+
+    embeddings = np.asarray(
+        model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=progress), dtype=np.float32
+    )
+    anchor_rows = np.array([row[text] for text in anchors])
+    positive_scores = cosines(embeddings[anchor_rows], embeddings[[row[text] for text in positives]])
+    unique_anchors, inverse = np.unique(anchor_rows, return_inverse=True)
+    neighbours, scores = top_neighbours(embeddings, HARD_NEGATIVE_CANDIDATES, unique_anchors)
+    rng = np.random.default_rng(seed)
+    negatives = []
+    for i, anchor in enumerate(anchors):
+        if anchor in labeled:
+            negatives.append(labeled[anchor][rng.integers(len(labeled[anchor]))])
+            continue
+        found, found_scores = neighbours[inverse[i]], scores[inverse[i]]
+        eligible = found[
+            (cluster[found] != cluster[anchor_rows[i]])
+            & (found_scores <= (1 - HARD_NEGATIVE_MARGIN) * positive_scores[i])
+        ][:HARD_NEGATIVE_CHOICES]
+        pool = eligible if len(eligible) else np.arange(len(texts))
+        negatives.append(texts[int(pool[rng.integers(len(pool))])])
+    return negatives
 
 
 def _sample(frame: pd.DataFrame, size: int | None, seed: int) -> pd.DataFrame:
@@ -281,7 +346,7 @@ def _training_arguments(recipe: Recipe, checkpoints: Path, steps: int, progress:
         per_device_train_batch_size=recipe.batch_size,
         learning_rate=recipe.learning_rate,
         lr_scheduler_type="linear",
-        warmup_ratio=recipe.warmup_ratio,
+        warmup_steps=math.ceil(recipe.warmup_ratio * steps),
         seed=recipe.seed,
         data_seed=recipe.seed,
         batch_sampler=recipe.batch_sampler,
@@ -378,7 +443,7 @@ def _train_into(
 
     from sentence_transformers.sentence_transformer import SentenceTransformerTrainer
 
-    datasets = build_datasets(train_pairs, recipe)
+    datasets = build_datasets(train_pairs, recipe, model, progress)
     steps = _steps(datasets, recipe)
     trainer = SentenceTransformerTrainer(
         model=model,
@@ -437,7 +502,8 @@ def _describe(when: str, scores: HoldoutScores) -> str:
     return (
         f"{when}: held-out pair F1 {scores.pair_f1:.3f} (threshold {scores.pair_threshold:.3f}), "
         f"AP {scores.pair_ap:.3f}; "
-        f"mining F1 {scores.mining_f1:.3f} (threshold {scores.mining_threshold:.3f}), AP {scores.mining_ap:.3f}"
+        f"mining F1 {scores.mining_f1:.3f} (threshold {scores.mining_threshold:.3f}), AP {scores.mining_ap:.3f}; "
+        f"ndcg@10 {scores.retrieval_ndcg:.3f}"
     )
 
 
@@ -450,6 +516,7 @@ def model_card(result: TrainResult, recipe: Recipe, base: str | None, datasets: 
         (f"mining best F1 (top-{MINING_TOP_K} candidates)", "mining_f1"),
         ("mining best-F1 threshold", "mining_threshold"),
         ("mining average precision", "mining_ap"),
+        ("retrieval ndcg@10", "retrieval_ndcg"),
     ]
     before, after = asdict(result.before), asdict(result.after)
     table = "\n".join(f"| {label} | {before[key]:.4f} | {after[key]:.4f} |" for label, key in rows)
@@ -487,7 +554,8 @@ gives the figures below. Training took {result.seconds / 60:.1f} minutes.
 ## Recipe
 
 Losses: MultipleNegativesRankingLoss (scale 20, cos_sim{", both directions" if recipe.symmetric else ""}) on the
-duplicate pairs, {recipe.labeled_loss} on the labeled pairs.
+duplicate pairs{" with a hard negative each" if recipe.hard_negatives else ""}, {recipe.labeled_loss} on the labeled
+pairs.
 
 | hyperparameter | value |
 |---|---|

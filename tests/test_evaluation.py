@@ -139,8 +139,11 @@ def check_retrieval(model: Any, texts: list[str], clusters: list[int], embedding
         return scores
 
     evaluator = InformationRetrievalEvaluator(
-        dict(zip(ids, texts, strict=True)), dict(zip(ids, texts, strict=True)), relevant,
-        score_functions={"cosine": cosine_without_self}, write_csv=False,
+        dict(zip(ids, texts, strict=True)),
+        dict(zip(ids, texts, strict=True)),
+        relevant,
+        score_functions={"cosine": cosine_without_self},
+        write_csv=False,
     )
     theirs = evaluator(model)
     ours = evaluate_retrieval(embeddings, np.array(clusters, dtype=np.int64))
@@ -257,7 +260,7 @@ def test_top_neighbours_exclude_self_and_match_brute_force(monkeypatch: pytest.M
     full = embeddings @ embeddings.T
     np.fill_diagonal(full, -np.inf)
     expected = np.argsort(-full, axis=1, kind="stable")[:, :7]
-    monkeypatch.setattr("dupfind.evaluation._BLOCK_BYTES", 4 * 120 * 10)
+    monkeypatch.setattr("dupfind.search._BLOCK_BYTES", 4 * 120 * 10)  # blocks of 10 queries
     indices, scores = top_neighbours(embeddings, 7)
     assert np.array_equal(indices, expected)
     assert np.allclose(scores, np.take_along_axis(full, expected, axis=1))
@@ -319,8 +322,9 @@ def test_encode_texts_encodes_each_distinct_text_once(fake_encoder: FakeEncoder)
 
 
 def test_pairs_from_frame_skips_blank_and_accepts_label_spellings() -> None:
-    frame = pd.DataFrame({"question1": ["a", "", "c", "d"], "question2": ["b", "x", "e", "f"],
-                          "is_duplicate": ["1", "", "0", "true"]})
+    frame = pd.DataFrame(
+        {"question1": ["a", "", "c", "d"], "question2": ["b", "x", "e", "f"], "is_duplicate": ["1", "", "0", "true"]}
+    )
     pairs = pairs_from_frame("f", frame)
     assert pairs.labels.tolist() == [True, False, True] and pairs.skipped_blank == 1
 
@@ -329,10 +333,14 @@ def test_pairs_from_frame_skips_blank_and_accepts_label_spellings() -> None:
     ("frame", "message"),
     [
         (pd.DataFrame({"question1": ["a"], "question2": ["b"]}), "no column 'is_duplicate'"),
-        (pd.DataFrame({"question1": ["a", "b"], "question2": ["b", "c"], "is_duplicate": ["1", "yes"]}),
-         "must hold 0 or 1; row 2 has 'yes'"),
-        (pd.DataFrame({"question1": ["a", "b"], "question2": ["b", "c"], "is_duplicate": [1, 1]}),
-         "both duplicates (1) and non-duplicates (0)"),
+        (
+            pd.DataFrame({"question1": ["a", "b"], "question2": ["b", "c"], "is_duplicate": ["1", "yes"]}),
+            "must hold 0 or 1; row 2 has 'yes'",
+        ),
+        (
+            pd.DataFrame({"question1": ["a", "b"], "question2": ["b", "c"], "is_duplicate": [1, 1]}),
+            "both duplicates (1) and non-duplicates (0)",
+        ),
     ],
 )
 def test_pairs_errors(frame: pd.DataFrame, message: str) -> None:

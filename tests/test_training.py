@@ -153,7 +153,7 @@ def read_pairs_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_mining_threshold_keeps_the_base_models_offset_from_the_pair_threshold() -> None:
-    after = HoldoutScores(0.8, 0.70, 0.85, 0.7, 0.72, 0.75)
+    after = HoldoutScores(0.8, 0.70, 0.85, 0.7, 0.72, 0.75, 0.9)
     assert calibrate(after, Thresholds(pair=0.744, mining=0.793)) == Thresholds(pair=0.70, mining=pytest.approx(0.749))
     assert calibrate(after, Thresholds(pair=0.5, mining=0.9)).mining == 1.0
 
@@ -164,3 +164,45 @@ def test_a_failed_run_leaves_no_temporary_directory(tmp_path: Path) -> None:
     code, _, stderr = train("--pairs", str(pairs), "-o", str(tmp_path / "out"))
     assert code == 2 and "too few pairs" in stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["few.csv"]
+
+
+class FixedEncoder:
+    """Stands in for a SentenceTransformer: each text's embedding is looked up in a table."""
+
+    def __init__(self, vectors: dict[str, list[float]]) -> None:
+        self.vectors = vectors
+
+    def encode(self, texts: list[str], **_: object) -> np.ndarray:
+        rows = np.array([self.vectors[text] for text in texts], dtype=np.float32)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_hard_negatives_prefer_labels_then_close_questions_outside_the_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dupfind import training
+
+    monkeypatch.setattr(training, "HARD_NEGATIVE_CHOICES", 1)  # always the nearest eligible question
+
+    pairs = pd.DataFrame(
+        {
+            "sentence1": ["a", "a", "b", "d", "g"],
+            "sentence2": ["b", "c", "c", "e", "h"],
+            "label": [1, 1, 1, 0, 1],
+        }
+    )
+    vectors = {
+        "a": [1.0, 0.0, 0.0],
+        "b": [0.9, 0.1, 0.0],
+        "c": [1.0, 0.02, 0.0],  # a's duplicate (through b), closer to a than b is
+        "d": [0.0, 1.0, 0.0],
+        "e": [0.0, 0.0, 1.0],
+        "f": [0.8, 0.3, 0.0],  # near a, in no duplicate pair: the hard negative
+        "g": [0.9, 0.12, 0.0],  # nearer a than f, but too close to a's positive b to trust as a negative
+        "h": [0.0, 0.0, 1.0],
+    }
+    model = FixedEncoder(vectors)
+    frame = pd.concat([pairs, pd.DataFrame({"sentence1": ["f"], "sentence2": ["e"], "label": [0]})], ignore_index=True)
+    anchors, positives = ["a", "d", "g"], ["b", "f", "h"]
+    negatives = training.hard_negatives(frame, anchors, positives, model, seed=0)  # type: ignore[arg-type]
+    assert negatives[0] == "f"  # not c (same cluster), not g (within the margin of b's score)
+    assert negatives[1] == "e"  # d is labeled not a duplicate of e
+    assert negatives[2] == "e"  # the only question scoring below g's positive h, outside g's cluster

@@ -86,8 +86,12 @@ def test_table_on_request(use_fake_encoder: FakeEncoder, chain_csv: Path) -> Non
     ],
 )
 def test_errors_are_one_line_exit_2(
-    use_fake_encoder: FakeEncoder, chain_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    args: list[str], message: str,
+    use_fake_encoder: FakeEncoder,
+    chain_csv: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    message: str,
 ) -> None:
     monkeypatch.chdir(tmp_path)
     code, out, err = clusters(*[arg.replace("{csv}", str(chain_csv)) for arg in args])
