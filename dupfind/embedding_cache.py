@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dupfind.cache_dir import cache_dir
-from dupfind.encoding import DEFAULT_BATCH_SIZE, Embeddings, Encoder, Progress, encode
+from dupfind.encoding import DEFAULT_BATCH_SIZE, Embeddings, Encoder, Progress, TokenCounts, encode
 
 Keys = NDArray[np.uint64]
 KEYS_SUFFIX = ".keys.npy"
@@ -163,19 +163,22 @@ def cached_encode(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress | None = None,
     cache: EmbeddingCache | None = None,
+    tokens: TokenCounts | None = None,
 ) -> Embeddings:
     """`encode` through the cache: only the texts not cached for this encoder are encoded, then cached.
 
-    A cache that cannot be written is skipped with a warning.
+    `tokens` are the texts' token counts when already known. A cache that cannot be written is skipped
+    with a warning.
     """
     if cache is None or not texts:
-        return encode(encoder, texts, batch_size, progress)
+        return encode(encoder, texts, batch_size, progress, tokens)
     keys = text_keys(texts)
     out, found = cache.lookup(encoder.fingerprint, keys)
     missing = np.flatnonzero(~found)
     if out is not None and len(missing) == 0:
         return out
-    fresh = encode(encoder, [texts[i] for i in missing.tolist()], batch_size, progress)
+    fresh_tokens = None if tokens is None else tokens[missing]
+    fresh = encode(encoder, [texts[i] for i in missing.tolist()], batch_size, progress, fresh_tokens)
     try:
         cache.store(encoder.fingerprint, keys[missing], fresh)
     except OSError as exc:

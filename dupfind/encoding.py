@@ -13,6 +13,7 @@ from dupfind.errors import DupfindError
 
 Embeddings = NDArray[np.float32]
 Progress = Callable[[int, int], None]
+TokenCounts = NDArray[np.int64]
 BACKENDS = ("torch", "onnx", "openvino")
 # The fastest backend whose embeddings agree with torch fp32 at cosine >= 0.9999 on real questions
 # (bench/bench_encode.py measures it).
@@ -61,12 +62,14 @@ def encode(
     texts: Sequence[str],
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress | None = None,
+    tokens: TokenCounts | None = None,
 ) -> Embeddings:
     """Encode texts in batches of equal token counts, in input order, L2-normalised.
 
     Sorting by tokens rather than characters cuts the padding the model computes on from ~50 % of the
-    tokens to ~2 % on Quora questions (bench/bench_encode.py). `progress(done, total)` is called after
-    each batch with the number of texts it encoded.
+    tokens to ~2 % on Quora questions (bench/bench_encode.py). `tokens`: the texts' `token_counts` when
+    already known (else they are counted). `progress(done, total)` is called after each batch with the
+    number of texts it encoded.
     """
     if batch_size < 1:
         raise DupfindError(f"--batch-size must be at least 1, got {batch_size}")
@@ -75,8 +78,8 @@ def encode(
     if len(texts) <= batch_size:  # one batch: its order does not change its padding
         order = np.arange(len(texts))
     else:
-        tokens = np.minimum(token_counts(encoder, texts), encoder.max_seq_length)
-        order = np.argsort(-tokens, kind="stable")
+        counts = token_counts(encoder, texts) if tokens is None else tokens
+        order = np.argsort(-np.minimum(counts, encoder.max_seq_length), kind="stable")
     out: Embeddings | None = None
     for start in range(0, len(order), batch_size):
         rows = order[start : start + batch_size]
@@ -90,7 +93,7 @@ def encode(
     return out
 
 
-def token_counts(encoder: Encoder, texts: Sequence[str], chunk: int = COUNT_CHUNK) -> NDArray[np.int64]:
+def token_counts(encoder: Encoder, texts: Sequence[str], chunk: int = COUNT_CHUNK) -> TokenCounts:
     """The number of tokens of each text, untruncated; tokenised a chunk at a time to bound the memory used."""
     counts = np.empty(len(texts), dtype=np.int64)
     for start in range(0, len(texts), chunk):
@@ -98,9 +101,9 @@ def token_counts(encoder: Encoder, texts: Sequence[str], chunk: int = COUNT_CHUN
     return counts
 
 
-def count_truncated(encoder: Encoder, texts: Sequence[str]) -> int:
-    """How many texts are longer than the model reads (they are truncated when encoded)."""
-    return int(np.count_nonzero(token_counts(encoder, texts) > encoder.max_seq_length))
+def count_truncated(encoder: Encoder, tokens: TokenCounts) -> int:
+    """How many texts, of these `token_counts`, are longer than the model reads (they are truncated when encoded)."""
+    return int(np.count_nonzero(tokens > encoder.max_seq_length))
 
 
 def similarity(encoder: Encoder, text_a: str, text_b: str) -> float:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from dupfind import ann
-from dupfind.encoding import Embeddings, Encoder, Progress, available_cores, encode
+from dupfind.encoding import Embeddings, Encoder, Progress, TokenCounts, available_cores, encode
 from dupfind.errors import DupfindError
 
 DEFAULT_TOP_K = 10
@@ -221,24 +221,27 @@ def mine_texts(
     top_k: int = DEFAULT_TOP_K,
     batch_size: int = 64,
     encode_progress: Progress | None = None,
-    embed: Callable[[Sequence[str]], Embeddings] | None = None,
+    embed: Callable[[Sequence[str], TokenCounts | None], Embeddings] | None = None,
     index: str = "auto",
+    tokens: TokenCounts | None = None,
 ) -> MinedPairs:
     """Mine duplicate pairs among texts; identical texts are encoded once and paired with score 1.0.
 
-    `embed`, when given, replaces plain encoding (e.g. to go through the embedding cache); `index`
-    is `mine_embeddings`'.
+    `embed(texts, their tokens)`, when given, replaces plain encoding (e.g. to go through the embedding
+    cache); `tokens` are the texts' token counts when already known; `index` is `mine_embeddings`'.
     """
     check_threshold(threshold)
     groups: dict[str, list[int]] = {}
     for position, text in enumerate(texts):
         groups.setdefault(normalize_text(text), []).append(position)
     members = list(groups.values())
-    unique_texts = [texts[group[0]] for group in members]
+    first = [group[0] for group in members]
+    unique_texts = [texts[row] for row in first]
+    unique_tokens = None if tokens is None else tokens[first]
     if embed is not None:
-        embeddings = embed(unique_texts)
+        embeddings = embed(unique_texts, unique_tokens)
     else:
-        embeddings = encode(encoder, unique_texts, batch_size=batch_size, progress=encode_progress)
+        embeddings = encode(encoder, unique_texts, batch_size, encode_progress, unique_tokens)
     mined = mine_embeddings(embeddings, threshold, top_k, index=index)
     return _expand_identical(mined, members, top_k)
 

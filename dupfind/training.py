@@ -443,6 +443,8 @@ def _train_into(
 
     from sentence_transformers.sentence_transformer import SentenceTransformerTrainer
 
+    if recipe.hard_negatives:
+        log("Finding a hard negative for each duplicate pair (encoding the training questions)")
     datasets = build_datasets(train_pairs, recipe, model, progress)
     steps = _steps(datasets, recipe)
     trainer = SentenceTransformerTrainer(

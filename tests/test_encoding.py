@@ -34,6 +34,15 @@ def test_a_single_batch_is_not_tokenised_twice(monkeypatch: pytest.MonkeyPatch, 
     assert encode(fake_encoder, TEXTS[:3], batch_size=3).shape == (3, FakeEncoder.dim)
 
 
+def test_known_token_counts_are_not_counted_again(monkeypatch: pytest.MonkeyPatch, fake_encoder: FakeEncoder) -> None:
+    tokens = token_counts(fake_encoder, TEXTS)
+    monkeypatch.setattr(fake_encoder, "count_tokens", lambda texts: pytest.fail("counted tokens"))
+    embeddings = encode(fake_encoder, TEXTS, batch_size=2, tokens=tokens)
+    assert [len(batch) for batch in fake_encoder.calls] == [2, 2, 2, 1]
+    assert fake_encoder.calls[0] == ["p q r s t u v w x y z", "a b c d e f g h"]  # the known counts set the order
+    np.testing.assert_allclose(embeddings, encode(FakeEncoder(), TEXTS, batch_size=2), atol=1e-6)
+
+
 def test_progress_counts_every_text(fake_encoder: FakeEncoder) -> None:
     seen: list[tuple[int, int]] = []
     encode(fake_encoder, TEXTS, batch_size=3, progress=lambda done, total: seen.append((done, total)))
@@ -48,5 +57,6 @@ def test_empty_input_and_bad_batch_size(fake_encoder: FakeEncoder) -> None:
 
 def test_token_counts_chunk_by_chunk(fake_encoder: FakeEncoder) -> None:
     assert token_counts(fake_encoder, TEXTS, chunk=3).tolist() == fake_encoder.count_tokens(TEXTS)
-    assert count_truncated(fake_encoder, TEXTS) == 0
-    assert count_truncated(fake_encoder, [" ".join(["word"] * FakeEncoder.max_seq_length), "short"]) == 1
+    assert count_truncated(fake_encoder, token_counts(fake_encoder, TEXTS)) == 0
+    long = [" ".join(["word"] * FakeEncoder.max_seq_length), "short"]
+    assert count_truncated(fake_encoder, token_counts(fake_encoder, long)) == 1

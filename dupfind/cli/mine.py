@@ -64,7 +64,7 @@ def mine(
     Example: dupfind mine questions.csv --limit 20
     """
     from dupfind.embedding_cache import EmbeddingCache, cached_encode
-    from dupfind.encoding import count_truncated, load_encoder
+    from dupfind.encoding import count_truncated, load_encoder, token_counts
     from dupfind.mining import check_index, check_threshold, mine_texts, pairs_frame
     from dupfind.model import load_thresholds, resolve_model
     from dupfind.tables import load_questions, write_table
@@ -106,10 +106,11 @@ def mine(
     with stage("load model"):
         encoder = load_encoder(model, backend)
     with stage("count tokens"):
-        truncated = count_truncated(encoder, questions.texts)
+        tokens = token_counts(encoder, questions.texts)
+    truncated = count_truncated(encoder, tokens)
     if truncated:
-        tokens = encoder.max_seq_length
-        warn(f"{truncated} questions are longer than the model's {tokens} tokens; only their start is used")
+        max_tokens = encoder.max_seq_length
+        warn(f"{truncated} questions are longer than the model's {max_tokens} tokens; only their start is used")
     with stage("encode and mine"), progress_bar("Encoding", quiet) as progress:
         cache = None if no_cache else EmbeddingCache()
         mined = mine_texts(
@@ -117,8 +118,9 @@ def mine(
             questions.texts,
             threshold,
             top_k,
-            embed=lambda texts: cached_encode(encoder, texts, batch_size, progress, cache),
+            embed=lambda texts, counts: cached_encode(encoder, texts, batch_size, progress, cache, counts),
             index=index,
+            tokens=tokens,
         )
     if mined.truncated:
         warn(

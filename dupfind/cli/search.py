@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from numpy.typing import NDArray
 
-    from dupfind.encoding import Embeddings, Encoder
+    from dupfind.encoding import Embeddings, Encoder, TokenCounts
     from dupfind.index import Index
     from dupfind.mining import MinedPairs
     from dupfind.tables import Questions
@@ -213,7 +213,7 @@ def mine_against_corpus(
     if also_within:
         row_of = {normalize_text(text): row for row, text in enumerate(distinct)}
 
-        def embed(texts: Sequence[str]) -> Embeddings:
+        def embed(texts: Sequence[str], _: TokenCounts | None) -> Embeddings:
             return embeddings[[row_of[normalize_text(text)] for text in texts]]
 
         parts.append(mine_texts(encoder, questions.texts, threshold, top_k, embed=embed, index=index))

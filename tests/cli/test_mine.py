@@ -128,3 +128,15 @@ def test_verbose_prints_the_time_of_each_stage_on_stderr(use_fake_encoder: FakeE
     assert stages == ["read", "load model", "count tokens", "encode and mine", "write"]
     quiet = runner.invoke(app, ["mine", str(questions_csv), "-t", "0.9"])
     assert quiet.stdout == result.stdout and not any(line.endswith(" s") for line in quiet.stderr.splitlines())
+
+
+def test_each_question_is_tokenised_once(
+    use_fake_encoder: FakeEncoder, questions_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counted: list[str] = []
+    count_tokens = use_fake_encoder.count_tokens
+    monkeypatch.setattr(use_fake_encoder, "count_tokens", lambda texts: counted.extend(texts) or count_tokens(texts))
+    code, _, err = mine(str(questions_csv), "-t", "0.6", "--batch-size", "2", "--no-cache")
+    assert code == 0, err
+    assert len(use_fake_encoder.calls) == 3  # 6 questions in batches of 2: sorted by their token counts
+    assert sorted(counted) == sorted(text for text in QUESTIONS if text)
