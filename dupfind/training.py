@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from dupfind.errors import DupfindError
 from dupfind.evaluation import MINING_TOP_K, PAIR_COLUMNS
@@ -189,9 +190,7 @@ def evaluate_holdout(model: SentenceTransformer, holdout: pd.DataFrame, progress
 
     texts = sorted(set(holdout["sentence1"]) | set(holdout["sentence2"]))
     position = {text: row for row, text in enumerate(texts)}
-    embeddings = np.asarray(
-        model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=progress), dtype=np.float32
-    )
+    embeddings = _encode(model, texts, progress)
     left = embeddings[holdout["sentence1"].map(position).to_numpy()]
     right = embeddings[holdout["sentence2"].map(position).to_numpy()]
     scores = cosines(left, right)
@@ -210,6 +209,12 @@ def evaluate_holdout(model: SentenceTransformer, holdout: pd.DataFrame, progress
         mining_ap=mining.average_precision,
         retrieval_ndcg=evaluate_retrieval(embeddings, clusters).metrics["ndcg@10"],
     )
+
+
+def _encode(model: SentenceTransformer, texts: list[str], progress: bool) -> NDArray[np.float32]:
+    """L2-normalised float32 embeddings of texts with the model being trained."""
+    embeddings = model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=progress)
+    return np.asarray(embeddings, dtype=np.float32)
 
 
 def _holdout_evaluator(holdout: pd.DataFrame) -> Any:
@@ -290,9 +295,7 @@ def hard_negatives(
         labeled.setdefault(a, []).append(b)
         labeled.setdefault(b, []).append(a)
 
-    embeddings = np.asarray(
-        model.encode(texts, batch_size=64, normalize_embeddings=True, show_progress_bar=progress), dtype=np.float32
-    )
+    embeddings = _encode(model, texts, progress)
     anchor_rows = np.array([row[text] for text in anchors])
     positive_scores = cosines(embeddings[anchor_rows], embeddings[[row[text] for text in positives]])
     unique_anchors, inverse = np.unique(anchor_rows, return_inverse=True)
