@@ -25,6 +25,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check dupfind tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python bench/run_all.py

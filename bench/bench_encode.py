@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dupfind.encoding import DEFAULT_BACKEND, DEFAULT_BATCH_SIZE, Embeddings, encode, load_encoder
+from dupfind.backends import DEFAULT_BACKEND, load_encoder
+from dupfind.encoding import DEFAULT_BATCH_SIZE, Embeddings, encode
 from dupfind.model import BUILTIN_MINING_THRESHOLD, builtin_model_dir
 
 QUESTIONS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "quora" / "train-questions.csv"

@@ -43,15 +43,16 @@ THRESHOLD = 0.744  # the issue's threshold; the calibrated default is higher, wi
 
 def real_embeddings(backend: str | None) -> np.ndarray:
     """The distinct real questions, encoded with the built-in model through the embedding cache."""
-    from dupfind.embedding_cache import EmbeddingCache, cached_encode
-    from dupfind.encoding import load_encoder
+    from dupfind.backends import load_encoder
+    from dupfind.embedder import Embedder
+    from dupfind.embedding_cache import EmbeddingCache
     from dupfind.mining import normalize_text
 
     texts: dict[str, str] = {}
     for name in ("train", "dev"):
         for text in pd.read_csv(DATA / f"{name}-questions.csv").question.dropna().astype(str):
             texts.setdefault(normalize_text(text), text)
-    return cached_encode(load_encoder(None, backend), list(texts.values()), cache=EmbeddingCache())
+    return Embedder(load_encoder(None, backend), EmbeddingCache()).embed(list(texts.values()))
 
 
 def scaled(real: np.ndarray, n: int) -> np.ndarray:

@@ -19,8 +19,9 @@ from numpy.typing import NDArray
 from sklearn.metrics import adjusted_rand_score
 from sklearn.metrics.cluster import pair_confusion_matrix
 
+from dupfind.backends import load_encoder
 from dupfind.clustering import DEFAULT_CLUSTER_TOP_K, METHODS, cluster_embeddings
-from dupfind.encoding import Embeddings, encode, load_encoder
+from dupfind.encoding import Embeddings, encode
 from dupfind.model import load_thresholds, resolve_model
 
 DEV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "quora" / "dev-questions.csv"

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dupfind.encoding import encode, load_encoder, normalize
+from dupfind.backends import load_encoder
+from dupfind.encoding import encode, normalize
 from dupfind.index import Index, open_index, save_index
 from dupfind.model import Thresholds
 

@@ -18,15 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dupfind.encoding import load_encoder
-from dupfind.evaluation import (
-    clusters_from_frame,
-    encode_texts,
-    evaluate_pairs,
-    evaluate_retrieval,
-    pairs_from_frame,
-    rank_candidates,
-)
+from dupfind.backends import load_encoder
+from dupfind.embedder import Embedder
+from dupfind.evaluation.labeled import clusters_from_frame, pairs_from_frame
+from dupfind.evaluation.mining import rank_candidates
+from dupfind.evaluation.pairs import evaluate_pairs
+from dupfind.evaluation.retrieval import evaluate_retrieval
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "quora"
 COLUMNS = ("pair F1", "pair AP", "mining F1", "mining AP", "ndcg@10", "mrr@10", "accuracy@1")
@@ -41,7 +38,7 @@ def figures(model: str | None, data: Path, cache: Path | None, name: str) -> dic
         embeddings = np.load(stored)
     else:
         started = time.perf_counter()
-        embeddings = encode_texts(load_encoder(model), questions.texts)
+        embeddings = Embedder(load_encoder(model)).embed(questions.texts)
         seconds = time.perf_counter() - started
         print(f"{name}: encoded {len(questions.texts)} questions in {seconds:.0f} s", file=sys.stderr)
         if stored:

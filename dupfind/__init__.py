@@ -2,11 +2,11 @@
 
 The library API, usable without the command line::
 
-    from dupfind import load_questions, load_encoder, mine_texts, pairs_frame
+    from dupfind import Embedder, EmbeddingCache, load_encoder, load_questions, mine_texts
     questions = load_questions("questions.csv")
-    encoder = load_encoder()                      # the built-in all-MiniLM-L6-v2
-    pairs = mine_texts(encoder, questions.texts, threshold=0.8)
-    print(pairs_frame(pairs, questions.ids, questions.texts))
+    embedder = Embedder(load_encoder(), EmbeddingCache())   # the built-in all-MiniLM-L6-v2, cached
+    pairs = mine_texts(embedder, questions.texts, threshold=0.8)
+    print(pairs.to_frame(questions.ids, questions.texts))
 """
 
 from __future__ import annotations
@@ -19,15 +19,19 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "DupfindError": "dupfind.errors",
     "Encoder": "dupfind.encoding",
-    "encode": "dupfind.encoding",
-    "load_encoder": "dupfind.encoding",
-    "similarity": "dupfind.encoding",
+    "Embedder": "dupfind.embedder",
+    "EmbeddingCache": "dupfind.embedding_cache",
+    "load_encoder": "dupfind.backends",
+    "register_backend": "dupfind.backends",
     "MinedPairs": "dupfind.mining",
     "mine_embeddings": "dupfind.mining",
     "mine_texts": "dupfind.mining",
-    "pairs_frame": "dupfind.mining",
+    "AgainstPairs": "dupfind.corpus",
+    "index_questions": "dupfind.corpus",
+    "mine_against_corpus": "dupfind.corpus",
     "Questions": "dupfind.tables",
     "load_questions": "dupfind.tables",
+    "QuestionReader": "dupfind.tables",
     "read_table": "dupfind.tables",
     "write_table": "dupfind.tables",
     "Thresholds": "dupfind.model",
@@ -50,15 +54,19 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
+    from dupfind.backends import load_encoder, register_backend
     from dupfind.clustering import Clusters, cluster_embeddings, cluster_pairs, cluster_texts
+    from dupfind.corpus import AgainstPairs, index_questions, mine_against_corpus
     from dupfind.dedupe import Deduplicated, choose_kept, deduplicate
-    from dupfind.encoding import Encoder, encode, load_encoder, similarity
+    from dupfind.embedder import Embedder
+    from dupfind.embedding_cache import EmbeddingCache
+    from dupfind.encoding import Encoder
     from dupfind.errors import DupfindError
     from dupfind.index import Index, new_index, open_index, save_index
-    from dupfind.mining import MinedPairs, mine_embeddings, mine_texts, pairs_frame
+    from dupfind.mining import MinedPairs, mine_embeddings, mine_texts
     from dupfind.model import Thresholds, load_thresholds, resolve_model
     from dupfind.search import Neighbours, mine_against, nearest
-    from dupfind.tables import Questions, load_questions, read_table, write_table
+    from dupfind.tables import QuestionReader, Questions, load_questions, read_table, write_table
 
 
 def __getattr__(name: str) -> Any:

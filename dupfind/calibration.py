@@ -1,25 +1,28 @@
-"""Calibrating a model's thresholds on labelled data, and storing them beside its weights."""
+"""Calibrating a model's thresholds on labeled data, and storing them beside its weights."""
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
+from dupfind.embedder import Embedder
 from dupfind.encoding import Embeddings
 from dupfind.errors import DupfindError
-from dupfind.evaluation import MINING_TOP_K, Labels, Scores, best_f1, rank_candidates
+from dupfind.evaluation.labeled import GoldClusters, LabeledPairs, Labels
+from dupfind.evaluation.mining import MINING_TOP_K, rank_candidates
+from dupfind.evaluation.pairs import Scores, best_f1, pair_scores
 from dupfind.model import THRESHOLDS_FILE, Thresholds, save_thresholds
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """The best-F1 threshold of one kind (`pair` or `mining`, as in `Thresholds`) found on one labelled file."""
+    """The best-F1 threshold of one kind (`pair` or `mining`, as in `Thresholds`) found on one labeled file."""
 
     kind: str
     threshold: float
@@ -32,7 +35,7 @@ class Calibration:
 
 
 def calibrate_pairs(scores: Scores, labels: Labels, source: str) -> Calibration:
-    """The pair threshold of best F1 on labelled pairs."""
+    """The pair threshold of best F1 on labeled pairs."""
     best = best_f1(scores, labels)
     return Calibration("pair", best.threshold, best.f1, best.precision, best.recall, source, len(scores))
 
@@ -43,6 +46,32 @@ def calibrate_mining(
     """The mining threshold of best F1 over the top-k candidates of clustered questions."""
     best = rank_candidates(embeddings, clusters, top_k).best_f1
     return Calibration("mining", best.threshold, best.f1, best.precision, best.recall, source, len(clusters), top_k)
+
+
+def detect_kind(source: str, columns: Iterable[object], pair_columns: Sequence[str], cluster_col: str) -> str:
+    """What a file holds, told by its columns: labeled `pairs`, or questions with a gold cluster (`mining`)."""
+    names = {str(column) for column in columns}
+    if set(pair_columns) <= names:
+        return "pairs"
+    if cluster_col in names:
+        return "mining"
+    raise DupfindError(
+        f"{source}: neither labeled pairs ({', '.join(pair_columns)}) nor gold clusters ({cluster_col}); "
+        "name the columns (--question1-col, --cluster-col, ...) or use --kind"
+    )
+
+
+def calibrate_all(
+    embedder: Embedder, inputs: Sequence[tuple[str, LabeledPairs | GoldClusters]], top_k: int = MINING_TOP_K
+) -> list[Calibration]:
+    """The best-F1 threshold of each labeled file: the pair threshold of pairs, the mining one of gold clusters."""
+    calibrations = []
+    for source, data in inputs:
+        if isinstance(data, LabeledPairs):
+            calibrations.append(calibrate_pairs(pair_scores(embedder, data), data.labels, source))
+        else:
+            calibrations.append(calibrate_mining(embedder.embed(data.texts), data.clusters, source, top_k))
+    return calibrations
 
 
 def apply(thresholds: Thresholds, calibrations: Sequence[Calibration]) -> Thresholds:
@@ -82,3 +111,12 @@ def _previous_details(file: Path) -> dict[str, object]:
     except (OSError, ValueError, AttributeError):
         return {}
     return details if isinstance(details, dict) else {}
+
+
+def thresholds_from_holdout(pair_threshold: float, base: Thresholds) -> Thresholds:
+    """A trained model's thresholds: the held-out best-F1 pair threshold; mining keeps the base model's offset.
+
+    The held-out questions are too few to calibrate mining: with fewer distractors than a real corpus,
+    the best mining threshold comes out close to the pair threshold.
+    """
+    return Thresholds(pair=pair_threshold, mining=min(1.0, pair_threshold + base.mining - base.pair))

@@ -5,14 +5,20 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from dupfind.encoding import DEFAULT_BATCH_SIZE, Embeddings, Encoder, Progress, encode
+from dupfind.encoding import Embeddings
 from dupfind.errors import DupfindError
-from dupfind.mining import MinedPairs, check_threshold, mine_embeddings, normalize_text
+from dupfind.mining import MinedPairs, check_threshold, mine_embeddings, unique_texts
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dupfind.embedder import Embedder
+    from dupfind.tables import Questions
 
 METHODS = ("communities", "components")
 DEFAULT_METHOD = "communities"
@@ -37,6 +43,34 @@ class Clusters:
 
     def __len__(self) -> int:
         return len(self.representatives)
+
+    def describe(self, threshold: float, method: str) -> str:
+        """A one-line summary: rows, groups, how they were made, groups of duplicates and the largest."""
+        sizes = self.sizes
+        largest = int(sizes.max()) if len(sizes) else 0
+        return (
+            f"{len(self.labels)} questions in {len(self)} groups (cosine ≥ {threshold:.3f}, {method}): "
+            f"{int((sizes > 1).sum())} groups of duplicates, the largest of {largest}"
+        )
+
+    def to_frame(self, questions: Questions) -> pd.DataFrame:
+        """The whole input table with `cluster_id` (from 1), `cluster_size` and `representative` (an id);
+        rows without a question (blank) get nulls."""
+        import pandas as pd
+
+        frame = questions.frame.copy()
+        count = len(frame)
+        cluster_id = pd.array([pd.NA] * count, dtype="Int64")
+        cluster_size = pd.array([pd.NA] * count, dtype="Int64")
+        representative: list[object] = [None] * count
+        cluster_id[questions.rows] = self.labels + 1
+        cluster_size[questions.rows] = self.sizes[self.labels]
+        for row, label in zip(questions.rows.tolist(), self.labels.tolist(), strict=True):
+            representative[row] = questions.ids[int(self.representatives[label])]
+        frame["cluster_id"] = cluster_id
+        frame["cluster_size"] = cluster_size
+        frame["representative"] = pd.Series(representative, index=frame.index, dtype=object)
+        return frame
 
 
 def check_method(method: str) -> None:
@@ -112,32 +146,21 @@ def cluster_embeddings(
 
 
 def cluster_texts(
-    encoder: Encoder,
+    embedder: Embedder,
     texts: Sequence[str],
     threshold: float,
     method: str = DEFAULT_METHOD,
     top_k: int = DEFAULT_CLUSTER_TOP_K,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    progress: Progress | None = None,
 ) -> tuple[Clusters, Embeddings]:
-    """Group texts into duplicates; identical texts (up to case and whitespace) are encoded once and
+    """Group texts into duplicates; identical texts (up to case and whitespace) are embedded once and
     always share a group. Returns the groups and the embedding of every text."""
     check_threshold(threshold)
     check_method(method)
     first, inverse = unique_texts(texts)
-    embeddings = encode(encoder, [texts[i] for i in first], batch_size=batch_size, progress=progress)
+    embeddings = embedder.embed([texts[i] for i in first])
     clusters = cluster_embeddings(embeddings, threshold, method, top_k)
     rows = Clusters(clusters.labels[inverse], first[clusters.representatives])
     return rows, embeddings[inverse]
-
-
-def unique_texts(texts: Sequence[str]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """The first row of each distinct text (up to case and whitespace), and each row's distinct text."""
-    seen: dict[str, int] = {}
-    inverse = np.fromiter((seen.setdefault(normalize_text(text), len(seen)) for text in texts), np.int64, len(texts))
-    first = np.full(len(seen), len(texts), dtype=np.int64)
-    np.minimum.at(first, inverse, np.arange(len(texts)))
-    return first, inverse
 
 
 def _most_central(embeddings: Embeddings, labels: NDArray[np.int64]) -> NDArray[np.int64]:

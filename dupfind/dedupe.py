@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from dupfind.clustering import Clusters
-from dupfind.encoding import Embeddings
+from dupfind.encoding import Embeddings, cosines
 from dupfind.errors import DupfindError
-from dupfind.evaluation import cosines
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 KEEP_POLICIES = ("first", "longest", "central")
 
@@ -24,6 +27,22 @@ class Deduplicated:
     removed: NDArray[np.int64]
     kept_for: NDArray[np.int64]
     scores: NDArray[np.float32]
+
+    def map_frame(self, ids: Sequence[object], texts: Sequence[str]) -> pd.DataFrame:
+        """Each removed row with the kept row standing for it: `removed_id, kept_id, score, …`."""
+        import pandas as pd
+
+        from dupfind.tables import id_column
+
+        return pd.DataFrame(
+            {
+                "removed_id": id_column([ids[i] for i in self.removed]),
+                "kept_id": id_column([ids[i] for i in self.kept_for]),
+                "score": np.round(self.scores.astype(np.float64), 6),
+                "removed_question": [texts[i] for i in self.removed],
+                "kept_question": [texts[i] for i in self.kept_for],
+            }
+        )
 
 
 def check_keep(keep: str) -> None:

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import uuid
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dupfind.cache_dir import cache_dir
-from dupfind.encoding import DEFAULT_BATCH_SIZE, Embeddings, Encoder, Progress, TokenCounts, encode
+from dupfind.encoding import Embeddings
 
 Keys = NDArray[np.uint64]
 KEYS_SUFFIX = ".keys.npy"
@@ -155,38 +154,6 @@ class EmbeddingCache:
         for keys_file in shards:
             for file in (keys_file, keys_file.with_name(keys_file.name.replace(KEYS_SUFFIX, VECTORS_SUFFIX))):
                 file.unlink(missing_ok=True)
-
-
-def cached_encode(
-    encoder: Encoder,
-    texts: Sequence[str],
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    progress: Progress | None = None,
-    cache: EmbeddingCache | None = None,
-    tokens: TokenCounts | None = None,
-) -> Embeddings:
-    """`encode` through the cache: only the texts not cached for this encoder are encoded, then cached.
-
-    `tokens` are the texts' token counts when already known. A cache that cannot be written is skipped
-    with a warning.
-    """
-    if cache is None or not texts:
-        return encode(encoder, texts, batch_size, progress, tokens)
-    keys = text_keys(texts)
-    out, found = cache.lookup(encoder.fingerprint, keys)
-    missing = np.flatnonzero(~found)
-    if out is not None and len(missing) == 0:
-        return out
-    fresh_tokens = None if tokens is None else tokens[missing]
-    fresh = encode(encoder, [texts[i] for i in missing.tolist()], batch_size, progress, fresh_tokens)
-    try:
-        cache.store(encoder.fingerprint, keys[missing], fresh)
-    except OSError as exc:
-        warnings.warn(f"embedding cache not written ({exc})", stacklevel=2)
-    if out is None:
-        return fresh
-    out[missing] = fresh
-    return out
 
 
 def _save(path: Path, array: NDArray[np.generic]) -> None:

@@ -1,4 +1,4 @@
-"""Turning texts into L2-normalised embeddings, batch by batch, through any backend."""
+"""The encoder protocol, and encoding texts into L2-normalised embeddings batch by batch (see `dupfind.embedder`)."""
 
 from __future__ import annotations
 
@@ -14,11 +14,10 @@ from dupfind.errors import DupfindError
 Embeddings = NDArray[np.float32]
 Progress = Callable[[int, int], None]
 TokenCounts = NDArray[np.int64]
-BACKENDS = ("torch", "onnx", "openvino")
-# The fastest backend whose embeddings agree with torch fp32 at cosine >= 0.9999 on real questions
-# (bench/bench_encode.py measures it).
-DEFAULT_BACKEND = "openvino"
 DEFAULT_BATCH_SIZE = 64
+# Larger batches gain nothing on a CPU (bench/bench_encode.py) and hold the activations of every text at once:
+# `--batch-size 100000` took 4.6 GB.
+MAX_BATCH_SIZE = 1024
 COUNT_CHUNK = 8192  # texts tokenised at once to count tokens (1M at once held 2.9 GB of token objects)
 
 
@@ -49,6 +48,12 @@ class Encoder(Protocol):
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
 
+def check_batch_size(batch_size: int) -> None:
+    """Reject batch sizes that are not positive or would hold too much in memory at once."""
+    if not 1 <= batch_size <= MAX_BATCH_SIZE:
+        raise DupfindError(f"the batch size must be between 1 and {MAX_BATCH_SIZE}, got {batch_size}")
+
+
 def normalize(embeddings: NDArray[np.floating]) -> Embeddings:
     """Scale each row to unit length (zero rows stay zero)."""
     array = np.asarray(embeddings, dtype=np.float32)
@@ -71,8 +76,7 @@ def encode(
     already known (else they are counted). `progress(done, total)` is called after each batch with the
     number of texts it encoded.
     """
-    if batch_size < 1:
-        raise DupfindError(f"--batch-size must be at least 1, got {batch_size}")
+    check_batch_size(batch_size)
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
     if len(texts) <= batch_size:  # one batch: its order does not change its padding
@@ -106,28 +110,7 @@ def count_truncated(encoder: Encoder, tokens: TokenCounts) -> int:
     return int(np.count_nonzero(tokens > encoder.max_seq_length))
 
 
-def similarity(encoder: Encoder, text_a: str, text_b: str) -> float:
-    """Cosine similarity of two texts."""
-    a, b = encode(encoder, [text_a, text_b])
-    return float(np.dot(a, b))
-
-
-def load_encoder(model: str | None = None, backend: str | None = None) -> Encoder:
-    """Load a model (None: the built-in one) with a backend (None: the default backend)."""
-    from dupfind.model import resolve_model
-
-    ref = resolve_model(model)
-    backend = backend or DEFAULT_BACKEND
-    if backend == "torch":
-        from dupfind.backends.torch_backend import TorchEncoder
-
-        return TorchEncoder(ref)
-    if backend == "onnx":
-        from dupfind.backends.onnx_backend import OnnxEncoder
-
-        return OnnxEncoder(ref)
-    if backend == "openvino":
-        from dupfind.backends.openvino_backend import OpenVinoEncoder
-
-        return OpenVinoEncoder(ref)
-    raise DupfindError(f"unknown backend '{backend}' (choose from {', '.join(BACKENDS)})")
+def cosines(first: Embeddings, second: Embeddings) -> NDArray[np.float32]:
+    """Row-by-row cosine of two stacks of L2-normalised embeddings."""
+    scores: NDArray[np.float32] = np.einsum("ij,ij->i", first, second).astype(np.float32)
+    return scores

@@ -83,15 +83,6 @@ def is_index(path: str) -> bool:
     return path.endswith(INDEX_SUFFIX) or (Path(path).is_file() and zipfile.is_zipfile(path))
 
 
-def check_destination(path: str) -> None:
-    """Fail early, before any encoding, when no index can be written at `path`."""
-    target = Path(path)
-    if target.is_dir():
-        raise DupfindError(f"{path}: is a directory")
-    if not target.parent.exists():
-        raise DupfindError(f"{path}: the folder {target.parent} does not exist")
-
-
 def save_index(index: Index, path: str) -> None:
     """Write the index to a file atomically (a temporary file renamed over `path` when complete)."""
     meta = {

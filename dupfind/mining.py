@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -15,8 +14,10 @@ from numpy.typing import NDArray
 if TYPE_CHECKING:
     import pandas as pd
 
+    from dupfind.embedder import Embedder
+
 from dupfind import ann
-from dupfind.encoding import Embeddings, Encoder, Progress, TokenCounts, available_cores, encode
+from dupfind.encoding import Embeddings, Progress, TokenCounts, available_cores
 from dupfind.errors import DupfindError
 
 DEFAULT_TOP_K = 10
@@ -33,10 +34,11 @@ Hits = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32]]
 
 @dataclass(frozen=True)
 class MinedPairs:
-    """Pairs of row positions (`left < right`) with their cosine scores, best first.
+    """Pairs of row positions with their cosine scores, best first (ties: lower rows first).
 
-    `truncated` counts the rows that had more than `top_k` neighbours above the threshold,
-    of which only the best `top_k` were kept.
+    Within one set of rows `left < right`; pairs of a query with a corpus (`mine_against`) have the query
+    in `left` and the corpus row in `right`. `truncated` counts the rows that had more than `top_k`
+    neighbours above the threshold, of which only the best `top_k` were kept.
     """
 
     left: NDArray[np.int64]
@@ -47,17 +49,74 @@ class MinedPairs:
     def __len__(self) -> int:
         return len(self.scores)
 
+    @classmethod
+    def empty(cls) -> MinedPairs:
+        """No pairs."""
+        none = np.zeros(0, dtype=np.int64)
+        return cls(none, none, np.zeros(0, dtype=np.float32))
+
+    @classmethod
+    def concat(cls, parts: Sequence[MinedPairs]) -> MinedPairs:
+        """Several sets of pairs as one, best first; their truncated rows are added up."""
+        if not parts:
+            return cls.empty()
+        return cls(
+            np.concatenate([part.left for part in parts]),
+            np.concatenate([part.right for part in parts]),
+            np.concatenate([part.scores for part in parts]).astype(np.float32),
+            sum(part.truncated for part in parts),
+        ).sorted()
+
+    def sorted(self) -> MinedPairs:
+        """The pairs best first, ties broken by lower `left`, then lower `right`."""
+        order = np.lexsort((self.right, self.left, -self.scores))
+        return replace(self, left=self.left[order], right=self.right[order], scores=self.scores[order])
+
+    def shifted(self, right_offset: int) -> MinedPairs:
+        """The pairs with `right_offset` added to `right` (to number a corpus's rows after the queries')."""
+        return replace(self, right=self.right + right_offset)
+
+    def head(self, count: int | None) -> MinedPairs:
+        """The best `count` pairs (all of them for None)."""
+        if count is None:
+            return self
+        return replace(self, left=self.left[:count], right=self.right[:count], scores=self.scores[:count])
+
+    def to_frame(self, ids: Sequence[object], texts: Sequence[str]) -> pd.DataFrame:
+        """The pairs as a table: `score, id_a, question_a, id_b, question_b`, best first."""
+        import pandas as pd  # imported here: `dupfind compare` starts faster without pandas
+
+        from dupfind.tables import id_column
+
+        id_values = id_column(ids).to_numpy()
+        text_values = np.asarray(texts, dtype=object)
+        return pd.DataFrame(
+            {
+                "score": np.round(self.scores.astype(np.float64), 6),
+                "id_a": id_values[self.left],
+                "question_a": text_values[self.left],
+                "id_b": id_values[self.right],
+                "question_b": text_values[self.right],
+            }
+        )
+
 
 def check_threshold(threshold: float) -> None:
     """Reject thresholds that no cosine score can be compared with."""
     if not -1.0 <= threshold <= 1.0 or np.isnan(threshold):
-        raise DupfindError(f"--threshold must be between -1 and 1, got {threshold}")
+        raise DupfindError(f"the threshold must be between -1 and 1, got {threshold}")
+
+
+def check_top_k(top_k: int) -> None:
+    """Reject a number of neighbours per row below one."""
+    if top_k < 1:
+        raise DupfindError(f"top-k must be at least 1, got {top_k}")
 
 
 def check_index(index: str) -> None:
-    """Reject an unknown `--index`."""
+    """Reject an unknown index kind."""
     if index not in INDEXES:
-        raise DupfindError(f"--index must be exact, ann or auto, got '{index}'")
+        raise DupfindError(f"the index must be exact, ann or auto, got '{index}'")
 
 
 def mine_embeddings(
@@ -74,9 +133,16 @@ def mine_embeddings(
     of `dupfind.ann` puts near each other: ≥ 99.9% of the exact pairs on real data) or `auto` (`ann` from
     `ANN_MIN_ROWS` rows). Scores are exact float32 either way. Uses one thread per available core.
     """
+    pairs, _ = _mine(embeddings, threshold, top_k, progress, index)
+    return pairs
+
+
+def _mine(
+    embeddings: Embeddings, threshold: float, top_k: int, progress: Progress | None, index: str
+) -> tuple[MinedPairs, NDArray[np.int64]]:
+    """`mine_embeddings`, and the rows that had more than `top_k` neighbours above the threshold."""
     check_threshold(threshold)
-    if top_k < 1:
-        raise DupfindError(f"--top-k must be at least 1, got {top_k}")
+    check_top_k(top_k)
     check_index(index)
     embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
     pool = _Candidates(top_k)
@@ -195,18 +261,18 @@ class _Candidates:
         self.source, self.target, self.scores = [source[keep]], [target[keep]], [scores[keep]]
         self.size = int(keep.sum())
 
-    def pairs(self) -> MinedPairs:
+    def pairs(self) -> tuple[MinedPairs, NDArray[np.int64]]:
+        """The pairs kept, best first, and the rows that had more than `top_k` neighbours."""
         if self.size == 0:
-            empty = np.zeros(0, dtype=np.int64)
-            return MinedPairs(empty, empty, np.zeros(0, dtype=np.float32))
+            return MinedPairs.empty(), np.zeros(0, dtype=np.int64)
         self._prune()
         source, target, scores = self.source[0], self.target[0], self.scores[0]
         left, right = np.minimum(source, target), np.maximum(source, target)
         keys = left * (int(right.max()) + 1) + right
         _, first = np.unique(keys, return_index=True)
-        left, right, scores = left[first], right[first], scores[first]
-        order = np.lexsort((right, left, -scores))
-        return MinedPairs(left[order], right[order], scores[order].astype(np.float32), len(self.truncated_rows))
+        truncated = np.array(sorted(self.truncated_rows), dtype=np.int64)
+        pairs = MinedPairs(left[first], right[first], scores[first].astype(np.float32), len(truncated))
+        return pairs.sorted(), truncated
 
 
 def normalize_text(text: str) -> str:
@@ -215,76 +281,112 @@ def normalize_text(text: str) -> str:
 
 
 def mine_texts(
-    encoder: Encoder,
+    embedder: Embedder,
     texts: Sequence[str],
     threshold: float,
     top_k: int = DEFAULT_TOP_K,
-    batch_size: int = 64,
-    encode_progress: Progress | None = None,
-    embed: Callable[[Sequence[str], TokenCounts | None], Embeddings] | None = None,
     index: str = "auto",
     tokens: TokenCounts | None = None,
 ) -> MinedPairs:
-    """Mine duplicate pairs among texts; identical texts are encoded once and paired with score 1.0.
+    """Mine duplicate pairs among texts, each row keeping its best `top_k` neighbours.
 
-    `embed(texts, their tokens)`, when given, replaces plain encoding (e.g. to go through the embedding
-    cache); `tokens` are the texts' token counts when already known; `index` is `mine_embeddings`'.
+    Identical texts (up to case and whitespace) are embedded once and paired with score 1.0; they count
+    as neighbours like any other, so a question repeated many times keeps `top_k` pairs per row, not all
+    of them. `tokens` are the texts' token counts when already known; `index` is `mine_embeddings`'.
     """
     check_threshold(threshold)
-    groups: dict[str, list[int]] = {}
-    for position, text in enumerate(texts):
-        groups.setdefault(normalize_text(text), []).append(position)
-    members = list(groups.values())
-    first = [group[0] for group in members]
-    unique_texts = [texts[row] for row in first]
+    check_top_k(top_k)
+    first, inverse = unique_texts(texts)
     unique_tokens = None if tokens is None else tokens[first]
-    if embed is not None:
-        embeddings = embed(unique_texts, unique_tokens)
-    else:
-        embeddings = encode(encoder, unique_texts, batch_size, encode_progress, unique_tokens)
-    mined = mine_embeddings(embeddings, threshold, top_k, index=index)
-    return _expand_identical(mined, members, top_k)
+    embeddings = embedder.embed([texts[row] for row in first], unique_tokens)
+    return mine_grouped(embeddings, inverse, threshold, top_k, index)
 
 
-def _expand_identical(mined: MinedPairs, members: list[list[int]], top_k: int) -> MinedPairs:
-    """Map pairs of unique texts back to input rows and add the pairs of identical texts (score 1.0)."""
-    links: list[tuple[int, int]] = []
-    truncated = mined.truncated
-    for group in members:
-        if len(group) - 1 > top_k:
-            truncated += len(group)
-            links += [(group[0], other) for other in group[1:]]
-        elif len(group) > 1:
-            links += [(a, b) for index, a in enumerate(group) for b in group[index + 1 :]]
-    sizes = np.fromiter(map(len, members), dtype=np.int64, count=len(members))
-    rows = np.fromiter(itertools.chain.from_iterable(members), dtype=np.int64, count=int(sizes.sum()))
-    offsets = np.cumsum(sizes) - sizes
-    counts = sizes[mined.left] * sizes[mined.right]
-    pair = np.repeat(np.arange(len(mined), dtype=np.int64), counts)
-    within = np.arange(len(pair), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
-    width = sizes[mined.right][pair]
-    a = rows[offsets[mined.left][pair] + within // width]
-    b = rows[offsets[mined.right][pair] + within % width]
-    same = np.asarray(links, dtype=np.int64).reshape(-1, 2)
-    left = np.concatenate([same[:, 0], np.minimum(a, b)])
-    right = np.concatenate([same[:, 1], np.maximum(a, b)])
-    scores = np.concatenate([np.ones(len(same), dtype=np.float32), mined.scores[pair]])
-    order = np.lexsort((right, left, -scores))
-    return MinedPairs(left[order], right[order], scores[order], truncated)
+def mine_grouped(
+    embeddings: Embeddings,
+    inverse: NDArray[np.int64],
+    threshold: float,
+    top_k: int = DEFAULT_TOP_K,
+    index: str = "auto",
+) -> MinedPairs:
+    """`mine_texts` on the embeddings of the distinct texts: row `i`'s text is `inverse[i]` (see `unique_texts`)."""
+    mined, truncated = _mine(embeddings, threshold, top_k, None, index)
+    return _expand_identical(mined, truncated, inverse, top_k)
 
 
-def pairs_frame(mined: MinedPairs, ids: Sequence[object], texts: Sequence[str]) -> pd.DataFrame:
-    """The mined pairs as a table: `score, id_a, question_a, id_b, question_b`, best first."""
-    import pandas as pd  # imported here: `dupfind compare` starts faster without pandas
+def unique_texts(texts: Sequence[str]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The first row of each distinct text (up to case and whitespace), and each row's distinct text."""
+    seen: dict[str, int] = {}
+    inverse = np.fromiter((seen.setdefault(normalize_text(text), len(seen)) for text in texts), np.int64, len(texts))
+    first = np.full(len(seen), len(texts), dtype=np.int64)
+    np.minimum.at(first, inverse, np.arange(len(texts)))
+    return first, inverse
 
-    id_values = pd.Series(list(ids)).to_numpy()
-    text_values = np.asarray(texts, dtype=object)
-    return pd.DataFrame(
-        {
-            "score": np.round(mined.scores.astype(np.float64), 6),
-            "id_a": id_values[mined.left],
-            "question_a": text_values[mined.left],
-            "id_b": id_values[mined.right],
-            "question_b": text_values[mined.right],
-        }
-    )
+
+def _expand_identical(
+    mined: MinedPairs, truncated: NDArray[np.int64], inverse: NDArray[np.int64], top_k: int
+) -> MinedPairs:
+    """Pairs of distinct texts as pairs of rows (`inverse[row]` is a row's distinct text), with the pairs of
+    identical texts (score 1.0), each row keeping its `top_k` best neighbours (ties: lower rows first).
+
+    A row's neighbours are first the rows of its own text, then those of the texts mined near it, best
+    first; a pair is kept when it is among the `top_k` of either of its rows, as in `mine_embeddings`. So
+    the pairs stay under `top_k` per row however often a text is repeated.
+    """
+    sizes = np.bincount(inverse).astype(np.int64)
+    members = np.argsort(inverse, kind="stable")  # rows grouped by text, in row order
+    starts = np.cumsum(sizes) - sizes
+    same = _identical_pairs(sizes, starts, members, top_k)
+    # Each directed edge (text -> neighbour text), best first per text, gives the text's rows the first
+    # rows of the neighbour text that fit in what is left of their top_k after their identical rows.
+    source = np.r_[mined.left, mined.right]
+    target = np.r_[mined.right, mined.left]
+    scores = np.r_[mined.scores, mined.scores]
+    order = np.lexsort((starts[target], -scores, source))
+    source, target, scores = source[order], target[order], scores[order]
+    budget = np.maximum(0, top_k - (sizes - 1))
+    before = _exclusive_cumsum_by(sizes[target], source)
+    take = np.clip(budget[source] - before, 0, sizes[target])
+    count = sizes[source] * take
+    edge = np.repeat(np.arange(len(source)), count)
+    within = np.arange(len(edge)) - np.repeat(np.cumsum(count) - count, count)
+    a = members[starts[source][edge] + within // take[edge]] if len(edge) else edge
+    b = members[starts[target][edge] + within % take[edge]] if len(edge) else edge
+    left = np.r_[same[0], np.minimum(a, b)]
+    right = np.r_[same[1], np.maximum(a, b)]
+    pair_scores = np.r_[np.ones(len(same[0]), dtype=np.float32), scores[edge]].astype(np.float32)
+    keys = left * (len(inverse) + 1) + right
+    _, unique = np.unique(keys, return_index=True)
+    neighbours = sizes - 1 + np.bincount(source, weights=sizes[target], minlength=len(sizes)).astype(np.int64)
+    over = neighbours > top_k
+    over[truncated] = True
+    expanded = MinedPairs(left[unique], right[unique], pair_scores[unique], int(sizes[over].sum()))
+    return expanded.sorted()
+
+
+def _identical_pairs(
+    sizes: NDArray[np.int64], starts: NDArray[np.int64], members: NDArray[np.int64], top_k: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The kept pairs among rows of one text: each row's `top_k` are its text's first rows (other than itself)."""
+    lefts: list[NDArray[np.int64]] = []
+    rights: list[NDArray[np.int64]] = []
+    for text in np.flatnonzero(sizes > 1).tolist():
+        rows = members[starts[text] : starts[text] + sizes[text]]
+        head = rows[: top_k + 1]
+        i, j = np.triu_indices(len(head), k=1)
+        lefts += [head[i], np.repeat(rows[top_k + 1 :], min(top_k, len(head)))]
+        rights += [head[j], np.tile(head[:top_k], max(0, len(rows) - top_k - 1))]
+    if not lefts:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    first, second = np.concatenate(lefts), np.concatenate(rights)
+    return np.minimum(first, second), np.maximum(first, second)
+
+
+def _exclusive_cumsum_by(values: NDArray[np.int64], groups: NDArray[np.int64]) -> NDArray[np.int64]:
+    """For sorted `groups`, the sum of the `values` before each position within its group."""
+    total = np.cumsum(values) - values
+    if not len(values):
+        return total
+    group_start = np.r_[0, np.flatnonzero(groups[1:] != groups[:-1]) + 1]
+    offsets = np.repeat(total[group_start], np.diff(np.r_[group_start, len(values)]))
+    return total - offsets

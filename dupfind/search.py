@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
 from dupfind.encoding import Embeddings
 from dupfind.errors import DupfindError
-from dupfind.mining import DEFAULT_TOP_K, MinedPairs, check_threshold
+from dupfind.mining import DEFAULT_TOP_K, MinedPairs, check_threshold, check_top_k
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_SEARCH_K = 5
 _BLOCK_BYTES = 64 << 20
@@ -22,6 +27,32 @@ class Neighbours:
     rows: NDArray[np.int64]
     scores: NDArray[np.float32]
 
+    def to_frame(
+        self,
+        ids: Sequence[object],
+        texts: Sequence[str],
+        threshold: float,
+        queries: tuple[Sequence[object], Sequence[str]] | None = None,
+    ) -> pd.DataFrame:
+        """One line per hit: `[query_id, query,] rank, score, duplicate, id, question` (`ids`, `texts`: the
+        corpus's; `queries`: the queries' ids and texts, shown when given)."""
+        import pandas as pd
+
+        from dupfind.tables import id_column
+
+        flat_rows, flat_scores = self.rows.ravel(), self.scores.ravel().astype(np.float64)
+        columns: dict[str, object] = {}
+        if queries is not None:
+            query = np.repeat(np.arange(self.rows.shape[0]), self.rows.shape[1])
+            columns["query_id"] = id_column([queries[0][q] for q in query.tolist()])
+            columns["query"] = [queries[1][q] for q in query.tolist()]
+        columns["rank"] = np.tile(np.arange(1, self.rows.shape[1] + 1), self.rows.shape[0])
+        columns["score"] = np.round(flat_scores, 6)
+        columns["duplicate"] = flat_scores >= threshold
+        columns["id"] = id_column([ids[row] for row in flat_rows.tolist()])
+        columns["question"] = [texts[row] for row in flat_rows.tolist()]
+        return pd.DataFrame(columns)
+
 
 def nearest(
     queries: Embeddings, corpus: Embeddings, k: int = DEFAULT_SEARCH_K, exclude: NDArray[np.int64] | None = None
@@ -31,8 +62,7 @@ def nearest(
     `exclude[q]`, when given, is a corpus row that query `q` must not retrieve (itself, when the queries are
     corpus rows). Queries are scored block by block, so memory stays bounded by one block of scores.
     """
-    if k < 1:
-        raise DupfindError(f"-k must be at least 1, got {k}")
+    check_top_k(k)
     if len(corpus) and len(queries) and queries.shape[1] != corpus.shape[1]:
         raise DupfindError(f"queries have {queries.shape[1]} dimensions but the corpus has {corpus.shape[1]}")
     k = max(0, min(k, len(corpus) - (exclude is not None)))
@@ -62,13 +92,10 @@ def mine_against(queries: Embeddings, corpus: Embeddings, threshold: float, top_
     Unlike pairs within one set, `left` indexes the queries and `right` the corpus.
     """
     check_threshold(threshold)
-    if top_k < 1:
-        raise DupfindError(f"--top-k must be at least 1, got {top_k}")
+    check_top_k(top_k)
     found = nearest(queries, corpus, top_k + 1)
     above = found.scores >= threshold
     truncated = int(above[:, top_k].sum()) if found.scores.shape[1] > top_k else 0
     above[:, top_k:] = False
     left, rank = np.nonzero(above)
-    right, scores = found.rows[left, rank], found.scores[left, rank]
-    order = np.lexsort((right, left, -scores))
-    return MinedPairs(left[order], right[order], scores[order], truncated)
+    return MinedPairs(left, found.rows[left, rank], found.scores[left, rank], truncated).sorted()

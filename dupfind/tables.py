@@ -10,7 +10,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,7 +287,7 @@ def write_table(frame: pd.DataFrame, output: str | None, fmt: str, title: str | 
             sys.stdout.flush()
         return
     if fmt == "table":
-        raise DupfindError("--format table is for the terminal; pick csv, tsv, jsonl, json or parquet for a file")
+        raise DupfindError("the table format is for the terminal; pick csv, tsv, jsonl, json or parquet for a file")
     with atomic_output(output, binary=fmt == "parquet") as handle:
         if fmt == "parquet":
             frame.to_parquet(handle, index=False)
@@ -354,3 +354,48 @@ def _print_table(frame: pd.DataFrame, title: str | None) -> None:
     for row in frame.itertuples(index=False):
         table.add_row(*[f"{value:.4f}" if isinstance(value, float) else str(value) for value in row])
     Console().print(table)
+
+
+@dataclass(frozen=True)
+class QuestionReader:
+    """How to read question files: the same input options for every file a command reads."""
+
+    text_col: str | None = None
+    id_col: str | None = None
+    format_in: str | None = None
+    encoding: str = "utf-8"
+    skip_bad_lines: bool = False
+
+    def load(self, source: str) -> Questions:
+        """The questions of a file (or `-`, stdin)."""
+        return load_questions(source, self.format_in, self.text_col, self.id_col, self.encoding, self.skip_bad_lines)
+
+
+def check_destination(path: str | None, inputs: Sequence[str] = ()) -> None:
+    """Fail early, before any work, when a result could not be written at `path` (None or `-`: stdout):
+    a folder, a folder that does not exist, or one of the `inputs` (it would be replaced before it is read)."""
+    if path is None or path == "-":
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise DupfindError(f"{path}: is a directory")
+    if not target.parent.exists():
+        raise DupfindError(f"{path}: the folder {target.parent} does not exist")
+    for source in inputs:
+        if source != "-" and _same_file(source, path):
+            raise DupfindError(f"{path}: is also an input; write the result to another file")
+
+
+def _same_file(first: str, second: str) -> bool:
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return Path(first).resolve() == Path(second).resolve()
+
+
+def id_column(ids: Sequence[Any]) -> pd.Series:
+    """Ids as a column: int64 when all are integers, else objects as they are (never floats made of integers)."""
+    column = pd.Series(list(ids))
+    if column.dtype.kind == "f" and not all(isinstance(value, float) for value in ids):
+        return pd.Series(list(ids), dtype=object)
+    return column

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from dupfind.backends import register_backend, unregister_backend
 from dupfind.encoding import Embeddings
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -57,18 +58,20 @@ def fake_encoder() -> FakeEncoder:
 
 
 @pytest.fixture
-def use_fake_encoder(monkeypatch: pytest.MonkeyPatch, fake_encoder: FakeEncoder) -> FakeEncoder:
-    """Make every `load_encoder` call (library and CLI) return the fake encoder."""
-    monkeypatch.setattr("dupfind.encoding.load_encoder", lambda model=None, backend=None: fake_encoder)
-    return fake_encoder
+def use_fake_encoder(monkeypatch: pytest.MonkeyPatch, fake_encoder: FakeEncoder) -> Iterator[FakeEncoder]:
+    """Register the fake encoder as the `fake` backend and make it the default backend (library and CLI)."""
+    register_backend("fake", lambda model: fake_encoder)
+    monkeypatch.setenv("DUPFIND_BACKEND", "fake")
+    yield fake_encoder
+    unregister_backend("fake")
 
 
 @pytest.fixture(scope="session")
 def real_encoder():  # type: ignore[no-untyped-def]
     """The built-in model on the default backend (slow tests only)."""
-    from dupfind.encoding import load_encoder
+    from dupfind.backends import load_encoder
 
-    return load_encoder()
+    return load_encoder(backend="openvino")
 
 
 def needs_quora() -> pytest.MarkDecorator:

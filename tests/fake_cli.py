@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Sequence
 
-import dupfind.encoding
+from dupfind.backends import register_backend
 from dupfind.cli import main
 from dupfind.encoding import Embeddings
 from tests.conftest import FakeEncoder
@@ -27,5 +27,6 @@ class SlowFakeEncoder(FakeEncoder):
 
 
 if __name__ == "__main__":
-    dupfind.encoding.load_encoder = lambda model=None, backend=None: SlowFakeEncoder()  # type: ignore[assignment]
+    register_backend("fake", lambda model: SlowFakeEncoder())
+    os.environ["DUPFIND_BACKEND"] = "fake"
     main()

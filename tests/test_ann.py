@@ -8,7 +8,8 @@ import pytest
 
 from dupfind.ann import IvfParams, partition
 from dupfind.cache_dir import cache_dir
-from dupfind.embedding_cache import EmbeddingCache, cached_encode
+from dupfind.embedder import Embedder
+from dupfind.embedding_cache import EmbeddingCache
 from dupfind.encoding import normalize
 from dupfind.mining import mine_embeddings, normalize_text
 from tests.conftest import QUORA, needs_quora
@@ -53,7 +54,7 @@ def test_pair_recall_on_real_questions(real_encoder) -> None:  # type: ignore[no
     for text in pd.read_csv(QUORA / "train-questions.csv").question.dropna().astype(str):
         distinct.setdefault(normalize_text(text), text)
     texts = list(distinct.values())[:REAL_ROWS]
-    embeddings = cached_encode(real_encoder, texts, cache=EmbeddingCache(cache_dir() / "embeddings"))
+    embeddings = Embedder(real_encoder, EmbeddingCache(cache_dir() / "embeddings")).embed(texts)
     exact = mine_embeddings(embeddings, REAL_THRESHOLD, index="exact")
     approximate = mine_embeddings(embeddings, REAL_THRESHOLD, index="ann")
     exact_pairs = set(zip(exact.left.tolist(), exact.right.tolist(), strict=True))

@@ -12,11 +12,11 @@ from dupfind.clustering import (
     cluster_texts,
     communities,
     components,
-    unique_texts,
 )
+from dupfind.embedder import Embedder
 from dupfind.encoding import normalize
 from dupfind.errors import DupfindError
-from dupfind.mining import MinedPairs, mine_embeddings
+from dupfind.mining import MinedPairs, mine_embeddings, unique_texts
 from tests.conftest import FakeEncoder
 from tests.test_mining import clustered_embeddings
 
@@ -97,7 +97,7 @@ def test_unique_texts_ignore_case_and_spaces() -> None:
 
 def test_cluster_texts_encodes_identical_texts_once(fake_encoder: FakeEncoder) -> None:
     texts = ["red apple pie", "Red  apple pie", "why is the sky blue", "red apple pie recipe", "blue sky why"]
-    clusters, embeddings = cluster_texts(fake_encoder, texts, threshold=0.75, method="communities")
+    clusters, embeddings = cluster_texts(Embedder(fake_encoder), texts, threshold=0.75, method="communities")
     assert sum(len(call) for call in fake_encoder.calls) == 4
     assert isinstance(clusters, Clusters) and embeddings.shape == (5, FakeEncoder.dim)
     assert clusters.labels[0] == clusters.labels[1]

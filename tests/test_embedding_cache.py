@@ -8,9 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dupfind.embedding_cache import MAX_SHARDS, EmbeddingCache, cached_encode, text_keys
-from dupfind.encoding import encode
-from tests.conftest import FakeEncoder
+from dupfind.embedding_cache import MAX_SHARDS, EmbeddingCache, text_keys
 
 TEXTS = [f"How do I fix problem number {i}?" for i in range(50)]
 
@@ -37,23 +35,6 @@ def test_lookup_returns_what_was_stored(cache: EmbeddingCache) -> None:
     assert found.tolist() == [False] * 20 + [True] * 30
     assert out is not None and np.array_equal(out[20:], stored[:30][::-1])
     assert cache.lookup("model-b", keys)[0] is None
-
-
-def test_cached_encode_encodes_only_new_texts(cache: EmbeddingCache, fake_encoder: FakeEncoder) -> None:
-    first = cached_encode(fake_encoder, TEXTS[:40], batch_size=16, cache=cache)
-    fake_encoder.calls.clear()
-    again = cached_encode(fake_encoder, TEXTS, batch_size=16, cache=cache)
-    assert sorted(text for batch in fake_encoder.calls for text in batch) == sorted(TEXTS[40:])
-    assert np.array_equal(again[:40], first)
-    assert np.array_equal(again, encode(fake_encoder, TEXTS))
-    fake_encoder.calls.clear()
-    cached_encode(fake_encoder, TEXTS, cache=cache)
-    assert fake_encoder.calls == []
-
-
-def test_no_cache_encodes_everything(fake_encoder: FakeEncoder) -> None:
-    cached_encode(fake_encoder, TEXTS, cache=None)
-    assert sum(map(len, fake_encoder.calls)) == len(TEXTS)
 
 
 def test_default_location_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

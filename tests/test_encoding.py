@@ -51,7 +51,7 @@ def test_progress_counts_every_text(fake_encoder: FakeEncoder) -> None:
 
 def test_empty_input_and_bad_batch_size(fake_encoder: FakeEncoder) -> None:
     assert encode(fake_encoder, []).shape == (0, 0)
-    with pytest.raises(DupfindError, match="--batch-size"):
+    with pytest.raises(DupfindError, match="batch size"):
         encode(fake_encoder, TEXTS, batch_size=0)
 
 

@@ -14,26 +14,17 @@ import pytest
 import torch
 
 from dupfind.calibration import apply, calibrate_mining, calibrate_pairs, store_calibration
+from dupfind.embedder import Embedder
 from dupfind.encoding import Embeddings, encode, normalize
 from dupfind.errors import DupfindError
-from dupfind.evaluation import (
-    LabelledPairs,
-    candidate_pairs,
-    classify,
-    clusters_from_frame,
-    encode_texts,
-    evaluate_mining,
-    evaluate_pairs,
-    evaluate_retrieval,
-    histogram,
-    pair_scores,
-    pairs_from_frame,
-    rank_candidates,
-    top_neighbours,
-)
+from dupfind.evaluation.labeled import LabeledPairs, clusters_from_frame, pairs_from_frame
+from dupfind.evaluation.mining import candidate_pairs, evaluate_mining, rank_candidates
+from dupfind.evaluation.pairs import classify, evaluate_pairs, pair_scores
+from dupfind.evaluation.plots import histogram
+from dupfind.evaluation.retrieval import evaluate_retrieval, top_neighbours
 from dupfind.mining import mine_embeddings
 from dupfind.model import Thresholds
-from tests.conftest import QUORA, FakeEncoder, needs_quora
+from tests.conftest import QUORA, needs_quora
 
 WORDS = [f"w{i}" for i in range(80)]
 
@@ -83,7 +74,7 @@ def clustered_texts(clusters: int, seed: int = 0) -> tuple[list[str], list[int]]
     return texts, labels
 
 
-def labelled_pairs(seed: int = 0) -> LabelledPairs:
+def labeled_pairs(seed: int = 0) -> LabeledPairs:
     texts, clusters = clustered_texts(120, seed)
     rng = np.random.default_rng(seed)
     first, second, labels = [], [], []
@@ -93,18 +84,18 @@ def labelled_pairs(seed: int = 0) -> LabelledPairs:
             first.append(texts[i])
             second.append(texts[j])
             labels.append(same)
-    return LabelledPairs(first, second, np.array(labels, dtype=np.bool_))
+    return LabeledPairs(first, second, np.array(labels, dtype=np.bool_))
 
 
 def assert_close(ours: float, theirs: float, what: str) -> None:
     assert abs(ours - float(theirs)) < 1e-3, f"{what}: {ours} vs sentence-transformers {theirs}"
 
 
-def check_pairs(model: Any, pairs: LabelledPairs) -> None:
+def check_pairs(model: Any, pairs: LabeledPairs) -> None:
     from sentence_transformers.sentence_transformer.evaluation import BinaryClassificationEvaluator
     from sklearn.metrics import roc_auc_score
 
-    scores = pair_scores(SentenceTransformerEncoder(model), pairs)
+    scores = pair_scores(Embedder(SentenceTransformerEncoder(model)), pairs)
     ours = evaluate_pairs(scores, pairs.labels, 0.5)
     evaluator = BinaryClassificationEvaluator(pairs.first, pairs.second, pairs.labels.astype(int).tolist())
     theirs = evaluator(model)
@@ -172,7 +163,7 @@ def check_mining(model: Any, texts: list[str], clusters: list[int], embeddings: 
 
 
 def test_pairs_agree_with_binary_classification_evaluator(tiny_model: Any) -> None:
-    check_pairs(tiny_model, labelled_pairs())
+    check_pairs(tiny_model, labeled_pairs())
 
 
 def test_retrieval_agrees_with_information_retrieval_evaluator(tiny_model: Any) -> None:
@@ -313,12 +304,6 @@ def test_histogram_marks_the_threshold_between_bins() -> None:
     assert sum(counts(line)[0] for line in above) == 3 and sum(counts(line)[1] for line in above) == 0
     assert sum(counts(line)[1] for line in below) == 3 and sum(counts(line)[0] for line in below) == 0
     assert all(float(line.split("–")[0]) >= 0.5 - 1e-9 for line in above)
-
-
-def test_encode_texts_encodes_each_distinct_text_once(fake_encoder: FakeEncoder) -> None:
-    embeddings = encode_texts(fake_encoder, ["a b", "c d", "a b"])
-    assert sum(len(call) for call in fake_encoder.calls) == 2
-    assert np.array_equal(embeddings[0], embeddings[2])
 
 
 def test_pairs_from_frame_skips_blank_and_accepts_label_spellings() -> None:

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dupfind.embedder import Embedder
 from dupfind.errors import DupfindError
 from dupfind.mining import mine_texts
 from dupfind.tables import load_questions
@@ -41,7 +42,7 @@ def check(path: Path, **options: object) -> None:
         assert "\n" not in str(exc)
         return
     assert len(questions.texts) == len(questions.ids) > 0
-    mined = mine_texts(FakeEncoder(), questions.texts, threshold=0.5)
+    mined = mine_texts(Embedder(FakeEncoder()), questions.texts, threshold=0.5)
     assert all(a < b < len(questions.texts) for a, b in zip(mined.left.tolist(), mined.right.tolist(), strict=True))
 
 

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from dupfind import ann
+from dupfind.embedder import Embedder
 from dupfind.encoding import encode, normalize
 from dupfind.errors import DupfindError
-from dupfind.mining import MinedPairs, mine_embeddings, mine_texts, normalize_text, pairs_frame
+from dupfind.mining import MinedPairs, mine_embeddings, mine_texts, normalize_text
 from tests.conftest import FakeEncoder
 
 
@@ -62,9 +63,9 @@ def test_bad_parameters() -> None:
     embeddings = clustered_embeddings(8)
     with pytest.raises(DupfindError, match="between -1 and 1"):
         mine_embeddings(embeddings, 1.5)
-    with pytest.raises(DupfindError, match="--top-k"):
+    with pytest.raises(DupfindError, match=r"^top-k must be at least 1"):  # no CLI flag in a library error
         mine_embeddings(embeddings, 0.5, top_k=0)
-    with pytest.raises(DupfindError, match="--index must be exact, ann or auto"):
+    with pytest.raises(DupfindError, match=r"^the index must be exact, ann or auto"):
         mine_embeddings(embeddings, 0.5, index="hnsw")
 
 
@@ -125,22 +126,26 @@ def test_empty_and_single_inputs() -> None:
             assert len(mine_embeddings(np.zeros((rows, 4), dtype=np.float32), 0.5, index=index)) == 0
 
 
-def reference_expansion(texts: list[str], threshold: float, top_k: int, encoder: FakeEncoder) -> set[tuple[int, int]]:
-    """What `mine_texts` must return: pairs of distinct texts mapped to every row, plus identical rows."""
+def reference_expansion(
+    texts: list[str], threshold: float, top_k: int, encoder: FakeEncoder
+) -> tuple[set[tuple[int, int]], int]:
+    """What `mine_texts` must return, by brute force over rows: identical texts score 1.0, each row keeps its
+    `top_k` best neighbours above the threshold (ties: lower rows first), a pair is kept from either row;
+    and how many rows had more than `top_k` neighbours."""
     keys = [normalize_text(text) for text in texts]
     distinct = list(dict.fromkeys(keys))
-    rows_of = {key: [row for row, other in enumerate(keys) if other == key] for key in distinct}
-    first_text = {key: texts[rows[0]] for key, rows in rows_of.items()}
-    mined = mine_embeddings(encode(encoder, [first_text[key] for key in distinct]), threshold, top_k, index="exact")
-    pairs = set()
-    for u, v in zip(mined.left.tolist(), mined.right.tolist(), strict=True):
-        pairs |= {(min(a, b), max(a, b)) for a in rows_of[distinct[u]] for b in rows_of[distinct[v]]}
-    for rows in rows_of.values():
-        if len(rows) - 1 > top_k:
-            pairs |= {(rows[0], other) for other in rows[1:]}
-        else:
-            pairs |= {(a, b) for index, a in enumerate(rows) for b in rows[index + 1 :]}
-    return pairs
+    embeddings = encode(encoder, [texts[keys.index(key)] for key in distinct])
+    rows = embeddings[[distinct.index(key) for key in keys]]
+    scores = rows @ rows.T
+    same = np.array([[a == b for b in keys] for a in keys])
+    scores[same] = 1.0
+    np.fill_diagonal(scores, -np.inf)
+    pairs, truncated = set(), 0
+    for i, row in enumerate(scores):
+        above = [j for j in np.lexsort((np.arange(len(row)), -row)) if row[j] >= threshold]
+        truncated += len(above) > top_k
+        pairs |= {(min(i, j), max(i, j)) for j in above[:top_k]}
+    return pairs, truncated
 
 
 def test_repeated_texts_expand_to_every_row(fake_encoder: FakeEncoder) -> None:
@@ -154,17 +159,28 @@ def test_repeated_texts_expand_to_every_row(fake_encoder: FakeEncoder) -> None:
         "fix a flat tyre",
     ]
     texts = [base[i].upper() if rng.random() < 0.3 else base[i] for i in rng.integers(0, len(base), 40)]
-    mined = mine_texts(fake_encoder, texts, threshold=0.6, top_k=3)
-    assert set(zip(mined.left.tolist(), mined.right.tolist(), strict=True)) == reference_expansion(
-        texts, 0.6, 3, FakeEncoder()
-    )
+    mined = mine_texts(Embedder(fake_encoder), texts, threshold=0.6, top_k=3)
+    expected, truncated = reference_expansion(texts, 0.6, 3, FakeEncoder())
+    assert set(zip(mined.left.tolist(), mined.right.tolist(), strict=True)) == expected
+    assert mined.truncated == truncated
     assert np.all(mined.left < mined.right) and np.all(np.diff(mined.scores) <= 1e-7)
     assert mined.truncated > 0
 
 
+@pytest.mark.parametrize("top_k", [1, 3, 10])
+def test_repeated_texts_keep_top_k_per_row_and_say_so_truly(fake_encoder: FakeEncoder, top_k: int) -> None:
+    texts = ["How do I bake bread at home?"] * 1000 + ["How do I bake bread at home today?"] * 1000
+    mined = mine_texts(Embedder(fake_encoder), texts, threshold=0.5, top_k=top_k)
+    degree = np.bincount(np.r_[mined.left, mined.right], minlength=len(texts))
+    assert len(mined) <= len(texts) * top_k
+    assert mined.truncated == len(texts)  # every row had 999 or more neighbours above the threshold
+    assert degree.min() >= top_k  # every row keeps its best top_k, all identical to it (score 1.0)
+    assert np.all(mined.scores == 1.0)
+
+
 def test_identical_texts_are_encoded_once_and_score_one(fake_encoder: FakeEncoder) -> None:
     texts = ["How do I bake bread?", "how do  I bake BREAD?", "Where is Paris?", "How do I bake bread?"]
-    mined = mine_texts(fake_encoder, texts, threshold=0.99)
+    mined = mine_texts(Embedder(fake_encoder), texts, threshold=0.99)
     encoded = [text for batch in fake_encoder.calls for text in batch]
     assert sorted(encoded) == sorted(["How do I bake bread?", "Where is Paris?"])
     pairs = {(int(a), int(b)): float(s) for a, b, s in zip(mined.left, mined.right, mined.scores, strict=True)}
@@ -174,9 +190,9 @@ def test_identical_texts_are_encoded_once_and_score_one(fake_encoder: FakeEncode
 
 def test_pairs_frame_orders_and_names_columns(fake_encoder: FakeEncoder) -> None:
     texts = ["red apple pie recipe", "green tea benefits", "recipe for red apple pie", "benefits of green tea"]
-    mined = mine_texts(fake_encoder, texts, threshold=0.5)
-    frame = pairs_frame(mined, ["a", "b", "c", "d"], texts)
+    mined = mine_texts(Embedder(fake_encoder), texts, threshold=0.5)
+    frame = mined.to_frame(["a", "b", "c", "d"], texts)
     assert list(frame.columns) == ["score", "id_a", "question_a", "id_b", "question_b"]
     assert set(zip(frame.id_a, frame.id_b, strict=True)) == {("a", "c"), ("b", "d")}
     assert frame.score.is_monotonic_decreasing
-    assert pairs_frame(mined, [10, 20, 30, 40], texts).id_a.dtype == np.int64
+    assert mined.to_frame([10, 20, 30, 40], texts).id_a.dtype == np.int64

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from dupfind.calibration import thresholds_from_holdout
 from dupfind.cli import app
 from dupfind.model import Thresholds, builtin_model_dir
-from dupfind.training import HoldoutScores, calibrate, read_pairs, split_holdout
+from dupfind.training.splits import read_pairs, split_holdout
 
 runner = CliRunner()
 TOPICS = ["python", "paris", "guitar", "taxes", "running", "coffee", "chess", "linux", "stocks", "bread"]
@@ -66,11 +67,13 @@ def train(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+@pytest.mark.slow  # runs sentence-transformers' trainer (a tiny model, but a real training loop)
 @pytest.mark.parametrize("recipe", ["seed", "best"])
 def test_train_writes_a_loadable_calibrated_model(
     tiny_model: Path, pairs_csv: Path, tmp_path: Path, recipe: str
 ) -> None:
-    from dupfind.encoding import encode, load_encoder
+    from dupfind.backends import load_encoder
+    from dupfind.encoding import encode
     from dupfind.model import load_thresholds, resolve_model
 
     out = tmp_path / "trained"
@@ -83,7 +86,7 @@ def test_train_writes_a_loadable_calibrated_model(
         str(tiny_model),
         "--recipe",
         recipe,
-        "--batch-size",
+        "--pairs-per-batch",
         "8",
         "--holdout",
         "0.25",
@@ -153,9 +156,9 @@ def read_pairs_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_mining_threshold_keeps_the_base_models_offset_from_the_pair_threshold() -> None:
-    after = HoldoutScores(0.8, 0.70, 0.85, 0.7, 0.72, 0.75, 0.9)
-    assert calibrate(after, Thresholds(pair=0.744, mining=0.793)) == Thresholds(pair=0.70, mining=pytest.approx(0.749))
-    assert calibrate(after, Thresholds(pair=0.5, mining=0.9)).mining == 1.0
+    expected = Thresholds(pair=0.70, mining=pytest.approx(0.749))
+    assert thresholds_from_holdout(0.70, Thresholds(pair=0.744, mining=0.793)) == expected
+    assert thresholds_from_holdout(0.70, Thresholds(pair=0.5, mining=0.9)).mining == 1.0
 
 
 def test_a_failed_run_leaves_no_temporary_directory(tmp_path: Path) -> None:
@@ -178,7 +181,7 @@ class FixedEncoder:
 
 
 def test_hard_negatives_prefer_labels_then_close_questions_outside_the_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dupfind import training
+    from dupfind.training import negatives as training
 
     monkeypatch.setattr(training, "HARD_NEGATIVE_CHOICES", 1)  # always the nearest eligible question
 

@@ -15,11 +15,12 @@ from dupfind.cli import (  # noqa: F401  (importing a command module registers i
     search,
     train,
 )
-from dupfind.cli.common import app
+from dupfind.cli.common import app, guard_standard_streams
 
 
 def main() -> None:
     """Entry point of the `dupfind` console script."""
+    guard_standard_streams()
     try:
         app()
     except BrokenPipeError:

@@ -9,35 +9,19 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from dupfind.cli.common import app, command, info
+from dupfind.cli.common import command, command_group, info
 
 if TYPE_CHECKING:
     from dupfind.embedding_cache import EmbeddingCache
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-cache_app = typer.Typer(
-    name="cache",
-    help="The embedding cache (at $DUPFIND_CACHE_DIR/embeddings, else ~/.cache/dupfind/embeddings).",
-    no_args_is_help=True,
-    rich_markup_mode=None,
+cache_app = command_group(
+    "cache", "The embedding cache (at $DUPFIND_CACHE_DIR/embeddings, else ~/.cache/dupfind/embeddings)."
 )
-app.add_typer(cache_app, name="cache")
 
 
-def cache_command(name: str) -> Callable[[F], F]:
-    """Register a command of `dupfind cache`, with the error handling of every command."""
-
-    def decorate(function: F) -> F:
-        command(f"cache {name}")(function)
-        cache_app.registered_commands.append(app.registered_commands.pop())
-        cache_app.registered_commands[-1].name = name
-        return function
-
-    return decorate
-
-
-@cache_command("info")
+@command("info", cache_app)
 def cache_info(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False) -> None:
     """Where the cache is, and the rows and bytes it holds per model (encoder fingerprint).
 
@@ -60,7 +44,7 @@ def cache_info(as_json: Annotated[bool, typer.Option("--json", help="Print a JSO
         print(f"{model.fingerprint:<{width}}  {model.rows:>10}  {model.shards:>6}  {_megabytes(model.size):>10}")
 
 
-@cache_command("clear")
+@command("clear", cache_app)
 def cache_clear(
     model: Annotated[
         str | None,

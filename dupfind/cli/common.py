@@ -1,22 +1,41 @@
-"""What every command shares: the Typer app, error handling, stderr messages, progress bars, options."""
+"""What every command shares: the Typer app, error handling, stderr messages, progress bars, and the options.
+
+Options that several commands take are declared once here: as `Annotated` types, and as groups that a
+decorator adds to a command and hands it as one object (`input_options` → a `QuestionReader`,
+`embedder_options` → `EmbedderOptions`), in the manner of sqlite-utils' shared option decorators.
+"""
 
 from __future__ import annotations
 
+import errno
 import functools
+import inspect
+import io
 import os
+import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+import traceback
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperCommand
 
-from dupfind.encoding import Progress
+from dupfind.encoding import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, Progress
 from dupfind.errors import DupfindError
 
 if TYPE_CHECKING:
-    from dupfind.tables import Questions
+    from dupfind.clustering import Clusters
+    from dupfind.embedder import Embedder
+    from dupfind.encoding import Embeddings
+    from dupfind.index import Index
+    from dupfind.model import ModelRef
+    from dupfind.tables import QuestionReader, Questions
 
 app = typer.Typer(
     name="dupfind",
@@ -32,26 +51,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 ModelOption = Annotated[
     str | None,
-    typer.Option("--model", "-m", help="Local sentence-transformers model directory or hub name [default: built-in]."),
+    typer.Option("--model", "-m", help="Local sentence-transformers model directory [default: built-in]."),
 ]
-BackendOption = Annotated[
-    str | None,
-    typer.Option("--backend", help="Encoder backend: torch, onnx or openvino [default: fastest exact]."),
-]
-BatchSizeOption = Annotated[int, typer.Option("--batch-size", help="Texts encoded per batch.")]
-NoCacheOption = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the embedding cache.")]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or summaries on stderr.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, summaries or warnings on stderr.")]
 TextColOption = Annotated[str | None, typer.Option("--text-col", help="Question column [default: auto-detected].")]
-IdColOption = Annotated[str | None, typer.Option("--id-col", help="Id column [default: 1-based row number].")]
-FormatInOption = Annotated[
-    str | None, typer.Option("--format-in", help="Input format: csv, tsv, jsonl, json, parquet, txt.")
-]
-EncodingOption = Annotated[str, typer.Option("--encoding", help="Text encoding of the input.")]
-SkipBadLinesOption = Annotated[bool, typer.Option("--skip-bad-lines", help="Skip malformed JSONL lines.")]
 ThresholdOption = Annotated[
     float | None,
-    typer.Option("--threshold", "-t", help="Cosine score from which a pair is a duplicate [default: calibrated]."),
+    typer.Option(
+        "--threshold", "-t", help="Cosine score from which a pair is a duplicate, -1 to 1 [default: calibrated]."
+    ),
 ]
+TopKOption = Annotated[int, typer.Option("--top-k", "-k", help="Neighbours kept per question.")]
 OutputOption = Annotated[str | None, typer.Option("--output", "-o", help="Write to this file (format from extension).")]
 FormatOption = Annotated[
     str | None,
@@ -59,9 +69,25 @@ FormatOption = Annotated[
         "--format", "-f", help="table, csv, tsv, jsonl, json or parquet [default: table on a terminal, else jsonl]."
     ),
 ]
+FileArgument = Annotated[str, typer.Argument(help="CSV, TSV, JSONL, JSON, Parquet or text file; - for stdin.")]
+MethodOption = Annotated[
+    str,
+    typer.Option(
+        "--method",
+        help="communities: every member is a duplicate of the group's centre; "
+        "components: duplicates of duplicates join (chains).",
+    ),
+]
+Question1ColOption = Annotated[str, typer.Option("--question1-col", help="First question column.")]
+Question2ColOption = Annotated[str, typer.Option("--question2-col", help="Second question column.")]
+LabelColOption = Annotated[str, typer.Option("--label-col", help="Label column (1 duplicate, 0 not).")]
+ClusterColOption = Annotated[str, typer.Option("--cluster-col", help="Gold cluster column.")]
+FormatInOption = Annotated[
+    str | None, typer.Option("--format-in", help="Input format: csv, tsv, jsonl, json, parquet, txt.")
+]
+EncodingOption = Annotated[str, typer.Option("--encoding", help="Text encoding of the input.")]
 
-
-_state = {"verbose": False}
+_state = {"verbose": False, "quiet": False}
 
 
 def _version(show: bool) -> None:
@@ -74,7 +100,9 @@ def _version(show: bool) -> None:
 
 @app.callback()
 def _main(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print timings of each stage on stderr.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Print timings of each stage, and tracebacks, on stderr.")
+    ] = False,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
@@ -101,24 +129,46 @@ def error(message: str) -> None:
 
 
 def info(message: str, quiet: bool = False) -> None:
-    """A summary line on stderr (never stdout, which carries only data)."""
-    if not quiet:
+    """A summary line on stderr (never stdout, which carries only data); nothing with --quiet."""
+    if not (quiet or _state["quiet"]):
         print(message, file=sys.stderr)
 
 
 def warn(message: str) -> None:
-    print(f"dupfind: warning: {message}", file=sys.stderr)
+    """A warning line on stderr; nothing with --quiet."""
+    if not _state["quiet"]:
+        print(f"dupfind: warning: {message}", file=sys.stderr)
 
 
-def command(name: str, group: typer.Typer | None = None) -> Callable[[F], F]:
+def verbose() -> bool:
+    """Whether --verbose was given."""
+    return _state["verbose"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (from `timeout`, systemd, Kubernetes, Slurm), handled like Ctrl-C: nothing is left half-written."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def command(name: str, group: typer.Typer | None = None, aliases: dict[str, str] | None = None) -> Callable[[F], F]:
     """Register a command (on `group`, else the top level) that turns user errors into one line and exit 2,
-    and a closed pipe into a quiet exit."""
+    an interrupt or SIGTERM into exit 130/143 with nothing half-written, a closed pipe into a quiet exit, and any
+    other error into one line and exit 2 (the traceback with --verbose). `aliases` maps old option spellings to
+    the current ones: they still work, hidden, with a warning."""
 
     def decorate(function: F) -> F:
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            _state["quiet"] = bool(kwargs.get("quiet", False))
+            previous = signal.signal(signal.SIGTERM, _terminate)
             try:
-                result = function(*args, **kwargs)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("always")
+                    warnings.showwarning = _show_warning
+                    result = function(*args, **kwargs)
                 sys.stdout.flush()
                 return result
             except DupfindError as exc:
@@ -127,6 +177,9 @@ def command(name: str, group: typer.Typer | None = None) -> Callable[[F], F]:
             except BrokenPipeError:
                 _silence_stdout()
                 raise typer.Exit(0) from None
+            except Terminated:
+                error("terminated")
+                raise typer.Exit(143) from None
             except KeyboardInterrupt:
                 error("interrupted")
                 raise typer.Exit(130) from None
@@ -134,11 +187,46 @@ def command(name: str, group: typer.Typer | None = None) -> Callable[[F], F]:
                 error(f"cannot write the output: {exc.strerror or exc}")
                 _silence_stdout()
                 raise typer.Exit(2) from None
+            except (typer.Exit, typer.Abort, typer.BadParameter):
+                raise
+            except Exception as exc:
+                if _state["verbose"]:
+                    traceback.print_exc(file=sys.stderr)
+                detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                error(f"unexpected error: {detail} (run with -v for the traceback)")
+                raise typer.Exit(2) from None
+            finally:
+                signal.signal(signal.SIGTERM, previous)
 
-        (group or app).command(name)(wrapper)
+        settings: dict[str, Any] = {"cls": _aliased(aliases)} if aliases else {}
+        (group or app).command(name, **settings)(wrapper)
         return function
 
     return decorate
+
+
+def _aliased(aliases: dict[str, str]) -> type[TyperCommand]:
+    """A command class that accepts old option spellings, hidden from --help, with a warning."""
+
+    class AliasedCommand(TyperCommand):
+        def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+            renamed = []
+            for arg in args:
+                name, equals, value = arg.partition("=")
+                if name in aliases:
+                    warn(f"{name} is now {aliases[name]}; the old spelling goes in the next release")
+                    arg = aliases[name] + equals + value
+                renamed.append(arg)
+            return super().parse_args(ctx, renamed)
+
+    return AliasedCommand
+
+
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
+    """Library warnings as one `dupfind: warning:` line on stderr (none with --quiet)."""
+    warn(str(message))
 
 
 def command_group(name: str, help: str) -> typer.Typer:
@@ -153,8 +241,37 @@ def _silence_stdout() -> None:
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
         pass
+
+
+class ClosedStream(io.TextIOBase):
+    """Standard output when the shell closed it (`>&-`): writing data there is an error, not a silent loss."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "standard output is closed")
+
+    def isatty(self) -> bool:
+        return False
+
+
+def guard_standard_streams() -> None:
+    """Hold fds 0-2 open (on /dev/null) when the shell closed them, so no file we open takes their place:
+    closed stdin reads as empty, closed stdout refuses data, closed stderr swallows messages."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            opened = os.open(os.devnull, os.O_RDWR)
+            if opened != fd:
+                os.dup2(opened, fd)
+                os.close(opened)
+            if fd == 0:
+                sys.stdin = open(fd, encoding="utf-8", closefd=False)  # noqa: SIM115
+            elif fd == 1:
+                sys.stdout = ClosedStream()
+            else:
+                sys.stderr = open(fd, "w", encoding="utf-8", closefd=False)  # noqa: SIM115
 
 
 def stderr_is_terminal() -> bool:
@@ -190,3 +307,205 @@ def report_input(questions: Questions, quiet: bool) -> None:
     if skipped:
         warn(f"{questions.source}: skipped {' and '.join(skipped)}")
     info(f"Read {len(questions)} questions from {questions.source} (column '{questions.text_col}')", quiet)
+
+
+def check_range(flag: str, value: float | None, low: float, high: float | None = None) -> None:
+    """A one-line error naming the option when a number given to it is out of range (None: not given)."""
+    if value is None or (low <= value and (high is None or value <= high)):
+        return
+    if high is None:
+        raise DupfindError(f"{flag} must be at least {low:g}, got {value:g}")
+    raise DupfindError(f"{flag} must be between {low:g} and {high:g}, got {value:g}")
+
+
+def check_choice(flag: str, value: str, choices: Sequence[str]) -> None:
+    """A one-line error naming the option when its value is not one of `choices`."""
+    if value not in choices:
+        raise DupfindError(f"unknown {flag} '{value}' (choose from {', '.join(choices)})")
+
+
+def read_questions(reader: QuestionReader, source: str, quiet: bool) -> Questions:
+    """Read a question file with the command's input options, and say what was read."""
+    with stage("read"):
+        questions = reader.load(source)
+    report_input(questions, quiet)
+    return questions
+
+
+def add_options(target: str, options: dict[str, tuple[Any, Any]], build: Callable[..., Any]) -> Callable[[F], F]:
+    """A decorator adding the options `{name: (Annotated type, default)}` to a command, which then receives
+    `target=build(**their values)` instead of each of them."""
+
+    def decorate(function: F) -> F:
+        signature = inspect.signature(function)
+        names = inspect.unwrap(function).__globals__  # the command module's: its annotations are strings
+        kept = [_evaluated(parameter, names) for parameter in signature.parameters.values() if parameter.name != target]
+        added = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+            for name, (annotation, default) in options.items()
+        ]
+
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            kwargs[target] = build(**{name: kwargs.pop(name) for name in options})
+            return function(*args, **kwargs)
+
+        wrapper.__signature__ = signature.replace(parameters=[*kept, *added])  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {parameter.name: parameter.annotation for parameter in [*kept, *added]}
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _evaluated(parameter: inspect.Parameter, names: dict[str, Any]) -> inspect.Parameter:
+    """The parameter with its annotation evaluated in the command module, unless it names a type imported only
+    for type checking (the group object another decorator hands the command)."""
+    if not isinstance(parameter.annotation, str):
+        return parameter
+    try:
+        return parameter.replace(annotation=eval(parameter.annotation, names))
+    except NameError:
+        return parameter
+
+
+def _reader(
+    text_col: str | None, id_col: str | None, format_in: str | None, encoding: str, skip_bad_lines: bool
+) -> QuestionReader:
+    from dupfind.tables import QuestionReader
+
+    return QuestionReader(text_col, id_col, format_in, encoding, skip_bad_lines)
+
+
+input_options = add_options(
+    "reader",
+    {
+        "text_col": (TextColOption, None),
+        "id_col": (
+            Annotated[str | None, typer.Option("--id-col", help="Id column [default: 1-based row number].")],
+            None,
+        ),
+        "format_in": (FormatInOption, None),
+        "encoding": (EncodingOption, "utf-8"),
+        "skip_bad_lines": (
+            Annotated[bool, typer.Option("--skip-bad-lines", help="Skip malformed JSONL lines.")],
+            False,
+        ),
+    },
+    _reader,
+)
+"""Adds the options that say how to read question files; the command receives `reader: QuestionReader`."""
+
+
+@dataclass(frozen=True)
+class EmbedderOptions:
+    """The options that say how questions become embeddings; checked before anything loads."""
+
+    model: str | None
+    backend: str | None
+    batch_size: int
+    cache: bool
+
+    def __post_init__(self) -> None:
+        check_range("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)
+
+    def resolve(self) -> ModelRef:
+        """The model these options name; raises a `DupfindError` for a bad model or backend, before loading."""
+        from dupfind.backends import check_backend
+        from dupfind.model import resolve_model
+
+        check_backend(self.backend)
+        return resolve_model(self.model)
+
+    def load(self, model: str | None = None) -> Embedder:
+        """Load the encoder (of `model` when given, else of --model) and wrap it with the cache and batch size."""
+        from dupfind.backends import load_encoder
+        from dupfind.embedder import Embedder
+        from dupfind.embedding_cache import EmbeddingCache
+
+        with stage("load model"):
+            encoder = load_encoder(model or self.model, self.backend)
+        return Embedder(encoder, EmbeddingCache() if self.cache else None, self.batch_size)
+
+
+embedder_options = add_options(
+    "embedding",
+    {
+        "model": (ModelOption, None),
+        "backend": (
+            Annotated[
+                str | None,
+                typer.Option("--backend", help="Encoder backend: torch, onnx or openvino [default: fastest exact]."),
+            ],
+            None,
+        ),
+        "batch_size": (
+            Annotated[int, typer.Option("--batch-size", help=f"Texts encoded per batch, at most {MAX_BATCH_SIZE}.")],
+            DEFAULT_BATCH_SIZE,
+        ),
+        "cache": (
+            Annotated[bool, typer.Option("--cache/--no-cache", help="Read and fill the embedding cache.")],
+            True,
+        ),
+    },
+    lambda model, backend, batch_size, cache: EmbedderOptions(model, backend, batch_size, cache),
+)
+"""Adds --model, --backend, --batch-size and --no-cache; the command receives `embedding: EmbedderOptions`."""
+
+
+@contextmanager
+def embedding_progress(embedder: Embedder, description: str, quiet: bool) -> Iterator[Embedder]:
+    """The embedder with a progress bar on stderr while the block runs."""
+    with progress_bar(description, quiet) as progress:
+        yield embedder.with_progress(progress)
+
+
+def open_corpus(source: str, reader: QuestionReader, embedding: EmbedderOptions, quiet: bool) -> tuple[Index, Embedder]:
+    """A corpus to search or mine against, with the embedder of its model: an index file as stored (its own
+    model unless --model, which must be the same), or a question file embedded now."""
+    from dupfind.corpus import index_questions
+    from dupfind.index import is_index, open_index
+    from dupfind.model import resolve_model
+
+    if is_index(source):
+        with stage("read index"):
+            index = open_index(source)
+        model = embedding.model or index.model
+        index.check_model(resolve_model(model), source)
+        return index, embedding.load(model)
+    ref = embedding.resolve()
+    questions = read_questions(reader, source, quiet)
+    embedder = embedding.load()
+    with embedding_progress(embedder, f"Encoding {source}", quiet) as progressing:
+        return index_questions(ref, progressing, questions), embedder
+
+
+def check_group_options(threshold: float | None, method: str, top_k: int) -> None:
+    """The checks of the options that say how `clusters` and `dedupe` group questions."""
+    from dupfind.clustering import METHODS
+
+    check_range("--threshold", threshold, -1, 1)
+    check_choice("--method", method, METHODS)
+    check_range("--top-k", top_k, 1)
+
+
+def group_questions(
+    file: str,
+    reader: QuestionReader,
+    embedding: EmbedderOptions,
+    threshold: float | None,
+    method: str,
+    top_k: int,
+    quiet: bool,
+) -> tuple[Questions, Clusters, Embeddings]:
+    """Read a file and group its questions into duplicates (for `clusters` and `dedupe`)."""
+    from dupfind.clustering import cluster_texts
+    from dupfind.model import load_thresholds
+
+    ref = embedding.resolve()
+    questions = read_questions(reader, file, quiet)
+    threshold = load_thresholds(ref).mining if threshold is None else threshold
+    embedder = embedding.load()
+    with embedding_progress(embedder, "Encoding", quiet) as progressing:
+        groups, embeddings = cluster_texts(progressing, questions.texts, threshold, method, top_k)
+    info(groups.describe(threshold, method), quiet)
+    return questions, groups, embeddings

@@ -7,33 +7,33 @@ from typing import Annotated
 
 import typer
 
-from dupfind.cli.common import BackendOption, ModelOption, ThresholdOption, command
+from dupfind.cli.common import EmbedderOptions, ThresholdOption, check_range, command, embedder_options
 
 
 @command("compare")
+@embedder_options
 def compare(
     question_a: Annotated[str, typer.Argument(help="First question.")],
     question_b: Annotated[str, typer.Argument(help="Second question.")],
+    embedding: EmbedderOptions,
     threshold: ThresholdOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False,
-    model: ModelOption = None,
-    backend: BackendOption = None,
 ) -> None:
     """Score two questions; exit 0 if they are duplicates, 1 if not, 2 on error.
 
     Example: dupfind compare "How do I learn Python?" "What is the best way to learn Python?"
     """
-    from dupfind.encoding import load_encoder, similarity
+    from dataclasses import replace
+
     from dupfind.errors import DupfindError
-    from dupfind.mining import check_threshold
-    from dupfind.model import load_thresholds, resolve_model
+    from dupfind.model import load_thresholds
 
     if not question_a.strip() or not question_b.strip():
         raise DupfindError("both questions must be non-blank")
-    if threshold is None:
-        threshold = load_thresholds(resolve_model(model)).pair
-    check_threshold(threshold)
-    score = similarity(load_encoder(model, backend), question_a, question_b)
+    check_range("--threshold", threshold, -1, 1)
+    ref = embedding.resolve()
+    threshold = load_thresholds(ref).pair if threshold is None else threshold
+    score = replace(embedding, cache=False).load().similarity(question_a, question_b)
     duplicate = score >= threshold
     if as_json:
         print(json.dumps({"score": round(score, 6), "threshold": threshold, "duplicate": duplicate}))

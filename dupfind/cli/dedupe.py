@@ -2,34 +2,32 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dupfind.cli.clusters import ClusterTopKOption, MethodOption, group_questions
 from dupfind.cli.common import (
-    BackendOption,
-    BatchSizeOption,
-    EncodingOption,
-    FormatInOption,
-    IdColOption,
-    ModelOption,
+    EmbedderOptions,
+    FileArgument,
+    MethodOption,
     QuietOption,
-    SkipBadLinesOption,
-    TextColOption,
     ThresholdOption,
+    TopKOption,
+    check_choice,
+    check_group_options,
     command,
+    embedder_options,
+    group_questions,
     info,
+    input_options,
 )
-from dupfind.cli.search import Reader
 from dupfind.clustering import DEFAULT_CLUSTER_TOP_K, DEFAULT_METHOD
-from dupfind.encoding import DEFAULT_BATCH_SIZE
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from dupfind.dedupe import Deduplicated
-    from dupfind.tables import Questions
+    from dupfind.tables import QuestionReader
 
 
 def _same_format(file: str, output: str | None, output_format: str | None, format_in: str | None) -> str:
@@ -63,25 +61,13 @@ def _write(frame: pd.DataFrame, text_col: str, output: str | None, fmt: str) -> 
         handle.write(lines)
 
 
-def map_frame(questions: Questions, result: Deduplicated) -> pd.DataFrame:
-    """Each removed question with the kept question standing for it: `removed_id, kept_id, score, …`."""
-    import numpy as np
-    import pandas as pd
-
-    return pd.DataFrame(
-        {
-            "removed_id": [questions.ids[i] for i in result.removed],
-            "kept_id": [questions.ids[i] for i in result.kept_for],
-            "score": np.round(result.scores.astype(np.float64), 6),
-            "removed_question": [questions.texts[i] for i in result.removed],
-            "kept_question": [questions.texts[i] for i in result.kept_for],
-        }
-    )
-
-
 @command("dedupe")
+@input_options
+@embedder_options
 def dedupe(
-    file: Annotated[str, typer.Argument(help="CSV, TSV, JSONL, JSON, Parquet or text file; - for stdin.")],
+    file: FileArgument,
+    reader: QuestionReader,
+    embedding: EmbedderOptions,
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="Write here [default: stdout], in the input's format.")
     ] = None,
@@ -96,15 +82,7 @@ def dedupe(
     ] = None,
     threshold: ThresholdOption = None,
     method: MethodOption = DEFAULT_METHOD,
-    top_k: ClusterTopKOption = DEFAULT_CLUSTER_TOP_K,
-    text_col: TextColOption = None,
-    id_col: IdColOption = None,
-    format_in: FormatInOption = None,
-    encoding: EncodingOption = "utf-8",
-    skip_bad_lines: SkipBadLinesOption = False,
-    model: ModelOption = None,
-    backend: BackendOption = None,
-    batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
+    top_k: TopKOption = DEFAULT_CLUSTER_TOP_K,
     quiet: QuietOption = False,
 ) -> None:
     """Remove duplicate questions, keeping one per group, every column and the input order.
@@ -113,21 +91,30 @@ def dedupe(
 
     Example: dupfind dedupe tickets.csv -o unique.csv --keep longest --map removed.csv
     """
-    from dupfind.dedupe import check_keep, deduplicate
-    from dupfind.tables import output_format as pick_format
+    from dupfind.dedupe import KEEP_POLICIES, deduplicate
+    from dupfind.errors import DupfindError
+    from dupfind.tables import check_destination, write_table
+    from dupfind.tables import output_format as choose_format
 
-    check_keep(keep)
-    fmt = _same_format(file, output, output_format, format_in)
-    map_fmt = pick_format(map_path, None, False) if map_path is not None else None
-    reader = Reader(text_col, id_col, format_in, encoding, skip_bad_lines, quiet)
-    questions, groups, embeddings = group_questions(file, reader, threshold, method, top_k, model, backend, batch_size)
+    check_choice("--keep", keep, KEEP_POLICIES)
+    check_group_options(threshold, method, top_k)
+    fmt = _same_format(file, output, output_format, reader.format_in)
+    map_fmt = choose_format(map_path, None, False) if map_path is not None else None
+    check_destination(output, [file])
+    check_destination(map_path, [file])
+    if (
+        map_path is not None
+        and output is not None
+        and output != "-"
+        and Path(map_path).resolve() == Path(output).resolve()
+    ):
+        raise DupfindError(f"{map_path}: --map and --output name the same file")
+    questions, groups, embeddings = group_questions(file, reader, embedding, threshold, method, top_k, quiet)
     result = deduplicate(groups, questions.texts, embeddings, keep)
     frame = questions.frame.drop(index=questions.frame.index[questions.rows[result.removed]])
     _write(frame, questions.text_col, output, fmt)
     if map_path is not None and map_fmt is not None:
-        from dupfind.tables import write_table
-
-        write_table(map_frame(questions, result), map_path, map_fmt)
+        write_table(result.map_frame(questions.ids, questions.texts), map_path, map_fmt)
     blank = f"; {questions.skipped_blank} blank rows kept as they are" if questions.skipped_blank else ""
     sizes = groups.sizes
     info(

@@ -1,97 +1,99 @@
-"""`dupfind eval pairs|retrieval|mining` and `dupfind calibrate`: quality on labelled data, and thresholds from it."""
+"""`dupfind eval pairs|retrieval|mining` and `dupfind calibrate`: quality on labeled data, and thresholds from it."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from dupfind.cli.common import (
-    BackendOption,
-    BatchSizeOption,
+    ClusterColOption,
+    EmbedderOptions,
     EncodingOption,
     FormatInOption,
-    ModelOption,
+    LabelColOption,
+    Question1ColOption,
+    Question2ColOption,
     QuietOption,
     TextColOption,
     ThresholdOption,
+    check_range,
     command,
     command_group,
+    embedder_options,
+    embedding_progress,
     info,
-    progress_bar,
     stage,
     warn,
 )
-from dupfind.encoding import DEFAULT_BATCH_SIZE
 from dupfind.errors import DupfindError
-from dupfind.evaluation import CLUSTER_COLUMN, MINING_TOP_K, PAIR_COLUMNS, Clustered, LabelledPairs
+from dupfind.evaluation.labeled import CLUSTER_COLUMN, PAIR_COLUMNS, GoldClusters, LabeledPairs
+from dupfind.evaluation.mining import MINING_TOP_K
 
 if TYPE_CHECKING:
     from rich.table import Table
 
     from dupfind.calibration import Calibration
-    from dupfind.encoding import Embeddings, Encoder
+    from dupfind.encoding import Embeddings
 
-F = TypeVar("F", bound=Callable[..., Any])
 Report = dict[str, Any]
 REPORT_FORMATS = ("table", "json", "jsonl")
+# Old spellings of renamed options, accepted (hidden) for one release.
+PAIR_COLUMN_ALIASES = {"--q1-col": "--question1-col", "--q2-col": "--question2-col"}
 
-eval_app = command_group("eval", "Measure the model's quality on labelled pairs or clustered questions.")
+eval_app = command_group("eval", "Measure the model's quality on labeled pairs or gold clusters of questions.")
 
-FileArgument = Annotated[str, typer.Argument(help="CSV, TSV, JSONL, JSON or Parquet file; - for stdin.")]
-Q1ColOption = Annotated[str, typer.Option("--q1-col", help="First question column of a pairs file.")]
-Q2ColOption = Annotated[str, typer.Option("--q2-col", help="Second question column of a pairs file.")]
-LabelColOption = Annotated[str, typer.Option("--label-col", help="Label column of a pairs file: 1 duplicate, 0 not.")]
-ClusterColOption = Annotated[str, typer.Option("--cluster-col", help="Cluster column: duplicates share a cluster.")]
-TopKOption = Annotated[int, typer.Option("--top-k", "-k", help="Candidate neighbours per question, as `mine --top-k`.")]
+LabeledFileArgument = Annotated[str, typer.Argument(help="CSV, TSV, JSONL, JSON or Parquet file; - for stdin.")]
+CandidatesTopKOption = Annotated[
+    int, typer.Option("--top-k", "-k", help="Candidate neighbours per question, as `mine --top-k`.")
+]
 ReportOutputOption = Annotated[str | None, typer.Option("--output", "-o", help="Write the report to this JSON file.")]
 ReportFormatOption = Annotated[
     str | None, typer.Option("--format", "-f", help="table, json or jsonl [default: table on a terminal, else jsonl].")
 ]
 
 
-@command("pairs", eval_app)
+@command("pairs", eval_app, aliases=PAIR_COLUMN_ALIASES)
+@embedder_options
 def eval_pairs(
-    file: FileArgument,
+    file: LabeledFileArgument,
+    embedding: EmbedderOptions,
     threshold: ThresholdOption = None,
     plot: Annotated[str | None, typer.Option("--plot", help="Write a PNG of the score distributions.")] = None,
-    q1_col: Q1ColOption = PAIR_COLUMNS[0],
-    q2_col: Q2ColOption = PAIR_COLUMNS[1],
+    question1_col: Question1ColOption = PAIR_COLUMNS[0],
+    question2_col: Question2ColOption = PAIR_COLUMNS[1],
     label_col: LabelColOption = PAIR_COLUMNS[2],
     output: ReportOutputOption = None,
     output_format: ReportFormatOption = None,
     format_in: FormatInOption = None,
     encoding: EncodingOption = "utf-8",
-    model: ModelOption = None,
-    backend: BackendOption = None,
-    batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
     quiet: QuietOption = False,
 ) -> None:
-    """Accuracy, F1, precision, recall, AP and ROC-AUC on labelled pairs, with a histogram of the scores.
+    """Accuracy, F1, precision, recall, AP and ROC-AUC on labeled pairs, with a histogram of the scores.
 
     Example: dupfind eval pairs dev-pairs.csv --plot scores.png
     """
-    from dupfind.evaluation import check_plot_target, evaluate_pairs, histogram, pair_scores, plot_scores
-    from dupfind.mining import check_threshold
-    from dupfind.model import load_thresholds, resolve_model
+    from dupfind.evaluation.pairs import evaluate_pairs, pair_scores
+    from dupfind.evaluation.plots import check_plot_target, histogram, plot_scores
+    from dupfind.model import load_thresholds
     from dupfind.tables import read_table
 
     fmt = _report_format(output, output_format)
-    if threshold is not None:
-        check_threshold(threshold)
+    check_range("--threshold", threshold, -1, 1)
     if plot is not None:
         check_plot_target(plot)
-    ref = resolve_model(model)
+    ref = embedding.resolve()
     with stage("read"):
-        pairs = _pairs_from(file, read_table(file, format_in, encoding)[0], (q1_col, q2_col, label_col), quiet)
+        pairs = _pairs_from(
+            file, read_table(file, format_in, encoding)[0], (question1_col, question2_col, label_col), quiet
+        )
     threshold = load_thresholds(ref).pair if threshold is None else threshold
-    encoder = _encoder(model, backend)
-    with stage("encode"), progress_bar("Encoding", quiet) as progress:
-        scores = pair_scores(encoder, pairs, batch_size, progress)
+    with stage("encode"), embedding_progress(embedding.load(), "Encoding", quiet) as embedder:
+        scores = pair_scores(embedder, pairs)
     with stage("evaluate"):
         report = evaluate_pairs(scores, pairs.labels, threshold)
     _emit({"task": "pairs", "file": file, "model": ref.name, **asdict(report)}, fmt, output, _pairs_table)
@@ -103,32 +105,30 @@ def eval_pairs(
 
 
 @command("retrieval", eval_app)
+@embedder_options
 def eval_retrieval(
-    file: FileArgument,
+    file: LabeledFileArgument,
+    embedding: EmbedderOptions,
     text_col: TextColOption = None,
     cluster_col: ClusterColOption = CLUSTER_COLUMN,
     output: ReportOutputOption = None,
     output_format: ReportFormatOption = None,
     format_in: FormatInOption = None,
     encoding: EncodingOption = "utf-8",
-    model: ModelOption = None,
-    backend: BackendOption = None,
-    batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
     quiet: QuietOption = False,
 ) -> None:
     """Each clustered question retrieves the others: accuracy, precision, recall@k, nDCG@10, MRR@10, MAP@100.
 
     Example: dupfind eval retrieval dev-questions.csv
     """
-    from dupfind.evaluation import evaluate_retrieval
-    from dupfind.model import resolve_model
+    from dupfind.evaluation.retrieval import evaluate_retrieval
     from dupfind.tables import read_table
 
     fmt = _report_format(output, output_format)
-    ref = resolve_model(model)
+    ref = embedding.resolve()
     with stage("read"):
         clustered = _clusters_from(file, read_table(file, format_in, encoding)[0], text_col, cluster_col, quiet)
-    embeddings = _encode(_encoder(model, backend), clustered.texts, batch_size, quiet)
+    embeddings = _embed(embedding, clustered.texts, quiet)
     with stage("evaluate"):
         report = evaluate_retrieval(embeddings, clustered.clusters)
     data = {"task": "retrieval", "file": file, "model": ref.name, "questions": report.questions}
@@ -136,39 +136,36 @@ def eval_retrieval(
 
 
 @command("mining", eval_app)
+@embedder_options
 def eval_mining(
-    file: FileArgument,
+    file: LabeledFileArgument,
+    embedding: EmbedderOptions,
     threshold: ThresholdOption = None,
-    top_k: TopKOption = MINING_TOP_K,
+    top_k: CandidatesTopKOption = MINING_TOP_K,
     text_col: TextColOption = None,
     cluster_col: ClusterColOption = CLUSTER_COLUMN,
     output: ReportOutputOption = None,
     output_format: ReportFormatOption = None,
     format_in: FormatInOption = None,
     encoding: EncodingOption = "utf-8",
-    model: ModelOption = None,
-    backend: BackendOption = None,
-    batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
     quiet: QuietOption = False,
 ) -> None:
     """Mined pairs against every pair inside a cluster: precision, recall and F1 (in force and best), and AP.
 
     Example: dupfind eval mining dev-questions.csv --top-k 20
     """
-    from dupfind.evaluation import evaluate_mining
-    from dupfind.mining import check_threshold
-    from dupfind.model import load_thresholds, resolve_model
+    from dupfind.evaluation.mining import evaluate_mining
+    from dupfind.model import load_thresholds
     from dupfind.tables import read_table
 
     fmt = _report_format(output, output_format)
-    if threshold is not None:
-        check_threshold(threshold)
-    _check_top_k(top_k)
-    ref = resolve_model(model)
+    check_range("--threshold", threshold, -1, 1)
+    check_range("--top-k", top_k, 1)
+    ref = embedding.resolve()
     with stage("read"):
         clustered = _clusters_from(file, read_table(file, format_in, encoding)[0], text_col, cluster_col, quiet)
     threshold = load_thresholds(ref).mining if threshold is None else threshold
-    embeddings = _encode(_encoder(model, backend), clustered.texts, batch_size, quiet)
+    embeddings = _embed(embedding, clustered.texts, quiet)
     with stage("evaluate"):
         report = evaluate_mining(embeddings, clustered.clusters, threshold, top_k)
     if report.truncated:
@@ -176,53 +173,50 @@ def eval_mining(
     _emit({"task": "mining", "file": file, "model": ref.name, **asdict(report)}, fmt, output, _mining_table)
 
 
-@command("calibrate")
+@command("calibrate", aliases={**PAIR_COLUMN_ALIASES, "--print-only": "--dry-run"})
+@embedder_options
 def calibrate(
+    embedding: EmbedderOptions,
     file: Annotated[
-        str | None, typer.Argument(help="Labelled pairs or clustered questions (told apart by their columns).")
+        str | None, typer.Argument(help="Labeled pairs or clustered questions (told apart by their columns).")
     ] = None,
     kind: Annotated[str | None, typer.Option("--kind", help="What FILE holds: pairs or mining.")] = None,
-    pairs_file: Annotated[str | None, typer.Option("--pairs", help="Labelled pairs: the pair threshold.")] = None,
+    pairs_file: Annotated[str | None, typer.Option("--pairs", help="Labeled pairs: the pair threshold.")] = None,
     questions_file: Annotated[
-        str | None, typer.Option("--questions", help="Clustered questions: the mining threshold.")
+        str | None, typer.Option("--questions", help="GoldClusters questions: the mining threshold.")
     ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", "--print-only", help="Print the thresholds without storing them.")
-    ] = False,
-    top_k: TopKOption = MINING_TOP_K,
-    q1_col: Q1ColOption = PAIR_COLUMNS[0],
-    q2_col: Q2ColOption = PAIR_COLUMNS[1],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the thresholds without storing them.")] = False,
+    top_k: CandidatesTopKOption = MINING_TOP_K,
+    question1_col: Question1ColOption = PAIR_COLUMNS[0],
+    question2_col: Question2ColOption = PAIR_COLUMNS[1],
     label_col: LabelColOption = PAIR_COLUMNS[2],
     text_col: TextColOption = None,
     cluster_col: ClusterColOption = CLUSTER_COLUMN,
     output_format: ReportFormatOption = None,
     format_in: FormatInOption = None,
     encoding: EncodingOption = "utf-8",
-    model: ModelOption = None,
-    backend: BackendOption = None,
-    batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
     quiet: QuietOption = False,
 ) -> None:
-    """Find the best-F1 thresholds on labelled data and store them with the model, for `mine` and `compare`.
+    """Find the best-F1 thresholds on labeled data and store them with the model, for `mine` and `compare`.
 
     Example: dupfind calibrate --pairs train-pairs.csv --questions train-questions.csv --model ./my-model
     """
-    from dupfind.calibration import apply, check_writable, store_calibration
-    from dupfind.model import THRESHOLDS_FILE, load_thresholds, resolve_model
+    from dupfind.calibration import apply, calibrate_all, check_writable, detect_kind, store_calibration
+    from dupfind.model import THRESHOLDS_FILE, load_thresholds
     from dupfind.tables import read_table
 
     fmt = _report_format(None, output_format)
-    _check_top_k(top_k)
-    ref = resolve_model(model)
+    check_range("--top-k", top_k, 1)
+    ref = embedding.resolve()
     if ref.path is not None and not ref.is_builtin and not dry_run:
         check_writable(ref.path)
     sources = _calibration_sources(file, kind, pairs_file, questions_file)
-    pair_columns = (q1_col, q2_col, label_col)
-    inputs: list[tuple[str, LabelledPairs | Clustered]] = []
+    pair_columns = (question1_col, question2_col, label_col)
+    inputs: list[tuple[str, LabeledPairs | GoldClusters]] = []
     with stage("read"):
         frames = [(source, read_table(source, format_in, encoding)[0], wanted) for source, wanted in sources]
         kinds = [
-            wanted or _detect_kind(source, frame.columns, pair_columns, cluster_col) for source, frame, wanted in frames
+            wanted or detect_kind(source, frame.columns, pair_columns, cluster_col) for source, frame, wanted in frames
         ]
         if len(set(kinds)) < len(kinds):
             raise DupfindError("give one file of pairs and one of clustered questions at most")
@@ -231,10 +225,8 @@ def calibrate(
                 inputs.append((source, _pairs_from(source, frame, pair_columns, quiet)))
             else:
                 inputs.append((source, _clusters_from(source, frame, text_col, cluster_col, quiet)))
-    texts = [text for _, data in inputs for text in _texts_of(data)]
-    embeddings = _encode(_encoder(model, backend), texts, batch_size, quiet)
-    with stage("calibrate"):
-        calibrations = _calibrate_all(inputs, embeddings, top_k)
+    with embedding_progress(embedding.load(), "Encoding", quiet) as embedder, stage("calibrate"):
+        calibrations = calibrate_all(embedder, inputs, top_k)
     current = load_thresholds(ref)
     thresholds = apply(current, calibrations)
     stored = None
@@ -267,37 +259,6 @@ def _calibration_sources(
     return given
 
 
-def _detect_kind(source: str, columns: Iterable[object], pair_columns: Sequence[str], cluster_col: str) -> str:
-    names = {str(column) for column in columns}
-    if set(pair_columns) <= names:
-        return "pairs"
-    if cluster_col in names:
-        return "mining"
-    raise DupfindError(
-        f"{source}: neither labelled pairs ({', '.join(pair_columns)}) nor clustered questions ({cluster_col}); "
-        "name the columns (--q1-col, --cluster-col, ...) or use --kind"
-    )
-
-
-def _calibrate_all(
-    inputs: Sequence[tuple[str, LabelledPairs | Clustered]], embeddings: Embeddings, top_k: int
-) -> list[Calibration]:
-    from dupfind.calibration import calibrate_mining, calibrate_pairs
-    from dupfind.evaluation import cosines
-
-    calibrations = []
-    start = 0
-    for source, data in inputs:
-        rows = embeddings[start : start + len(_texts_of(data))]
-        start += len(rows)
-        if isinstance(data, LabelledPairs):
-            half = len(data.first)
-            calibrations.append(calibrate_pairs(cosines(rows[:half], rows[half:]), data.labels, source))
-        else:
-            calibrations.append(calibrate_mining(rows, data.clusters, source, top_k))
-    return calibrations
-
-
 def _tell_how_to_use(model: str, calibrations: Sequence[Calibration]) -> None:
     uses = " and ".join(
         f"--threshold {calibration.threshold:.3f} to `dupfind {'compare' if calibration.kind == 'pair' else 'mine'}`"
@@ -309,12 +270,8 @@ def _tell_how_to_use(model: str, calibrations: Sequence[Calibration]) -> None:
     )
 
 
-def _texts_of(data: LabelledPairs | Clustered) -> list[str]:
-    return data.first + data.second if isinstance(data, LabelledPairs) else data.texts
-
-
-def _pairs_from(source: str, frame: Any, columns: Sequence[str], quiet: bool) -> LabelledPairs:
-    from dupfind.evaluation import pairs_from_frame
+def _pairs_from(source: str, frame: Any, columns: Sequence[str], quiet: bool) -> LabeledPairs:
+    from dupfind.evaluation.labeled import pairs_from_frame
 
     pairs = pairs_from_frame(source, frame, columns)
     if pairs.skipped_blank:
@@ -323,8 +280,8 @@ def _pairs_from(source: str, frame: Any, columns: Sequence[str], quiet: bool) ->
     return pairs
 
 
-def _clusters_from(source: str, frame: Any, text_col: str | None, cluster_col: str, quiet: bool) -> Clustered:
-    from dupfind.evaluation import clusters_from_frame
+def _clusters_from(source: str, frame: Any, text_col: str | None, cluster_col: str, quiet: bool) -> GoldClusters:
+    from dupfind.evaluation.labeled import clusters_from_frame
 
     clustered = clusters_from_frame(source, frame, text_col, cluster_col)
     if clustered.skipped_blank:
@@ -333,23 +290,9 @@ def _clusters_from(source: str, frame: Any, text_col: str | None, cluster_col: s
     return clustered
 
 
-def _check_top_k(top_k: int) -> None:
-    if top_k < 1:
-        raise DupfindError(f"--top-k must be at least 1, got {top_k}")
-
-
-def _encoder(model: str | None, backend: str | None) -> Encoder:
-    from dupfind.encoding import load_encoder
-
-    with stage("load model"):
-        return load_encoder(model, backend)
-
-
-def _encode(encoder: Encoder, texts: list[str], batch_size: int, quiet: bool) -> Embeddings:
-    from dupfind.evaluation import encode_texts
-
-    with stage("encode"), progress_bar("Encoding", quiet) as progress:
-        return encode_texts(encoder, texts, batch_size, progress)
+def _embed(embedding: EmbedderOptions, texts: list[str], quiet: bool) -> Embeddings:
+    with stage("encode"), embedding_progress(embedding.load(), "Encoding", quiet) as embedder:
+        return embedder.embed(texts)
 
 
 def _report_format(output: str | None, fmt: str | None) -> str | None:

@@ -2,80 +2,65 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dupfind.cli.common import (
-    BackendOption,
-    BatchSizeOption,
-    EncodingOption,
-    FormatInOption,
-    IdColOption,
-    ModelOption,
-    NoCacheOption,
+    EmbedderOptions,
+    FileArgument,
     QuietOption,
-    SkipBadLinesOption,
-    TextColOption,
     command,
     command_group,
+    embedder_options,
+    embedding_progress,
     info,
+    input_options,
+    read_questions,
 )
-from dupfind.cli.search import Reader, encode_questions
-from dupfind.encoding import DEFAULT_BATCH_SIZE
 
-F = TypeVar("F", bound=Callable[..., Any])
+if TYPE_CHECKING:
+    from dupfind.tables import QuestionReader
 
 index_app = command_group("index", "Build and grow an index of questions, for `search` and `mine --against`.")
 
 
 @command("build", index_app)
+@input_options
+@embedder_options
 def build(
-    file: Annotated[str, typer.Argument(help="CSV, TSV, JSONL, JSON, Parquet or text file; - for stdin.")],
+    file: FileArgument,
+    reader: QuestionReader,
+    embedding: EmbedderOptions,
     output: Annotated[str, typer.Option("--output", "-o", help="The index file to write (e.g. corpus.dfi).")],
-    text_col: TextColOption = None,
-    id_col: IdColOption = None,
-    format_in: FormatInOption = None,
-    encoding: EncodingOption = "utf-8",
-    skip_bad_lines: SkipBadLinesOption = False,
-    model: ModelOption = None,
-    backend: BackendOption = None,
-    batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
-    no_cache: NoCacheOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Encode a file's questions into an index file (replaced atomically if it exists).
 
     Example: dupfind index build corpus.csv --id-col id -o corpus.dfi
     """
-    from dupfind.encoding import load_encoder
-    from dupfind.index import check_destination, new_index, save_index
-    from dupfind.model import resolve_model
+    from dupfind.corpus import index_questions
+    from dupfind.index import save_index
+    from dupfind.tables import check_destination
 
-    check_destination(output)
-    ref = resolve_model(model)
-    questions = Reader(text_col, id_col, format_in, encoding, skip_bad_lines, quiet).load(file)
-    encoder = load_encoder(model, backend)
-    embeddings = encode_questions(encoder, questions.texts, file, batch_size, quiet, not no_cache)
-    index = new_index(ref, questions.ids, questions.texts, embeddings)
+    check_destination(output, [file])
+    ref = embedding.resolve()
+    questions = read_questions(reader, file, quiet)
+    embedder = embedding.load()
+    with embedding_progress(embedder, f"Encoding {file}", quiet) as progressing:
+        index = index_questions(ref, progressing, questions)
     save_index(index, output)
     info(f"Indexed {len(index)} questions in {output} (model {index.model})", quiet)
 
 
 @command("add", index_app)
+@input_options
+@embedder_options
 def add(
     index_path: Annotated[str, typer.Argument(metavar="INDEX", help="The index file to grow.")],
-    file: Annotated[str, typer.Argument(help="CSV, TSV, JSONL, JSON, Parquet or text file; - for stdin.")],
-    text_col: TextColOption = None,
-    id_col: IdColOption = None,
-    format_in: FormatInOption = None,
-    encoding: EncodingOption = "utf-8",
-    skip_bad_lines: SkipBadLinesOption = False,
-    model: ModelOption = None,
-    backend: BackendOption = None,
-    batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
-    no_cache: NoCacheOption = False,
+    file: FileArgument,
+    reader: QuestionReader,
+    embedding: EmbedderOptions,
     quiet: QuietOption = False,
 ) -> None:
     """Append a file's questions to an index, atomically, with the index's model.
@@ -84,22 +69,22 @@ def add(
 
     Example: dupfind index add corpus.dfi new.csv --id-col id
     """
-    from dupfind.encoding import load_encoder
     from dupfind.errors import DupfindError
     from dupfind.index import open_index, save_index
     from dupfind.model import resolve_model
 
     index = open_index(index_path)
-    model = model or index.model
+    model = embedding.model or index.model
     index.check_model(resolve_model(model), index_path)
-    questions = Reader(text_col, id_col, format_in, encoding, skip_bad_lines, quiet).load(file)
-    ids = questions.ids if id_col is not None else [len(index) + row for row in questions.ids]
+    questions = read_questions(reader, file, quiet)
+    ids = questions.ids if reader.id_col is not None else [len(index) + row for row in questions.ids]
     clashes = set(map(str, ids)) & set(map(str, index.ids))
     if clashes:
         shown = ", ".join(sorted(clashes)[:5]) + (", …" if len(clashes) > 5 else "")
         raise DupfindError(f"{len(clashes)} ids of {file} are already in {index_path} ({shown})")
-    encoder = load_encoder(model, backend)
-    embeddings = encode_questions(encoder, questions.texts, file, batch_size, quiet, not no_cache)
+    embedder = embedding.load(model)
+    with embedding_progress(embedder, f"Encoding {file}", quiet) as progressing:
+        embeddings = progressing.embed(questions.texts)
     grown = index.add(ids, questions.texts, embeddings)
     save_index(grown, index_path)
     info(f"Added {len(questions)} questions to {index_path} (now {len(grown)})", quiet)

@@ -1,42 +1,48 @@
-"""`dupfind mine`: duplicate pairs within one file."""
+"""`dupfind mine`: duplicate pairs within one file, or of a file's questions with a corpus."""
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dupfind.cli.common import (
-    BackendOption,
-    BatchSizeOption,
-    EncodingOption,
-    FormatInOption,
+    EmbedderOptions,
+    FileArgument,
     FormatOption,
-    IdColOption,
-    ModelOption,
-    NoCacheOption,
     OutputOption,
     QuietOption,
-    SkipBadLinesOption,
-    TextColOption,
     ThresholdOption,
+    TopKOption,
+    check_choice,
+    check_range,
     command,
+    embedder_options,
+    embedding_progress,
     info,
-    progress_bar,
-    report_input,
+    input_options,
+    open_corpus,
+    read_questions,
     stage,
     warn,
 )
-from dupfind.encoding import DEFAULT_BATCH_SIZE
 from dupfind.mining import DEFAULT_TOP_K
+
+if TYPE_CHECKING:
+    from dupfind.mining import MinedPairs
+    from dupfind.tables import QuestionReader
 
 
 @command("mine")
+@input_options
+@embedder_options
 def mine(
-    file: Annotated[str, typer.Argument(help="CSV, TSV, JSONL, JSON, Parquet or text file; - for stdin.")],
+    file: FileArgument,
+    reader: QuestionReader,
+    embedding: EmbedderOptions,
     threshold: ThresholdOption = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", help="Neighbours kept per question.")] = DEFAULT_TOP_K,
+    top_k: TopKOption = DEFAULT_TOP_K,
     limit: Annotated[int | None, typer.Option("--limit", "-n", help="Only the N best pairs.")] = None,
     against: Annotated[
         str | None,
@@ -45,91 +51,92 @@ def mine(
     also_within: Annotated[bool, typer.Option("--also-within", help="With --against: pairs within FILE too.")] = False,
     output: OutputOption = None,
     output_format: FormatOption = None,
-    text_col: TextColOption = None,
-    id_col: IdColOption = None,
-    format_in: FormatInOption = None,
-    encoding: EncodingOption = "utf-8",
-    skip_bad_lines: SkipBadLinesOption = False,
-    model: ModelOption = None,
-    backend: BackendOption = None,
-    batch_size: BatchSizeOption = DEFAULT_BATCH_SIZE,
     index: Annotated[
         str, typer.Option("--index", help="exact, ann (approximate: faster on large files) or auto.")
     ] = "auto",
-    no_cache: NoCacheOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Find pairs of duplicate questions in a file, best first.
 
     Example: dupfind mine questions.csv --limit 20
     """
-    from dupfind.embedding_cache import EmbeddingCache, cached_encode
-    from dupfind.encoding import count_truncated, load_encoder, token_counts
-    from dupfind.mining import check_index, check_threshold, mine_texts, pairs_frame
-    from dupfind.model import load_thresholds, resolve_model
-    from dupfind.tables import load_questions, write_table
-    from dupfind.tables import output_format as pick_format
+    from dupfind.errors import DupfindError
+    from dupfind.mining import INDEXES, mine_texts
+    from dupfind.model import load_thresholds
+    from dupfind.tables import check_destination, write_table
+    from dupfind.tables import output_format as choose_format
 
-    if threshold is not None:
-        check_threshold(threshold)
-    check_index(index)
-    if limit is not None and limit < 0:
-        raise typer.BadParameter("must be 0 or more", param_hint="--limit")
-    fmt = pick_format(output, output_format, sys.stdout.isatty())
-    if against is not None or also_within:
-        from dupfind.cli.search import Reader, mine_against_corpus
-
-        reader = Reader(text_col, id_col, format_in, encoding, skip_bad_lines, quiet)
-        mine_against_corpus(
-            file,
-            against,
-            also_within,
-            threshold,
-            top_k,
-            limit,
-            output,
-            fmt,
-            reader,
-            model,
-            backend,
-            batch_size,
-            index,
-            not no_cache,
-        )
+    check_range("--threshold", threshold, -1, 1)
+    check_range("--top-k", top_k, 1)
+    check_range("--limit", limit, 0)
+    check_choice("--index", index, INDEXES)
+    if also_within and against is None:
+        raise DupfindError("--also-within needs --against CORPUS")
+    fmt = choose_format(output, output_format, sys.stdout.isatty())
+    check_destination(output, [file] + ([against] if against else []))
+    if against is not None:
+        _mine_against(file, against, also_within, reader, embedding, threshold, top_k, limit, output, fmt, index, quiet)
         return
-    ref = resolve_model(model)
-    with stage("read"):
-        questions = load_questions(file, format_in, text_col, id_col, encoding, skip_bad_lines)
-    report_input(questions, quiet)
-    if threshold is None:
-        threshold = load_thresholds(ref).mining
-    with stage("load model"):
-        encoder = load_encoder(model, backend)
+    ref = embedding.resolve()
+    questions = read_questions(reader, file, quiet)
+    threshold = load_thresholds(ref).mining if threshold is None else threshold
+    embedder = embedding.load()
     with stage("count tokens"):
-        tokens = token_counts(encoder, questions.texts)
-    truncated = count_truncated(encoder, tokens)
+        tokens = embedder.count_tokens(questions.texts)
+    truncated = embedder.count_truncated(tokens)
     if truncated:
-        max_tokens = encoder.max_seq_length
-        warn(f"{truncated} questions are longer than the model's {max_tokens} tokens; only their start is used")
-    with stage("encode and mine"), progress_bar("Encoding", quiet) as progress:
-        cache = None if no_cache else EmbeddingCache()
-        mined = mine_texts(
-            encoder,
-            questions.texts,
-            threshold,
-            top_k,
-            embed=lambda texts, counts: cached_encode(encoder, texts, batch_size, progress, cache, counts),
-            index=index,
-            tokens=tokens,
+        warn(
+            f"{truncated} questions are longer than the model's {embedder.max_seq_length} tokens; "
+            "only their start is used"
         )
+    with embedding_progress(embedder, "Encoding", quiet) as progressing, stage("encode and mine"):
+        mined = mine_texts(progressing, questions.texts, threshold, top_k, index=index, tokens=tokens)
+    _warn_truncated(mined, top_k, threshold)
+    frame = mined.head(limit).to_frame(questions.ids, questions.texts)
+    with stage("write"):
+        write_table(frame, output, fmt, title=f"Duplicate pairs (cosine ≥ {threshold:.3f})")
+    info(f"{len(mined)} pairs with cosine ≥ {threshold:.3f} among {len(questions)} questions", quiet)
+
+
+def _mine_against(
+    file: str,
+    against: str,
+    also_within: bool,
+    reader: QuestionReader,
+    embedding: EmbedderOptions,
+    threshold: float | None,
+    top_k: int,
+    limit: int | None,
+    output: str | None,
+    fmt: str,
+    index: str,
+    quiet: bool,
+) -> None:
+    """`mine FILE --against CORPUS`: pairs of a FILE question (`id_a`) with a CORPUS question (`id_b`),
+    and pairs within FILE too with `--also-within`; written like `mine`'s."""
+    from dupfind.corpus import mine_against_corpus
+    from dupfind.tables import write_table
+
+    corpus, embedder = open_corpus(against, reader, embedding, quiet)
+    questions = read_questions(reader, file, quiet)
+    threshold = corpus.thresholds.mining if threshold is None else threshold
+    with embedding_progress(embedder, f"Encoding {file}", quiet) as progressing:
+        found = mine_against_corpus(
+            progressing, questions.ids, questions.texts, corpus, threshold, top_k, also_within, index
+        )
+    _warn_truncated(found.pairs, top_k, threshold)
+    frame = found.pairs.head(limit).to_frame([*questions.ids, *corpus.ids], [*questions.texts, *corpus.texts])
+    write_table(frame, output, fmt, title=f"Duplicate pairs with {against} (cosine ≥ {threshold:.3f})")
+    within = f", {found.within} within {file}" if also_within else ""
+    info(
+        f"{found.with_corpus} pairs with cosine ≥ {threshold:.3f} with {len(corpus)} questions of {against}{within}",
+        quiet,
+    )
+
+
+def _warn_truncated(mined: MinedPairs, top_k: int, threshold: float) -> None:
     if mined.truncated:
         warn(
             f"{mined.truncated} questions had more than {top_k} neighbours above {threshold:.3f}; "
             f"only their best {top_k} were kept (raise --top-k)"
         )
-    frame = pairs_frame(mined, questions.ids, questions.texts)
-    if limit is not None:
-        frame = frame.head(limit)
-    with stage("write"):
-        write_table(frame, output, fmt, title=f"Duplicate pairs (cosine ≥ {threshold:.3f})")
-    info(f"{len(mined)} pairs with cosine ≥ {threshold:.3f} among {len(questions)} questions", quiet)

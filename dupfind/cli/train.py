@@ -7,26 +7,36 @@ from typing import Annotated
 
 import typer
 
-from dupfind.cli.common import FormatInOption, ModelOption, QuietOption, command, info
+from dupfind.cli.common import (
+    FormatInOption,
+    LabelColOption,
+    ModelOption,
+    Question1ColOption,
+    Question2ColOption,
+    QuietOption,
+    command,
+    info,
+)
+from dupfind.evaluation.labeled import PAIR_COLUMNS
 
 
-@command("train")
+@command("train", aliases={"--batch-size": "--pairs-per-batch"})
 def train(
     pairs: Annotated[str, typer.Option("--pairs", help="Labeled pairs: question1, question2, is_duplicate (0/1).")],
     output: Annotated[str, typer.Option("--output", "-o", help="Directory to write the trained model to.")],
     recipe: Annotated[str, typer.Option("--recipe", help="seed (the seed model's card) or best.")] = "best",
     model: ModelOption = None,
     epochs: Annotated[float | None, typer.Option("--epochs", help="Epochs [default: the recipe's].")] = None,
-    batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="Pairs per batch [default: the recipe's].")
+    pairs_per_batch: Annotated[
+        int | None, typer.Option("--pairs-per-batch", help="Pairs per training batch [default: the recipe's].")
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed [default: the recipe's, 42].")] = None,
     holdout: Annotated[
         float, typer.Option("--holdout", help="Share of the pairs held out (at most 2,000) to select and calibrate.")
     ] = 0.1,
-    question1_col: Annotated[str, typer.Option("--question1-col", help="First question column.")] = "question1",
-    question2_col: Annotated[str, typer.Option("--question2-col", help="Second question column.")] = "question2",
-    label_col: Annotated[str, typer.Option("--label-col", help="Label column (1 duplicate, 0 not).")] = "is_duplicate",
+    question1_col: Question1ColOption = PAIR_COLUMNS[0],
+    question2_col: Question2ColOption = PAIR_COLUMNS[1],
+    label_col: LabelColOption = PAIR_COLUMNS[2],
     format_in: FormatInOption = None,
     force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output directory.")] = False,
     quiet: QuietOption = False,
@@ -35,10 +45,12 @@ def train(
 
     Example: dupfind train --pairs train-pairs.csv -o my-model && dupfind mine questions.csv --model my-model
     """
-    from dupfind.training import get_recipe, prepare_output, read_pairs
-    from dupfind.training import train as run_training
+    from dupfind.training.recipes import get_recipe
+    from dupfind.training.splits import read_pairs
+    from dupfind.training.trainer import prepare_output
+    from dupfind.training.trainer import train as run_training
 
-    chosen = get_recipe(recipe, epochs, batch_size, seed)
+    chosen = get_recipe(recipe, epochs, pairs_per_batch, seed)
     target = Path(output).expanduser()
     prepare_output(target, force)
     frame = read_pairs(pairs, (question1_col, question2_col, label_col), format_in)

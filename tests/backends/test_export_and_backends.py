@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dupfind.backends import export
+from dupfind.backends import DEFAULT_BACKEND, backend_names, export, load_encoder
 from dupfind.cache_dir import cache_dir
-from dupfind.encoding import BACKENDS, DEFAULT_BACKEND, Encoder, encode, load_encoder
+from dupfind.encoding import Encoder, encode
 from dupfind.errors import DupfindError
 from dupfind.model import ModelRef, resolve_model
 
@@ -253,7 +253,7 @@ def test_the_export_is_reused(
 
 @pytest.mark.slow
 def test_the_default_backend_is_used_by_default(exported_encoders: dict[str, Encoder]) -> None:
-    assert DEFAULT_BACKEND in BACKENDS
+    assert DEFAULT_BACKEND in backend_names()
     assert load_encoder().fingerprint == exported_encoders[DEFAULT_BACKEND].fingerprint
 
 
@@ -273,7 +273,7 @@ def test_a_cached_backend_never_imports_torch(
 ) -> None:
     script = f"""
 import sys
-from dupfind.encoding import load_encoder
+from dupfind.backends import load_encoder
 encoder = load_encoder(None, {backend!r})
 assert encoder.encode_batch(["a", "b"]).shape == (2, 384)
 heavy = sorted({{"torch", "transformers", "sentence_transformers"}} & set(sys.modules))

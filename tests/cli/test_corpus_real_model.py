@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from dupfind.backends import register_backend, unregister_backend
 from dupfind.cli import app
+from dupfind.encoding import Encoder
 from tests.cli.test_dedupe import check_round_trip
 from tests.conftest import EXAMPLES
 
@@ -19,9 +22,12 @@ TICKETS = EXAMPLES / "support_tickets.csv"
 
 
 @pytest.fixture
-def use_real_encoder(monkeypatch: pytest.MonkeyPatch, real_encoder: object) -> None:
-    """Load the built-in model once for the session, not once per command."""
-    monkeypatch.setattr("dupfind.encoding.load_encoder", lambda model=None, backend=None: real_encoder)
+def use_real_encoder(monkeypatch: pytest.MonkeyPatch, real_encoder: Encoder) -> Iterator[None]:
+    """Load the built-in model once for the session, not once per command: registered as a backend."""
+    register_backend("loaded", lambda model: real_encoder)
+    monkeypatch.setenv("DUPFIND_BACKEND", "loaded")
+    yield
+    unregister_backend("loaded")
 
 
 def run(*args: str) -> tuple[int, str, str]:
