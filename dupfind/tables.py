@@ -264,6 +264,8 @@ def output_format(output: str | None, fmt: str | None, stdout_is_terminal: bool)
     if fmt is not None:
         if fmt not in OUTPUT_FORMATS:
             raise DupfindError(f"unknown output format '{fmt}' (choose from {', '.join(OUTPUT_FORMATS)})")
+        if fmt == "table" and output not in (None, "-"):
+            raise DupfindError("the table format is for the terminal; pick csv, tsv, jsonl, json or parquet for a file")
         return fmt
     if output is not None and output != "-":
         guessed = format_from_path(output)

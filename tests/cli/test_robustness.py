@@ -95,3 +95,44 @@ def test_usage_errors_have_no_traceback(tmp_path: Path) -> None:
     _, err = process.communicate(timeout=30)
     assert process.returncode == 2
     assert err.strip() == f"dupfind: error: {tmp_path / 'nope.csv'}: no such file"
+
+
+def test_sigterm_while_encoding_leaves_nothing_behind(many_questions: Path, tmp_path: Path) -> None:
+    """`timeout`, systemd, Kubernetes and Slurm stop with SIGTERM: no output and no hidden temporary file."""
+    out = tmp_path / "pairs.csv"
+    started = tmp_path / "started"
+    env = {"FAKE_ENCODER_DELAY": "0.05", "FAKE_ENCODER_STARTED": str(started), "DUPFIND_CACHE_DIR": str(tmp_path / "c")}
+    process = fake_cli("mine", str(many_questions), "-o", str(out), "-q", "--no-cache", env=env)
+    wait_for(started)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 143
+    assert "Traceback" not in err and "terminated" in err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "c") == ["many.txt", "started"]
+
+
+@pytest.mark.parametrize(
+    ("redirect", "code", "message"),
+    [
+        ("<&-", 2, "-: the input is empty"),
+        (">&-", 2, "cannot write the output: standard output is closed"),
+    ],
+)
+def test_closed_standard_streams_are_one_line_errors(
+    redirect: str, code: int, message: str, many_questions: Path
+) -> None:
+    source = "-" if redirect == "<&-" else str(many_questions)
+    command = f"{sys.executable} -m tests.fake_cli mine {source} --format-in txt -q {redirect}"
+    result = subprocess.run(["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == code
+    assert result.stderr.strip().splitlines() == [f"dupfind: error: {message}"]
+
+
+def test_closed_stderr_does_not_leak_messages_into_the_output(many_questions: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pairs.jsonl"
+    command = f"{sys.executable} -m tests.fake_cli mine {many_questions} -t 0.5 --top-k 1 -o {out} 2>&-"
+    env = {**os.environ, "DUPFIND_CACHE_DIR": str(tmp_path / "c")}
+    result = subprocess.run(["bash", "-c", command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout == ""
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines and all(line.startswith('{"score"') for line in lines)
