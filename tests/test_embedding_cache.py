@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dupfind.embedding_cache import MAX_SHARDS, EmbeddingCache, cached_encode, text_keys
-from dupfind.encoding import encode
+from dupfind.encoding import encode, normalize
 from tests.conftest import FakeEncoder
 
 TEXTS = [f"How do I fix problem number {i}?" for i in range(50)]
@@ -21,7 +21,7 @@ def cache(tmp_path: Path) -> EmbeddingCache:
 
 
 def vectors(count: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=(count, 8)).astype(np.float32)
+    return normalize(np.random.default_rng(seed).normal(size=(count, 8)))
 
 
 def test_keys_are_exact_text_digests() -> None:

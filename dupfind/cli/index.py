@@ -85,21 +85,15 @@ def add(
     Example: dupfind index add corpus.dfi new.csv --id-col id
     """
     from dupfind.encoding import load_encoder
-    from dupfind.errors import DupfindError
-    from dupfind.index import open_index, save_index
-    from dupfind.model import resolve_model
+    from dupfind.index import add_to_index, open_index
 
     index = open_index(index_path)
-    model = model or index.model
-    index.check_model(resolve_model(model), index_path)
+    model = index.find_model(model, index_path).name
     questions = Reader(text_col, id_col, format_in, encoding, skip_bad_lines, quiet).load(file)
-    ids = questions.ids if id_col is not None else [len(index) + row for row in questions.ids]
-    clashes = set(map(str, ids)) & set(map(str, index.ids))
-    if clashes:
-        shown = ", ".join(sorted(clashes)[:5]) + (", …" if len(clashes) > 5 else "")
-        raise DupfindError(f"{len(clashes)} ids of {file} are already in {index_path} ({shown})")
+    index.new_ids(questions.ids, id_col is None, file, index_path)  # clashing ids fail before encoding
     encoder = load_encoder(model, backend)
     embeddings = encode_questions(encoder, questions.texts, file, batch_size, quiet, not no_cache)
-    grown = index.add(ids, questions.texts, embeddings)
-    save_index(grown, index_path)
+    grown = add_to_index(
+        index_path, questions.ids, questions.texts, embeddings, index.fingerprint, id_col is None, file
+    )
     info(f"Added {len(questions)} questions to {index_path} (now {len(grown)})", quiet)

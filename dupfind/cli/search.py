@@ -84,9 +84,7 @@ def open_corpus(
 
     if is_index(source):
         index = open_index(source)
-        model = model or index.model
-        index.check_model(resolve_model(model), source)
-        return index, load_encoder(model, backend)
+        return index, load_encoder(index.find_model(model, source).name, backend)
     ref = resolve_model(model)
     questions = reader.load(source)
     encoder = load_encoder(model, backend)
