@@ -11,7 +11,7 @@ import numpy as np
 from dupfind.backends.export import token_prefix
 from dupfind.encoding import Embeddings
 from dupfind.errors import DupfindError
-from dupfind.model import ModelRef, downloads_allowed, fingerprint, model_dir
+from dupfind.model import ModelRef, check_no_custom_code, downloads_allowed, fingerprint, model_dir
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 def load_sentence_transformer(ref: ModelRef, device: str | None = None) -> SentenceTransformer:
     """The model as a `SentenceTransformer`, loaded from its local directory without running any of its code."""
     directory = model_dir(ref)
+    check_no_custom_code(directory)
     if not downloads_allowed():
         os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
