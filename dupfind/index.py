@@ -172,10 +172,10 @@ def open_index(path: str) -> Index:
             missing = [name for name in (_META, _EMBEDDINGS, _QUESTIONS) if name not in members]
             if missing:
                 raise DupfindError(f"{path}: not a dupfind index (no {', '.join(missing)})")
-            for info in members.values():
-                _check_member_size(info)
             if members[_META].file_size > MAX_META_BYTES:
                 raise ValueError(f"meta.json is {members[_META].file_size} bytes, more than {MAX_META_BYTES}")
+            for info in members.values():
+                _check_member_size(info)
             meta = _check_meta(json.loads(archive.read(_META)))
             embeddings = _read_embeddings(archive, members[_EMBEDDINGS], meta)
             questions = pd.read_parquet(io.BytesIO(archive.read(_QUESTIONS)))
