@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from dupfind.embedder import Embedder
 from dupfind.embedding_cache import MAX_SHARDS, EmbeddingCache, text_keys
+from dupfind.encoding import normalize
+from tests.conftest import FakeEncoder
 
 TEXTS = [f"How do I fix problem number {i}?" for i in range(50)]
 
@@ -19,7 +23,7 @@ def cache(tmp_path: Path) -> EmbeddingCache:
 
 
 def vectors(count: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).normal(size=(count, 8)).astype(np.float32)
+    return normalize(np.random.default_rng(seed).normal(size=(count, 8)))
 
 
 def test_keys_are_exact_text_digests() -> None:
@@ -90,3 +94,111 @@ def test_usage_and_clear(cache: EmbeddingCache) -> None:
     assert [model.fingerprint for model in cache.usage()] == ["model-b"]
     cache.clear()
     assert cache.usage() == []
+
+
+def only_shard(cache: EmbeddingCache, fingerprint: str) -> tuple[Path, Path]:
+    [keys_file] = cache.folder(fingerprint).glob("*.keys.npy")
+    return keys_file, keys_file.with_name(keys_file.name.replace(".keys.npy", ".vectors.npy"))
+
+
+def damage_scaled(keys_file: Path, vectors_file: Path) -> None:
+    np.save(vectors_file, np.load(vectors_file) * 1000)
+
+
+def damage_nan(keys_file: Path, vectors_file: Path) -> None:
+    stored = np.load(vectors_file)
+    stored[3] = np.nan
+    np.save(vectors_file, stored)
+
+
+def damage_swapped_rows(keys_file: Path, vectors_file: Path) -> None:
+    np.save(vectors_file, np.load(vectors_file)[::-1].copy())  # still unit vectors: only the checksum tells
+
+
+def damage_empty_keys(keys_file: Path, vectors_file: Path) -> None:
+    keys_file.write_bytes(b"")
+
+
+def damage_empty_vectors(keys_file: Path, vectors_file: Path) -> None:
+    vectors_file.write_bytes(b"")
+
+
+def damage_wrong_dimension(keys_file: Path, vectors_file: Path) -> None:
+    np.save(vectors_file, np.load(vectors_file)[:, :4].copy())
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        damage_scaled,
+        damage_nan,
+        damage_swapped_rows,
+        damage_empty_keys,
+        damage_empty_vectors,
+        damage_wrong_dimension,
+    ],
+)
+def test_a_damaged_shard_is_dropped_with_one_warning_and_encoded_again(
+    cache: EmbeddingCache, fake_encoder: FakeEncoder, damage: object
+) -> None:
+    expected = Embedder(fake_encoder, cache).embed(TEXTS)
+    keys_file, vectors_file = only_shard(cache, fake_encoder.fingerprint)
+    damage(keys_file, vectors_file)  # type: ignore[operator]
+    fake_encoder.calls.clear()
+    with pytest.warns(UserWarning) as caught:
+        again = Embedder(fake_encoder, cache).embed(TEXTS)
+    assert np.array_equal(again, expected)
+    assert sum(map(len, fake_encoder.calls)) == len(TEXTS)
+    [warning] = caught
+    message = str(warning.message)
+    assert keys_file.name in message and "damaged" in message and "\n" not in message
+    assert not keys_file.exists() and not vectors_file.exists()
+    fake_encoder.calls.clear()
+    assert np.array_equal(Embedder(fake_encoder, cache).embed(TEXTS), expected)
+    assert fake_encoder.calls == []  # the fresh shard is sound
+
+
+@pytest.mark.parametrize("damage", [damage_empty_keys, damage_empty_vectors])
+def test_usage_and_clear_survive_an_empty_shard(cache: EmbeddingCache, damage: object) -> None:
+    cache.store("m", text_keys(TEXTS), vectors(len(TEXTS)))
+    damage(*only_shard(cache, "m"))  # type: ignore[operator]
+    [usage] = cache.usage()
+    assert usage.fingerprint == "m"
+    assert [removed.fingerprint for removed in cache.clear()] == ["m"]
+    assert cache.usage() == []
+
+
+def test_rows_that_are_not_unit_vectors_are_not_stored(cache: EmbeddingCache) -> None:
+    keys, stored = text_keys(TEXTS[:4]), vectors(4)
+    stored[1] = np.nan
+    stored[2] *= 3
+    cache.store("m", keys, stored)
+    out, found = cache.lookup("m", keys)
+    assert found.tolist() == [True, False, False, True]
+    assert out is not None and np.array_equal(out[[0, 3]], stored[[0, 3]])
+
+
+def test_merging_drops_damaged_shards(cache: EmbeddingCache) -> None:
+    keys, stored = text_keys(TEXTS), vectors(len(TEXTS))
+    cache.store("m", keys[:2], stored[:2])
+    damage_scaled(*only_shard(cache, "m"))
+    with pytest.warns(UserWarning, match="damaged shard"):
+        for shard in range(1, MAX_SHARDS + 1):
+            cache.store("m", keys[2 * shard : 2 * shard + 2], stored[2 * shard : 2 * shard + 2])
+    [usage] = cache.usage()
+    assert usage.shards == 1 and usage.rows == 2 * MAX_SHARDS
+    out, found = cache.lookup("m", keys)
+    assert found.tolist() == [False] * 2 + [True] * 2 * MAX_SHARDS + [False] * (len(TEXTS) - 2 * MAX_SHARDS - 2)
+    assert out is not None and np.array_equal(out[found], stored[found])
+
+
+def test_shard_files_are_flushed_before_they_are_renamed(
+    cache: EmbeddingCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append(f"replace {Path(b).name}"), real_replace(a, b))[1])
+    cache.store("m", text_keys(TEXTS), vectors(len(TEXTS)))
+    renames = [index for index, event in enumerate(events) if event.startswith("replace")]
+    assert len(renames) == 2 and all(events[index - 1] == "fsync" for index in renames)

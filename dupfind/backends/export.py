@@ -6,7 +6,6 @@ the built-in model is. torch and transformers are imported only while exporting.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import os
@@ -23,9 +22,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dupfind.cache_dir import cache_dir
+from dupfind.durable import fsync_file, fsync_folder
 from dupfind.encoding import Embeddings, normalize
 from dupfind.errors import DupfindError
-from dupfind.model import ModelRef, fingerprint
+from dupfind.model import ModelRef, check_no_custom_code, fingerprint, model_dir
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -41,6 +41,10 @@ OUTPUT_NAME = "last_hidden_state"
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OPSET = 17
 STALE_TEMP_SECONDS = 3600.0
+# Texts longer than max_seq_length × this many characters are cut before tokenising (`token_prefix`); a
+# word piece of English averages about 4 characters.
+CHARS_PER_TOKEN = 16
+_WHITESPACE = (" ", "\t", "\n", "\r")
 
 Features = dict[str, NDArray[np.int64]]
 
@@ -60,41 +64,12 @@ class ExportedModel:
         return self.path / ONNX_FILE
 
 
-def model_fingerprint(ref: ModelRef) -> str:
-    """`dupfind.model.fingerprint`, remembered in the cache while the model's files keep their sizes and mtimes.
-
-    Hashing the weights takes ~80 ms, a good part of a cold start; stating the files takes ~1 ms.
-    """
-    if ref.path is None:
-        return fingerprint(ref)
-    stats = sorted(
-        (str(file.relative_to(ref.path)), file.stat().st_size, file.stat().st_mtime_ns)
-        for file in ref.path.rglob("*")
-        if file.is_file()
-    )
-    key = hashlib.sha256(json.dumps([str(ref.path), stats]).encode()).hexdigest()[:32]
-    memo = cache_dir() / "fingerprints" / key
-    try:
-        return memo.read_text(encoding="utf-8").strip()
-    except OSError:
-        pass
-    value = fingerprint(ref)
-    try:
-        memo.parent.mkdir(parents=True, exist_ok=True)
-        temporary = memo.with_name(f"{key}.{os.getpid()}.tmp")
-        temporary.write_text(value, encoding="utf-8")
-        temporary.replace(memo)
-    except OSError:
-        pass  # a read-only cache only costs the hashing next time
-    return value
-
-
 def ensure_exported(ref: ModelRef) -> ExportedModel:
     """The model's ONNX export in `cache_dir()/models/<fingerprint>/`, exported first if it is not there yet."""
-    model_hash = model_fingerprint(ref)
+    model_hash = fingerprint(ref)
     target = cache_dir() / "models" / model_hash
     if not (target / META_FILE).is_file():
-        source = _local_model_dir(ref)
+        source = model_dir(ref)
         _build_atomically(target, lambda folder: export_onnx(source, folder))
     try:
         meta = json.loads((target / META_FILE).read_text(encoding="utf-8"))
@@ -130,7 +105,10 @@ def export_onnx(model_dir: Path, out_dir: Path) -> None:
     import torch
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(str(transformer_dir), attn_implementation="eager", local_files_only=True)
+    check_no_custom_code(model_dir)
+    model = AutoModel.from_pretrained(
+        str(transformer_dir), attn_implementation="eager", local_files_only=True, trust_remote_code=False
+    )
     forward_parameters = inspect.signature(model.forward).parameters
     input_names = tuple(name for name in INPUT_NAMES if name in forward_parameters)
 
@@ -211,6 +189,24 @@ def tokenize(tokenizer: Tokenizer, texts: Sequence[str], input_names: Sequence[s
     return {name: np.array(columns[name], dtype=np.int64) for name in input_names}
 
 
+def token_prefix(text: str, max_tokens: int, count: Callable[[str], int]) -> str:
+    """A prefix of `text` of bounded length whose first `max_tokens` tokens are those of `text`.
+
+    Tokenising a 10 MB text takes seconds and gigabytes, and all but its first `max_tokens` tokens are
+    truncated. A text longer than `max_tokens × CHARS_PER_TOKEN` characters is cut at whitespace (which
+    ends a word for every tokenizer), keeping the shortest such prefix (doubling its length) of more than
+    `max_tokens` tokens by `count` (special tokens included), so truncation gives the same tokens as on
+    the whole text and the count still says "over the limit"; the whole text if no prefix is long enough.
+    """
+    limit = max_tokens * CHARS_PER_TOKEN
+    while limit < len(text):
+        cut = max(text.rfind(space, 0, limit) for space in _WHITESPACE)
+        if cut > 0 and count(text[:cut]) > max_tokens:
+            return text[:cut]
+        limit *= 2
+    return text
+
+
 def mean_pool(hidden: NDArray[np.float32], attention_mask: NDArray[np.int64]) -> NDArray[np.float32]:
     """The mean of the token embeddings of each text over its real (unpadded) tokens."""
     mask = attention_mask.astype(np.float32)
@@ -231,7 +227,7 @@ class ExportedEncoder:
         self.ref = ref
         self.exported = ensure_exported(ref)
         self._tokenizer = load_tokenizer(self.exported.path / TOKENIZER_FILE, self.exported.max_seq_length)
-        self._counter: Tokenizer | None = None
+        self._untruncated: Tokenizer | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -248,30 +244,30 @@ class ExportedEncoder:
         return normalize(mean_pool(self._run(features), features["attention_mask"]))
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        if self._counter is None:
-            self._counter = load_tokenizer(self.exported.path / TOKENIZER_FILE, None)
-        return [len(encoding.ids) for encoding in self._counter.encode_batch_fast(self._prepare(texts))]
+        """Tokens of each text, exact up to `max_seq_length`; a longer text may be counted on a prefix (still over)."""
+        return [len(encoding.ids) for encoding in self._counter().encode_batch_fast(self._prepare(texts))]
 
     def _prepare(self, texts: Sequence[str]) -> list[str]:
-        return [text.lower() for text in texts] if self.exported.do_lower_case else list(texts)
+        """The texts as the tokenizer gets them: cut by `token_prefix`, lower-cased if the model says so."""
+        return [self._case(token_prefix(text, self.max_seq_length, self._count)) for text in texts]
+
+    def _case(self, text: str) -> str:
+        return text.lower() if self.exported.do_lower_case else text
+
+    def _count(self, text: str) -> int:
+        return len(self._counter().encode_batch_fast([self._case(text)])[0].ids)
+
+    def _counter(self) -> Tokenizer:
+        """The tokenizer without truncation, loaded when first needed."""
+        if self._untruncated is None:
+            self._untruncated = load_tokenizer(self.exported.path / TOKENIZER_FILE, None)
+        return self._untruncated
 
     def _run(self, features: Features) -> NDArray[np.float32]:
         raise NotImplementedError
 
     def __reduce__(self) -> tuple[type[ExportedEncoder], tuple[ModelRef]]:
         return (type(self), (self.ref,))
-
-
-def _local_model_dir(ref: ModelRef) -> Path:
-    """The model's directory; a hub model is downloaded (or taken from the hub cache) first."""
-    if ref.path is not None:
-        return ref.path
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(ref.name))
-    except Exception as exc:  # the hub raises many kinds, all meaning "cannot get it"
-        raise DupfindError(f"cannot get model '{ref.name}' to export it: {str(exc).splitlines()[0]}") from exc
 
 
 def _read_modules(model_dir: Path) -> tuple[Path, dict[str, Any]]:
@@ -333,8 +329,10 @@ def _build_atomically(target: Path, build: Callable[[Path], None]) -> None:
         raise DupfindError(f"cannot write to the cache folder {target.parent}: {exc.strerror}") from exc
     try:
         build(temporary)
+        _fsync_tree(temporary)
         try:
             temporary.rename(target)
+            fsync_folder(target.parent)
         except OSError:
             if not target.is_dir():
                 raise
@@ -342,6 +340,16 @@ def _build_atomically(target: Path, build: Callable[[Path], None]) -> None:
         raise DupfindError(f"cannot export the model to {target}: {exc}") from exc
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file of a freshly built folder to disk before it is renamed into place."""
+    for path in sorted(folder.rglob("*"), reverse=True):
+        if path.is_file():
+            fsync_file(path)
+        elif path.is_dir():
+            fsync_folder(path)
+    fsync_folder(folder)
 
 
 def _remove_stale_temporaries(folder: Path) -> None:

@@ -464,14 +464,11 @@ def open_corpus(source: str, reader: QuestionReader, embedding: EmbedderOptions,
     model unless --model, which must be the same), or a question file embedded now."""
     from dupfind.corpus import index_questions
     from dupfind.index import is_index, open_index
-    from dupfind.model import resolve_model
 
     if is_index(source):
         with stage("read index"):
             index = open_index(source)
-        model = embedding.model or index.model
-        index.check_model(resolve_model(model), source)
-        return index, embedding.load(model)
+        return index, embedding.load(index.find_model(embedding.model, source).name)
     ref = embedding.resolve()
     questions = read_questions(reader, source, quiet)
     embedder = embedding.load()

@@ -69,22 +69,15 @@ def add(
 
     Example: dupfind index add corpus.dfi new.csv --id-col id
     """
-    from dupfind.errors import DupfindError
-    from dupfind.index import open_index, save_index
-    from dupfind.model import resolve_model
+    from dupfind.index import add_to_index, open_index
 
     index = open_index(index_path)
-    model = embedding.model or index.model
-    index.check_model(resolve_model(model), index_path)
+    model = index.find_model(embedding.model, index_path).name
     questions = read_questions(reader, file, quiet)
-    ids = questions.ids if reader.id_col is not None else [len(index) + row for row in questions.ids]
-    clashes = set(map(str, ids)) & set(map(str, index.ids))
-    if clashes:
-        shown = ", ".join(sorted(clashes)[:5]) + (", …" if len(clashes) > 5 else "")
-        raise DupfindError(f"{len(clashes)} ids of {file} are already in {index_path} ({shown})")
+    number_on = reader.id_col is None
+    index.new_ids(questions.ids, number_on, file, index_path)  # clashing ids fail before encoding
     embedder = embedding.load(model)
     with embedding_progress(embedder, f"Encoding {file}", quiet) as progressing:
         embeddings = progressing.embed(questions.texts)
-    grown = index.add(ids, questions.texts, embeddings)
-    save_index(grown, index_path)
+    grown = add_to_index(index_path, questions.ids, questions.texts, embeddings, index.fingerprint, number_on, file)
     info(f"Added {len(questions)} questions to {index_path} (now {len(grown)})", quiet)

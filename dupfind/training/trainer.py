@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import sys
 import time
@@ -227,16 +226,9 @@ def _train_into(
 
 
 def _load_model(base: str | None) -> SentenceTransformer:
-    ref = resolve_model(base)
-    if ref.is_local:
-        os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    from sentence_transformers import SentenceTransformer
+    from dupfind.backends.torch_backend import load_sentence_transformer
 
-    try:
-        return SentenceTransformer(str(ref.path or ref.name), local_files_only=ref.is_local)
-    except (OSError, ValueError) as exc:
-        raise DupfindError(f"cannot load model '{ref.name}': {str(exc).splitlines()[0]}") from exc
+    return load_sentence_transformer(resolve_model(base))
 
 
 def _describe(when: str, scores: HoldoutScores) -> str:

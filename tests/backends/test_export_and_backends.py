@@ -16,7 +16,7 @@ from dupfind.backends import DEFAULT_BACKEND, backend_names, export, load_encode
 from dupfind.cache_dir import cache_dir
 from dupfind.encoding import Encoder, encode
 from dupfind.errors import DupfindError
-from dupfind.model import ModelRef, resolve_model
+from dupfind.model import ModelRef, builtin_model_dir, fingerprint, resolve_model
 
 EXPORTED_BACKENDS = ("onnx", "openvino")
 
@@ -221,7 +221,7 @@ def test_long_texts_are_truncated_as_torch_does(
     texts = [LONG_TEXT, "short", LONG_TEXT.upper()]
     counts = exported_encoders[backend].count_tokens(texts)
     assert counts == torch_encoder.count_tokens(texts)
-    assert counts[0] > 2 * torch_encoder.max_seq_length
+    assert counts[0] > torch_encoder.max_seq_length and counts[1] < 10
     cosines = np.sum(encode(torch_encoder, texts) * encode(exported_encoders[backend], texts), axis=1)
     assert cosines.min() >= 0.9999
     longer = LONG_TEXT + " and then something entirely different about cooking pasta."
@@ -243,12 +243,12 @@ def test_the_export_is_reused(
 
     monkeypatch.setattr(export, "export_onnx", no_export)
     monkeypatch.setattr(export, "_convert_to_openvino", no_export)
-    monkeypatch.setattr(export, "fingerprint", no_export)
+    monkeypatch.setattr("dupfind.model._content_hash", no_export)
     for encoder in (OnnxEncoder(builtin), OpenVinoEncoder(builtin)):
         assert np.array_equal(
             encoder.encode_batch(SENTENCES[:3]), exported_encoders[encoder.backend].encode_batch(SENTENCES[:3])
         )
-    assert [path.name for path in (module_cache / "models").iterdir()] == [export.model_fingerprint(builtin)]
+    assert [path.name for path in (module_cache / "models").iterdir()] == [fingerprint(builtin)]
 
 
 @pytest.mark.slow
@@ -282,3 +282,66 @@ assert not heavy, heavy
     env = {"DUPFIND_CACHE_DIR": str(module_cache), "PATH": "/usr/bin:/bin", "HOME": str(module_cache)}
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_token_prefix_keeps_the_tokens_that_truncation_keeps() -> None:
+    def count(text: str) -> int:  # one token per word, plus two special tokens
+        return len(text.split()) + 2
+
+    assert export.token_prefix("short text", 4, count) == "short text"
+    words = [f"w{i}" for i in range(5000)]
+    prefix = export.token_prefix(" ".join(words), 4, count)
+    assert len(prefix) <= 4 * export.CHARS_PER_TOKEN and prefix.split() == words[: len(prefix.split())]
+    assert count(prefix) > 4
+    spaced = "a" + " " * 10_000 + "b c d e f"  # few tokens in a long prefix: the whole text is kept
+    assert export.token_prefix(spaced, 4, count) == spaced
+
+
+class TokenizerOnly(export.ExportedEncoder):
+    """The built-in model's tokenisation, with no exported model behind it."""
+
+    backend = "tokens"
+
+
+@pytest.fixture
+def tokenizer_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> TokenizerOnly:
+    exported = export.ExportedModel(tmp_path, "test", 256, False, ("input_ids", "attention_mask"))
+    (tmp_path / export.TOKENIZER_FILE).write_bytes((builtin_model_dir() / export.TOKENIZER_FILE).read_bytes())
+    monkeypatch.setattr(export, "ensure_exported", lambda ref: exported)
+    return TokenizerOnly(ModelRef("test", tmp_path))
+
+
+def test_a_10_mb_question_is_counted_and_tokenised_quickly(tokenizer_only: TokenizerOnly) -> None:
+    import resource
+    import time
+
+    huge = " ".join(f"word{i % 1000} and some more text," for i in range(400_000))
+    assert len(huge) > 10_000_000
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    [count] = tokenizer_only.count_tokens([huge])
+    features = export.tokenize(tokenizer_only._tokenizer, tokenizer_only._prepare([huge]), ("input_ids",))
+    assert time.perf_counter() - started < 2.0
+    assert (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak) * 1024 < 200e6
+    assert count > 256 and features["input_ids"].shape == (1, 256)
+    whole = export.tokenize(tokenizer_only._tokenizer, [huge[:200_000]], ("input_ids",))
+    assert np.array_equal(features["input_ids"], whole["input_ids"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", EXPORTED_BACKENDS)
+def test_a_cut_long_text_embeds_as_the_whole_text_truncated(
+    backend: str, exported_encoders: dict[str, Encoder], torch_encoder: Encoder
+) -> None:
+    text = " ".join(f"sentence {i} about cooking pasta at home, and why it tastes good." for i in range(300))
+    assert len(text) > 4 * 256 * export.CHARS_PER_TOKEN
+    encoder = exported_encoders[backend]
+    assert isinstance(encoder, export.ExportedEncoder)
+    whole = export.tokenize(encoder._tokenizer, [text], encoder.exported.input_names)
+    expected = export.normalize(export.mean_pool(encoder._run(whole), whole["attention_mask"]))
+    assert np.array_equal(encoder.encode_batch([text]), expected)
+    from dupfind.backends.torch_backend import TorchEncoder
+
+    assert isinstance(torch_encoder, TorchEncoder)
+    reference = torch_encoder.model.encode([text], convert_to_numpy=True, normalize_embeddings=True)
+    assert np.array_equal(torch_encoder.encode_batch([text]), reference)

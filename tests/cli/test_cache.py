@@ -126,10 +126,44 @@ def test_every_command_reads_and_fills_the_cache(
     pd.DataFrame(labels).to_csv(pairs, index=False)
     args = [arg.format(file=file, tmp=tmp_path, gold=gold, pairs=pairs) for arg in command]
     assert run(*args, "--no-cache")[0] == 0
-    assert not cache_dir.exists()
+    assert not (cache_dir / "embeddings").exists()  # the model's fingerprint may be remembered
     first = run(*args)
     assert first[0] == 0, first[2]
     use_fake_encoder.calls.clear()
     again = run(*args)
     assert again[:2] == first[:2]
     assert encoded(use_fake_encoder) == 0
+
+
+def shard_files(cache_dir: Path) -> list[Path]:
+    return sorted((cache_dir / "embeddings").glob("*/*.npy"))
+
+
+def test_a_damaged_cache_gives_the_right_pairs_and_a_warning(
+    use_fake_encoder: FakeEncoder, cache_dir: Path, tmp_path: Path
+) -> None:
+    file = write_questions(tmp_path / "q.csv", [*QUESTIONS, *QUESTIONS[:20]])
+    code, first, err = run("mine", file, "-t", "0.9")
+    assert code == 0, err
+    for npy in shard_files(cache_dir):
+        if npy.name.endswith(".vectors.npy"):
+            np.save(npy, np.load(npy) * 1000)
+    code, again, err = run("mine", file, "-t", "0.9")
+    assert code == 0, err
+    assert again == first
+    warnings = [line for line in err.splitlines() if "damaged shard" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("dupfind: warning: ")
+
+
+@pytest.mark.parametrize("emptied", ["keys", "vectors"])
+def test_info_and_clear_work_with_an_empty_shard(
+    use_fake_encoder: FakeEncoder, cache_dir: Path, tmp_path: Path, emptied: str
+) -> None:
+    assert run("mine", write_questions(tmp_path / "q.csv", QUESTIONS))[0] == 0
+    [npy] = [npy for npy in shard_files(cache_dir) if npy.name.endswith(f".{emptied}.npy")]
+    npy.write_bytes(b"")
+    code, out, err = run("cache", "info")
+    assert code == 0 and "fake-bag-of-words" in out, err
+    code, _, err = run("cache", "clear")
+    assert code == 0 and "Removed" in err and "Aborted" not in err
+    assert json.loads(run("cache", "info", "--json")[1])["models"] == []

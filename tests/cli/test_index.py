@@ -82,3 +82,26 @@ def test_errors_are_one_line_exit_2(
     assert code == 2 and out == ""
     assert err.startswith("dupfind: error: ") and message in err and len(err.strip().splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["index", "add", "{index}", "{csv}"], ["search", "{index}", "How do I log in?"]])
+def test_a_model_named_by_the_index_is_never_fetched(
+    use_fake_encoder: FakeEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    import hashlib
+
+    import numpy as np
+
+    from dupfind.index import Index, save_index
+    from dupfind.model import Thresholds
+
+    monkeypatch.setenv("DUPFIND_ALLOW_DOWNLOADS", "1")  # not even then
+    name = "attacker/evil-model"
+    forged = hashlib.sha256(name.encode()).hexdigest()[:16]
+    path = tmp_path / "corpus.dfi"
+    rows = np.eye(FakeEncoder.dim, dtype=np.float32)[:1]
+    save_index(Index(["t1"], ["How do I log in?"], rows, name, forged, Thresholds(0.7, 0.8)), str(path))
+    code, out, err = run(*[arg.format(index=path, csv=TICKETS) for arg in command])
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "'attacker/evil-model', which is not a local model directory" in err and "--model" in err
+    assert use_fake_encoder.calls == []
