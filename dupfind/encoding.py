@@ -98,7 +98,8 @@ def encode(
 
 
 def token_counts(encoder: Encoder, texts: Sequence[str], chunk: int = COUNT_CHUNK) -> TokenCounts:
-    """The number of tokens of each text, untruncated; tokenised a chunk at a time to bound the memory used."""
+    """The number of tokens of each text (exact up to the model's limit, above it only "over"); tokenised a chunk
+    at a time to bound the memory used."""
     counts = np.empty(len(texts), dtype=np.int64)
     for start in range(0, len(texts), chunk):
         counts[start : start + chunk] = encoder.count_tokens(texts[start : start + chunk])

@@ -50,10 +50,6 @@ class ModelRef:
     path: Path | None
 
     @property
-    def is_local(self) -> bool:
-        return self.path is not None
-
-    @property
     def is_builtin(self) -> bool:
         return self.name == BUILTIN_MODEL
 

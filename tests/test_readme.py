@@ -54,3 +54,15 @@ def test_every_readme_command_runs(
         verdict = words[0] in VERDICTS and result.exit_code == 1 and isinstance(result.exception, SystemExit)
         assert result.exit_code == 0 or verdict, (words, result.stderr, result.exception)
         assert "Traceback" not in result.stderr
+
+
+def test_the_library_example_runs(
+    use_fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), flags=re.DOTALL)
+    assert blocks
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("DUPFIND_CACHE_DIR", str(tmp_path / "cache"))
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), {})
+    assert use_fake_encoder.calls

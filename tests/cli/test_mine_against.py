@@ -83,3 +83,18 @@ def test_an_index_of_another_model_is_refused(use_fake_encoder: FakeEncoder, new
     (other / "config.json").write_text("{}", encoding="utf-8")
     code, out, err = run("mine", str(new_txt), "--against", str(index), "--model", str(other))
     assert code == 2 and out == "" and "was built with model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_question_already_in_the_corpus_is_not_its_own_duplicate(
+    use_fake_encoder: FakeEncoder, tmp_path: Path
+) -> None:
+    """Same id and same text is the same question: never a pair. Same text under another id is a duplicate."""
+    corpus = tmp_path / "corpus.csv"
+    corpus.write_text("id,question\n1,Is there a dark mode?\n2,How do I cancel my subscription?\n", encoding="utf-8")
+    index = tmp_path / "corpus.dfi"
+    assert run("index", "build", str(corpus), "--id-col", "id", "-o", str(index))[0] == 0
+    new = tmp_path / "new.csv"
+    new.write_text("id,question\n1,Is there a dark mode?\n7,Is there a dark mode?\n", encoding="utf-8")
+    code, out, err = run("mine", str(new), "--id-col", "id", "--against", str(index), "-t", "0.9", "-k", "1")
+    assert code == 0, err
+    assert [(a, b) for a, b, _ in pairs(out)] == [("7", "1")]
