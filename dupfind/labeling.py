@@ -65,7 +65,7 @@ class Estimate:
             return 0
         if not math.isfinite(self.width) or width <= 0:
             return max(MIN_ANSWERS - self.n, 10)
-        return max(math.ceil(self.n * (self.width / width) ** 2) - self.n, MIN_ANSWERS - self.n, 1)
+        return max(math.ceil(round(self.n * (self.width / width) ** 2, 6)) - self.n, MIN_ANSWERS - self.n, 1)
 
     def as_dict(self) -> dict[str, object]:
         """Plain JSON-ready values (None for NaN)."""
@@ -126,7 +126,8 @@ def _estimate(population: _Population, rng: np.random.Generator, n_boot: int, le
     values, counts = population.values, population.counts
     best = _Curves(scores, labels, values, counts, np.ones((1, n))).best()
     threshold, f1 = float(best[0][0]), float(best[1][0])
-    resamples = np.array([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_boot)], dtype=np.float64)
+    drawn = rng.integers(0, n, (n_boot, n)) + n * np.arange(n_boot)[:, None]
+    resamples = np.bincount(drawn.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
     draws, at_threshold = np.empty(n_boot), np.empty(n_boot)
     step = max(1, _CELLS // (n + len(values)))
     for first in range(0, n_boot, step):
@@ -136,10 +137,10 @@ def _estimate(population: _Population, rng: np.random.Generator, n_boot: int, le
     tail = (1 - level) / 2 * 100
     low, high = (float(x) for x in np.percentile(draws, [tail, 100 - tail]))
     f1_low, f1_high = (float(x) for x in np.percentile(at_threshold, [tail, 100 - tail]))
-    lowest = min(float(scores.min()), float(population.values.min(initial=np.inf)))
-    if low <= lowest + _GRID:
+    lowest = np.unique(np.concatenate([scores, values]))[:2]
+    if len(lowest) == 2 and low < lowest[1]:
         warnings += (
-            f"the threshold may lie at or below the lowest score ({lowest:.3f}): pairs scoring lower were never "
+            f"the threshold may lie at or below the lowest score ({lowest[0]:.3f}): pairs scoring lower were never "
             "candidates, so the estimate is cut off there",
         )
     estimate = Estimate(threshold, low, high, f1, min(f1_low, f1), max(f1_high, f1), n, duplicates, warnings)
@@ -182,7 +183,8 @@ class _Curves:
         ends = np.flatnonzero(np.r_[ranked[1:] != ranked[:-1], True])
         kept = np.cumsum(self.pairs, axis=1)[:, ends]
         found = np.cumsum(self.positives, axis=1)[:, ends]
-        f1 = 2 * found / (kept + self.total[:, None])
+        with np.errstate(invalid="ignore"):  # a resample without duplicates has no F1
+            f1 = np.nan_to_num(2 * found / (kept + self.total[:, None]))
         group = np.argmax(f1, axis=1)
         end = ends[group]
         below = ranked[np.minimum(end + 1, len(ranked) - 1)]
@@ -194,7 +196,8 @@ class _Curves:
         """Per row, the expected F1 of `score ≥ threshold`."""
         above = self.ranked >= threshold
         kept = self.pairs[:, above].sum(axis=1)
-        return np.asarray(2 * self.positives[:, above].sum(axis=1) / (kept + self.total), dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            return np.nan_to_num(2 * self.positives[:, above].sum(axis=1) / (kept + self.total))
 
 
 def _logistic(scores: Floats, labels: NDArray[np.bool_], weights: Floats, values: Floats) -> Floats:

@@ -121,18 +121,12 @@ class Session:
         width: float,
         max_answers: int | None,
     ) -> None:
-        from dupfind.mining import normalize_text
-
         self.texts, self.ids, self.writer = texts, ids, writer
         self.width, self.max_answers = width, max_answers
-        seen: dict[tuple[str, str], int] = {}  # each pair of different texts once: its first position in `mined`
-        for position, (a, b) in enumerate(zip(mined.left.tolist(), mined.right.tolist(), strict=True)):
-            if normalize_text(texts[a]) != normalize_text(texts[b]):
-                seen.setdefault(_key(texts[a], texts[b]), position)
-        chosen = list(seen.values())
+        chosen = distinct_pairs(texts, mined)
         self.left, self.right = mined.left[chosen], mined.right[chosen]
         self.sampler = Sampler(mined.scores[chosen], seed)
-        index_of = {key: index for index, key in enumerate(seen)}
+        index_of = {_key(texts[a], texts[b]): index for index, (a, b) in enumerate(zip(self.left, self.right))}
         self.resumed = len(existing)
         for first, second, label, score in zip(
             existing.first, existing.second, existing.labels, existing.scores, strict=True
@@ -188,6 +182,17 @@ class Session:
         more = estimate.more_needed(self.width) if self.width > 0 else 0
         score = float(self.sampler.scores[index])
         return Prompt(estimate.n + 1, score, self.ids[a], self.texts[a], self.ids[b], self.texts[b], estimate, more)
+
+
+def distinct_pairs(texts: list[str], mined: MinedPairs) -> list[int]:
+    """The positions in `mined` of the pairs to ask about: each pair of texts once, none of identical texts."""
+    from dupfind.mining import normalize_text
+
+    seen: dict[tuple[str, str], int] = {}
+    for position, (a, b) in enumerate(zip(mined.left.tolist(), mined.right.tolist(), strict=True)):
+        if normalize_text(texts[a]) != normalize_text(texts[b]):
+            seen.setdefault(_key(texts[a], texts[b]), position)
+    return list(seen.values())
 
 
 def _key(first: str, second: str) -> tuple[str, str]:

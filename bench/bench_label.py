@@ -1,0 +1,196 @@
+"""`dupfind label` with an oracle labeler (answers from gold labels): F1 at the threshold it finds after 20, 40,
+60 and 100 answers, against the best F1 over all labels and against a uniform random sample of as many pairs.
+
+- questions: ../shared/data/quora/dev-questions.csv. The real command runs as a coprocess
+  (`python -m dupfind label FILE --id-col id -o … --seed S --max 100 --width 0`), reading one JSON pair a line
+  and answering y when both questions are in the same gold cluster. Its candidates (cosine ≥ 0.5, top-10 per
+  question) are recomputed here the same way, to score each threshold on every candidate's gold label.
+- pairs: ../shared/data/quora/dev-pairs.csv. The candidates are the labeled pairs themselves with their
+  scores; the oracle answers `is_duplicate` through the command's own `Session` (no mining to do).
+
+The random baseline labels a uniform sample and estimates the threshold the same way (`labeling.estimate`
+with the rest of the candidates as the unlabeled population); "empirical" is the best-F1 threshold of the
+sample alone (what `calibrate --pairs` would give). Embeddings: the built-in model (default backend) through
+the embedding cache, so only the first run encodes (about 1–2 minutes per file on 2 cores).
+
+    .venv/bin/python bench/bench_label.py [--seeds 10] [--datasets questions,pairs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from dupfind.cli.label import DEFAULT_FLOOR, Prompt, Session, candidate_pairs, distinct_pairs  # noqa: E402
+from dupfind.cli.search import Reader  # noqa: E402
+from dupfind.evaluation import best_f1, classify  # noqa: E402
+from dupfind.labeling import LabelRows, LabelsWriter, estimate  # noqa: E402
+from dupfind.mining import DEFAULT_TOP_K, MinedPairs  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "quora"
+RESULTS = ROOT / "bench" / "results" / "label.json"
+CHECKPOINTS = (20, 40, 60, 100)
+
+
+def questions_candidates() -> tuple[np.ndarray, np.ndarray, list[tuple[Any, Any]], dict[Any, str]]:
+    """The candidates `label` asks about in dev-questions.csv: scores, gold labels, id pairs, cluster of each id."""
+    source = str(DATA / "dev-questions.csv")
+    texts, ids, mined = candidate_pairs(source, Reader(id_col="id", quiet=True), None, None, 64, True, DEFAULT_FLOOR, 10)
+    chosen = distinct_pairs(texts, mined)
+    frame = pd.read_csv(source)
+    cluster = dict(zip(frame["id"], frame["cluster"], strict=True))
+    pairs = [(ids[mined.left[p]], ids[mined.right[p]]) for p in chosen]
+    gold = np.array([cluster[a] == cluster[b] for a, b in pairs])
+    return mined.scores[chosen].astype(np.float64), gold, pairs, cluster
+
+
+def run_coprocess(seed: int, cluster: dict[Any, str], answers: int, workdir: Path) -> dict[int, float]:
+    """The thresholds `dupfind label` reports after each number of answers, answering as the gold clusters say."""
+    labels = workdir / f"labels-{seed}.csv"
+    labels.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "dupfind", "label", str(DATA / "dev-questions.csv"), "--id-col", "id"]
+    command += ["-o", str(labels), "--seed", str(seed), "--max", str(answers), "--width", "0", "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    assert process.stdin is not None and process.stdout is not None
+    thresholds: dict[int, float] = {}
+    for line in process.stdout:
+        message = json.loads(line)
+        found = message if message["type"] == "result" else message["estimate"]
+        if found["threshold"] is not None:
+            thresholds[found["n"]] = found["threshold"]
+        if message["type"] == "pair":
+            process.stdin.write("y\n" if cluster[message["id_a"]] == cluster[message["id_b"]] else "n\n")
+            process.stdin.flush()
+    process.stdin.close()
+    if process.wait() != 0:
+        raise SystemExit(f"dupfind label exited with {process.returncode}")
+    return thresholds
+
+
+def pairs_candidates() -> tuple[list[str], MinedPairs, np.ndarray]:
+    """dev-pairs.csv as candidates: texts, the pairs (question1 row i with question2 row n+i), gold labels."""
+    from dupfind.embedding_cache import EmbeddingCache, cached_encode
+    from dupfind.encoding import load_encoder
+    from dupfind.evaluation import cosines
+
+    frame = pd.read_csv(DATA / "dev-pairs.csv").dropna()
+    texts = frame["question1"].astype(str).tolist() + frame["question2"].astype(str).tolist()
+    embeddings = cached_encode(load_encoder(), texts, cache=EmbeddingCache())
+    n = len(frame)
+    scores = cosines(embeddings[:n], embeddings[n:])
+    mined = MinedPairs(np.arange(n), np.arange(n, 2 * n), scores)
+    return texts, mined, frame["is_duplicate"].to_numpy().astype(bool)
+
+
+class Oracle:
+    """Answers from the gold labels, through the command's `Session`; remembers the threshold after each answer."""
+
+    def __init__(self, gold: dict[tuple[str, str], bool]) -> None:
+        self.gold = gold
+        self.thresholds: dict[int, float] = {}
+
+    def ask(self, prompt: Prompt) -> str | None:
+        if prompt.estimate.threshold == prompt.estimate.threshold:
+            self.thresholds[prompt.estimate.n] = prompt.estimate.threshold
+        return "y" if self.gold[(prompt.question_a, prompt.question_b)] else "n"
+
+    def hint(self, message: str) -> None:
+        raise AssertionError(message)
+
+
+def run_session(seed: int, texts: list[str], mined: MinedPairs, gold: np.ndarray, answers: int, workdir: Path):  # type: ignore[no-untyped-def]
+    labels = workdir / f"pairs-{seed}.csv"
+    labels.unlink(missing_ok=True)
+    writer = LabelsWriter(labels)
+    session = Session(texts, list(range(len(texts))), mined, LabelRows(), writer, seed, 0.0, answers)
+    truth = {(texts[a], texts[b]): bool(g) for a, b, g in zip(mined.left, mined.right, gold, strict=True)}
+    oracle = Oracle(truth)
+    session.run(oracle)
+    writer.close()
+    final = session.sampler.estimate()
+    oracle.thresholds[final.n] = final.threshold
+    return oracle.thresholds
+
+
+def random_thresholds(seed: int, scores: np.ndarray, gold: np.ndarray) -> dict[str, dict[int, float]]:
+    """Thresholds from uniform random samples (nested, one per checkpoint): as `label` estimates, and empirical."""
+    order = np.random.default_rng(seed + 1000).permutation(len(scores))
+    found: dict[str, dict[int, float]] = {"random": {}, "random, empirical": {}}
+    for n in CHECKPOINTS:
+        sample, rest = order[:n], order[n:]
+        labels = gold[sample]
+        if labels.all() or not labels.any():
+            continue
+        rng = np.random.default_rng(seed)
+        found["random"][n] = estimate(scores[sample], labels, rng, pool=scores[rest]).threshold
+        found["random, empirical"][n] = best_f1(scores[sample].astype(np.float32), labels).threshold
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--datasets", default="questions,pairs")
+    args = parser.parse_args()
+    report: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        for dataset in args.datasets.split(","):
+            if dataset == "questions":
+                scores, gold, _, cluster = questions_candidates()
+            else:
+                texts, mined, pair_gold = pairs_candidates()
+                chosen = distinct_pairs(texts, mined)
+                scores = mined.scores[chosen].astype(np.float64)
+                gold = pair_gold[chosen]
+                mined = MinedPairs(mined.left[chosen], mined.right[chosen], mined.scores[chosen])
+            best = best_f1(scores.astype(np.float32), gold)
+            runs: dict[str, list[dict[int, float]]] = {"label": [], "random": [], "random, empirical": []}
+            for seed in range(args.seeds):
+                if dataset == "questions":
+                    runs["label"].append(run_coprocess(seed, cluster, max(CHECKPOINTS), workdir))
+                else:
+                    runs["label"].append(run_session(seed, texts, mined, gold, max(CHECKPOINTS), workdir))
+                for name, found in random_thresholds(seed, scores, gold).items():
+                    runs[name].append(found)
+                print(f"{dataset}: seed {seed} done", file=sys.stderr, flush=True)
+            report[dataset] = summarize(dataset, scores, gold, best.f1, best.threshold, runs)
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2), encoding="utf-8")
+
+
+def summarize(
+    dataset: str, scores: np.ndarray, gold: np.ndarray, best: float, at: float, runs: dict[str, list[dict[int, float]]]
+) -> dict[str, Any]:
+    """Print the table of median F1 (and 10th percentile) at each checkpoint; return it."""
+    print(f"\n{dataset}: {len(scores)} candidates, {int(gold.sum())} duplicates; best F1 {best:.3f} at {at:.3f}")
+    print(f"| sampler | {' | '.join(f'F1 after {n} (p10)' for n in CHECKPOINTS)} |")
+    print(f"|---|{'---:|' * len(CHECKPOINTS)}")
+    table: dict[str, Any] = {"candidates": len(scores), "best_f1": best, "best_threshold": at}
+    for name, found in runs.items():
+        cells, figures = [], {}
+        for n in CHECKPOINTS:
+            f1s = [classify(scores, gold, run[n]).f1 if n in run else 0.0 for run in found]
+            median, p10 = float(np.median(f1s)), float(np.percentile(f1s, 10))
+            figures[n] = {"median_f1": median, "p10_f1": p10, "thresholds": [run.get(n) for run in found]}
+            cells.append(f"{median:.3f} ({p10:.3f})")
+        print(f"| {name} | {' | '.join(cells)} |")
+        table[name] = figures
+    return table
+
+
+if __name__ == "__main__":
+    main()
