@@ -37,7 +37,7 @@ from dupfind.cli.label import DEFAULT_FLOOR, Prompt, Session, candidate_pairs, d
 from dupfind.cli.search import Reader  # noqa: E402
 from dupfind.evaluation import best_f1, classify  # noqa: E402
 from dupfind.labeling import LabelRows, LabelsWriter, estimate  # noqa: E402
-from dupfind.mining import DEFAULT_TOP_K, MinedPairs  # noqa: E402
+from dupfind.mining import MinedPairs  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "quora"
 RESULTS = ROOT / "bench" / "results" / "label.json"
@@ -47,7 +47,9 @@ CHECKPOINTS = (20, 40, 60, 100)
 def questions_candidates() -> tuple[np.ndarray, np.ndarray, list[tuple[Any, Any]], dict[Any, str]]:
     """The candidates `label` asks about in dev-questions.csv: scores, gold labels, id pairs, cluster of each id."""
     source = str(DATA / "dev-questions.csv")
-    texts, ids, mined = candidate_pairs(source, Reader(id_col="id", quiet=True), None, None, 64, True, DEFAULT_FLOOR, 10)
+    texts, ids, mined = candidate_pairs(
+        source, Reader(id_col="id", quiet=True), None, None, 64, True, DEFAULT_FLOOR, 10
+    )
     chosen = distinct_pairs(texts, mined)
     frame = pd.read_csv(source)
     cluster = dict(zip(frame["id"], frame["cluster"], strict=True))

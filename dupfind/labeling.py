@@ -60,12 +60,13 @@ class Estimate:
         return self.high - self.low if math.isfinite(self.high - self.low) else math.inf
 
     def more_needed(self, width: float) -> int:
-        """About how many more labels would narrow the interval to `width` (it shrinks as 1/√n)."""
+        """About how many more labels would settle the estimate (`is_settled`): the interval shrinks as 1/√n."""
+        short = max(MIN_ANSWERS - self.n, MIN_EACH - min(self.duplicates, self.n - self.duplicates), 0)
         if self.width <= width:
-            return 0
+            return short
         if not math.isfinite(self.width) or width <= 0:
-            return max(MIN_ANSWERS - self.n, 10)
-        return max(math.ceil(round(self.n * (self.width / width) ** 2, 6)) - self.n, MIN_ANSWERS - self.n, 1)
+            return max(short, 10)
+        return max(math.ceil(round(self.n * (self.width / width) ** 2, 6)) - self.n, short, 1)
 
     def as_dict(self) -> dict[str, object]:
         """Plain JSON-ready values (None for NaN)."""
@@ -197,7 +198,8 @@ class _Curves:
         above = self.ranked >= threshold
         kept = self.pairs[:, above].sum(axis=1)
         with np.errstate(invalid="ignore"):
-            return np.nan_to_num(2 * self.positives[:, above].sum(axis=1) / (kept + self.total))
+            f1: Floats = np.nan_to_num(2 * self.positives[:, above].sum(axis=1) / (kept + self.total))
+        return f1
 
 
 def _logistic(scores: Floats, labels: NDArray[np.bool_], weights: Floats, values: Floats) -> Floats:

@@ -83,6 +83,7 @@ def test_more_needed_shrinks_as_one_over_root_n() -> None:
     assert wide.more_needed(0.3) == 0
     assert is_settled(wide, 0.3) and not is_settled(wide, 0.1)
     assert Estimate(*[math.nan] * 6, 3, 0).more_needed(0.05) >= MIN_ANSWERS - 3  # type: ignore[arg-type]
+    assert Estimate(0.8, 0.79, 0.8, 0.7, 0.6, 0.8, 12, 2).more_needed(0.05) == MIN_ANSWERS - 12
 
 
 def asked(sampler: Sampler, labels: np.ndarray, count: int) -> list[int]:

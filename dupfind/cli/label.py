@@ -126,7 +126,8 @@ class Session:
         chosen = distinct_pairs(texts, mined)
         self.left, self.right = mined.left[chosen], mined.right[chosen]
         self.sampler = Sampler(mined.scores[chosen], seed)
-        index_of = {_key(texts[a], texts[b]): index for index, (a, b) in enumerate(zip(self.left, self.right))}
+        pairs = zip(self.left.tolist(), self.right.tolist(), strict=True)
+        index_of = {_key(texts[a], texts[b]): index for index, (a, b) in enumerate(pairs)}
         self.resumed = len(existing)
         for first, second, label, score in zip(
             existing.first, existing.second, existing.labels, existing.scores, strict=True
@@ -217,8 +218,10 @@ def describe(estimate: Estimate, width: float, more: int) -> str:
         f"{counts}: threshold {estimate.threshold:.3f} (90% range {estimate.low:.3f}–{estimate.high:.3f}), "
         f"F1 {estimate.f1:.2f} ({estimate.f1_low:.2f}–{estimate.f1_high:.2f})"
     )
-    if width > 0:
-        line += f"; about {more} more to narrow the range to {width:.3f}" if more else "; the range is narrow"
+    if is_settled(estimate, width):
+        line += "; the range is narrow"
+    elif width > 0:
+        line += f"; about {more} more to narrow the range to {width:.3f}"
     return line
 
 
