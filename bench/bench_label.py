@@ -113,7 +113,10 @@ class Oracle:
         raise AssertionError(message)
 
 
-def run_session(seed: int, texts: list[str], mined: MinedPairs, gold: np.ndarray, answers: int, workdir: Path):  # type: ignore[no-untyped-def]
+def run_session(
+    seed: int, texts: list[str], mined: MinedPairs, gold: np.ndarray, answers: int, workdir: Path
+) -> dict[int, float]:
+    """The thresholds the command's `Session` reports after each number of answers, answered from `gold`."""
     labels = workdir / f"pairs-{seed}.csv"
     labels.unlink(missing_ok=True)
     writer = LabelsWriter(labels)
