@@ -36,12 +36,13 @@ sys.path.insert(0, str(ROOT))
 from dupfind.cli.label import DEFAULT_FLOOR, Prompt, Session, candidate_pairs, distinct_pairs  # noqa: E402
 from dupfind.cli.search import Reader  # noqa: E402
 from dupfind.evaluation import best_f1, classify  # noqa: E402
-from dupfind.labeling import LabelRows, LabelsWriter, estimate  # noqa: E402
+from dupfind.labeling import DEFAULT_WIDTH, Estimate, LabelRows, LabelsWriter, estimate, is_settled  # noqa: E402
 from dupfind.mining import MinedPairs  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "quora"
 RESULTS = ROOT / "bench" / "results" / "label.json"
 CHECKPOINTS = (20, 40, 60, 100)
+Run = dict[int, dict[str, Any]]  # number of answers → the estimate reported then
 
 
 def questions_candidates() -> tuple[np.ndarray, np.ndarray, list[tuple[Any, Any]], dict[Any, str]]:
@@ -58,8 +59,8 @@ def questions_candidates() -> tuple[np.ndarray, np.ndarray, list[tuple[Any, Any]
     return mined.scores[chosen].astype(np.float64), gold, pairs, cluster
 
 
-def run_coprocess(seed: int, cluster: dict[Any, str], answers: int, workdir: Path) -> dict[int, float]:
-    """The thresholds `dupfind label` reports after each number of answers, answering as the gold clusters say."""
+def run_coprocess(seed: int, cluster: dict[Any, str], answers: int, workdir: Path) -> Run:
+    """The estimates `dupfind label` reports after each number of answers, answering as the gold clusters say."""
     labels = workdir / f"labels-{seed}.csv"
     labels.unlink(missing_ok=True)
     command = [sys.executable, "-m", "dupfind", "label", str(DATA / "dev-questions.csv"), "--id-col", "id"]
@@ -67,19 +68,19 @@ def run_coprocess(seed: int, cluster: dict[Any, str], answers: int, workdir: Pat
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     assert process.stdin is not None and process.stdout is not None
-    thresholds: dict[int, float] = {}
+    estimates: Run = {}
     for line in process.stdout:
         message = json.loads(line)
         found = message if message["type"] == "result" else message["estimate"]
         if found["threshold"] is not None:
-            thresholds[found["n"]] = found["threshold"]
+            estimates[found["n"]] = found
         if message["type"] == "pair":
             process.stdin.write("y\n" if cluster[message["id_a"]] == cluster[message["id_b"]] else "n\n")
             process.stdin.flush()
     process.stdin.close()
     if process.wait() != 0:
         raise SystemExit(f"dupfind label exited with {process.returncode}")
-    return thresholds
+    return estimates
 
 
 def pairs_candidates() -> tuple[list[str], MinedPairs, np.ndarray]:
@@ -98,25 +99,23 @@ def pairs_candidates() -> tuple[list[str], MinedPairs, np.ndarray]:
 
 
 class Oracle:
-    """Answers from the gold labels, through the command's `Session`; remembers the threshold after each answer."""
+    """Answers from the gold labels, through the command's `Session`; remembers the estimate after each answer."""
 
     def __init__(self, gold: dict[tuple[str, str], bool]) -> None:
         self.gold = gold
-        self.thresholds: dict[int, float] = {}
+        self.estimates: Run = {}
 
     def ask(self, prompt: Prompt) -> str | None:
         if prompt.estimate.threshold == prompt.estimate.threshold:
-            self.thresholds[prompt.estimate.n] = prompt.estimate.threshold
+            self.estimates[prompt.estimate.n] = prompt.estimate.as_dict()
         return "y" if self.gold[(prompt.question_a, prompt.question_b)] else "n"
 
     def hint(self, message: str) -> None:
         raise AssertionError(message)
 
 
-def run_session(
-    seed: int, texts: list[str], mined: MinedPairs, gold: np.ndarray, answers: int, workdir: Path
-) -> dict[int, float]:
-    """The thresholds the command's `Session` reports after each number of answers, answered from `gold`."""
+def run_session(seed: int, texts: list[str], mined: MinedPairs, gold: np.ndarray, answers: int, workdir: Path) -> Run:
+    """The estimates the command's `Session` reports after each number of answers, answered from `gold`."""
     labels = workdir / f"pairs-{seed}.csv"
     labels.unlink(missing_ok=True)
     writer = LabelsWriter(labels)
@@ -126,22 +125,22 @@ def run_session(
     session.run(oracle)
     writer.close()
     final = session.sampler.estimate()
-    oracle.thresholds[final.n] = final.threshold
-    return oracle.thresholds
+    oracle.estimates[final.n] = final.as_dict()
+    return oracle.estimates
 
 
-def random_thresholds(seed: int, scores: np.ndarray, gold: np.ndarray) -> dict[str, dict[int, float]]:
-    """Thresholds from uniform random samples (nested, one per checkpoint): as `label` estimates, and empirical."""
+def random_estimates(seed: int, scores: np.ndarray, gold: np.ndarray) -> dict[str, Run]:
+    """Estimates from uniform random samples (nested, one per checkpoint): as `label` estimates, and empirical."""
     order = np.random.default_rng(seed + 1000).permutation(len(scores))
-    found: dict[str, dict[int, float]] = {"random": {}, "random, empirical": {}}
+    found: dict[str, Run] = {"random": {}, "random, empirical": {}}
     for n in CHECKPOINTS:
         sample, rest = order[:n], order[n:]
         labels = gold[sample]
         if labels.all() or not labels.any():
             continue
         rng = np.random.default_rng(seed)
-        found["random"][n] = estimate(scores[sample], labels, rng, pool=scores[rest]).threshold
-        found["random, empirical"][n] = best_f1(scores[sample].astype(np.float32), labels).threshold
+        found["random"][n] = estimate(scores[sample], labels, rng, pool=scores[rest]).as_dict()
+        found["random, empirical"][n] = {"threshold": best_f1(scores[sample].astype(np.float32), labels).threshold}
     return found
 
 
@@ -163,13 +162,13 @@ def main() -> None:
                 gold = pair_gold[chosen]
                 mined = MinedPairs(mined.left[chosen], mined.right[chosen], mined.scores[chosen])
             best = best_f1(scores.astype(np.float32), gold)
-            runs: dict[str, list[dict[int, float]]] = {"label": [], "random": [], "random, empirical": []}
+            runs: dict[str, list[Run]] = {"label": [], "random": [], "random, empirical": []}
             for seed in range(args.seeds):
                 if dataset == "questions":
                     runs["label"].append(run_coprocess(seed, cluster, max(CHECKPOINTS), workdir))
                 else:
                     runs["label"].append(run_session(seed, texts, mined, gold, max(CHECKPOINTS), workdir))
-                for name, found in random_thresholds(seed, scores, gold).items():
+                for name, found in random_estimates(seed, scores, gold).items():
                     runs[name].append(found)
                 print(f"{dataset}: seed {seed} done", file=sys.stderr, flush=True)
             report[dataset] = summarize(dataset, scores, gold, best.f1, best.threshold, runs)
@@ -178,9 +177,10 @@ def main() -> None:
 
 
 def summarize(
-    dataset: str, scores: np.ndarray, gold: np.ndarray, best: float, at: float, runs: dict[str, list[dict[int, float]]]
+    dataset: str, scores: np.ndarray, gold: np.ndarray, best: float, at: float, runs: dict[str, list[Run]]
 ) -> dict[str, Any]:
-    """Print the table of median F1 (and 10th percentile) at each checkpoint; return it."""
+    """Print the table of median F1 (and 10th percentile) at each checkpoint, how often the label run's intervals
+    hold the truth, and where `--width` would have stopped it; return the figures."""
     print(f"\n{dataset}: {len(scores)} candidates, {int(gold.sum())} duplicates; best F1 {best:.3f} at {at:.3f}")
     print(f"| sampler | {' | '.join(f'F1 after {n} (p10)' for n in CHECKPOINTS)} |")
     print(f"|---|{'---:|' * len(CHECKPOINTS)}")
@@ -188,13 +188,42 @@ def summarize(
     for name, found in runs.items():
         cells, figures = [], {}
         for n in CHECKPOINTS:
-            f1s = [classify(scores, gold, run[n]).f1 if n in run else 0.0 for run in found]
+            f1s = [classify(scores, gold, run[n]["threshold"]).f1 if n in run else 0.0 for run in found]
             median, p10 = float(np.median(f1s)), float(np.percentile(f1s, 10))
-            figures[n] = {"median_f1": median, "p10_f1": p10, "thresholds": [run.get(n) for run in found]}
+            figures[n] = {"median_f1": median, "p10_f1": p10, "estimates": [run.get(n) for run in found]}
             cells.append(f"{median:.3f} ({p10:.3f})")
         print(f"| {name} | {' | '.join(cells)} |")
         table[name] = figures
+    coverage = []
+    for n in CHECKPOINTS:
+        found = [run[n] for run in runs["label"] if n in run]
+        f1_held = np.mean([e["f1_low"] <= classify(scores, gold, e["threshold"]).f1 <= e["f1_high"] for e in found])
+        best_held = np.mean([e["low"] <= at <= e["high"] for e in found])
+        width = np.median([e["high"] - e["low"] for e in found])
+        coverage.append(f"{n}: width {width:.3f}, holds best threshold {best_held:.0%}, holds true F1 {f1_held:.0%}")
+    print("label's 90% intervals (median width; share of seeds):", "; ".join(coverage))
+    stops = [_stop(run, DEFAULT_WIDTH) for run in runs["label"]]
+    stopped = [
+        (n, classify(scores, gold, run[n]["threshold"]).f1) for n, run in zip(stops, runs["label"], strict=True) if n
+    ]
+    if stopped:
+        answers, f1s = zip(*stopped, strict=True)
+        print(
+            f"--width {DEFAULT_WIDTH} (default) stops {len(stopped)} of {len(stops)} runs by {max(CHECKPOINTS)} "
+            f"answers: median {np.median(answers):.0f} answers, median F1 there {np.median(f1s):.3f}"
+        )
+    table["stops"] = stops
     return table
+
+
+def _stop(run: Run, width: float) -> int | None:
+    """The number of answers at which `label --width` would have stopped this run (None: not by its end)."""
+    for n in sorted(run):
+        e = run[n]
+        found = Estimate(*(e[k] for k in ("threshold", "low", "high", "f1", "f1_low", "f1_high", "n", "duplicates")))
+        if is_settled(found, width):
+            return n
+    return None
 
 
 if __name__ == "__main__":

@@ -156,7 +156,7 @@ def fake_label(labels: Path, *args: str, **kwargs: Any) -> subprocess.Popen[str]
     )
 
 
-def test_ctrl_c_mid_way_keeps_the_answers_and_a_rerun_resumes(tmp_path: Path) -> None:
+def test_ctrl_c_mid_way_keeps_the_answers_and_a_rerun_resumes(use_fake_encoder: FakeEncoder, tmp_path: Path) -> None:
     labels = tmp_path / "labels.csv"
     process = fake_label(labels, stdin=subprocess.PIPE)
     assert process.stdin is not None and process.stdout is not None
@@ -170,10 +170,8 @@ def test_ctrl_c_mid_way_keeps_the_answers_and_a_rerun_resumes(tmp_path: Path) ->
     _, err = process.communicate(timeout=30)
     assert process.returncode == 130 and "interrupted" in err and "Traceback" not in err
     assert rows(labels).is_duplicate.tolist() == [1, 0, 1]
-    rerun = fake_label(labels, stdin=subprocess.PIPE)
-    out, err = rerun.communicate("n\nn\n", timeout=60)
-    assert rerun.returncode == 0, err
-    second = [json.loads(line) for line in out.splitlines()]
+    code, second, err = label(labels, "n\nn\n")
+    assert code == 0, err
     assert not set(asked(first)) & set(asked(second))
     assert rows(labels).is_duplicate.tolist() == [1, 0, 1, 0, 0]
 
