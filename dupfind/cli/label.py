@@ -135,8 +135,10 @@ class Session:
             index = index_of.get(_key(first, second))
             if index is None:
                 self.sampler.add_outside(score, label)
-            else:
-                self.sampler.add(index, label)
+                continue
+            if index in self.sampler.answers:  # a pair labeled twice (a hand-edited file): the later answer holds
+                self.sampler.remove(index)
+            self.sampler.add(index, label)
 
     def run(self, labeler: Labeler) -> str:
         """Ask until the range is narrow, --max answers, no pair is left, q, or the end of input; returns which."""
@@ -354,6 +356,8 @@ def label(
     existing = read_labels(output)
     reader = Reader(text_col, id_col, format_in, encoding, skip_bad_lines, quiet)
     texts, ids, mined = candidate_pairs(file, reader, model, backend, batch_size, not no_cache, floor, top_k)
+    if len(mined) == 0:
+        raise DupfindError(f"{file}: no pair of questions has cosine ≥ {floor:.3f}; lower --floor")
     writer = LabelsWriter(output)
     try:
         session = Session(texts, ids, mined, existing, writer, seed, width, max_answers)

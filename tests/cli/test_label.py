@@ -92,6 +92,25 @@ def test_it_stops_when_the_range_is_narrow_or_at_max(use_fake_encoder: FakeEncod
     assert lines[-1]["stopped"] == "max" and lines[-1]["n"] == 3 and len(rows(tmp_path / "b.csv")) == 3
 
 
+def test_a_hand_edited_file_is_resumed(use_fake_encoder: FakeEncoder, tmp_path: Path) -> None:
+    labels = tmp_path / "labels.csv"
+    label(labels, "y\nn\n")
+    lines = labels.read_text(encoding="utf-8").splitlines()
+    extra = "Is this a pair from elsewhere?,Not a candidate,1,0.95"
+    labels.write_text("\n".join([*lines, lines[1].replace(",1,", ",0,"), extra]) + "\n", encoding="utf-8")
+    code, second, err = label(labels, "")
+    assert code == 0, err
+    assert second[-1]["n"] == 3 and second[-1]["duplicates"] == 1  # the later answer about pair 1 holds
+
+
+def test_no_candidates_is_an_error(use_fake_encoder: FakeEncoder, tmp_path: Path) -> None:
+    questions, labels = tmp_path / "q.txt", tmp_path / "labels.csv"
+    questions.write_text("Why is the sky blue?\nHow do I bake bread?\nWhat is a prime number?\n", encoding="utf-8")
+    result = runner.invoke(app, ["label", str(questions), "-o", str(labels), "--floor", "0.9"], input="y\n")
+    assert result.exit_code == 2 and result.stdout == "" and "lower --floor" in result.stderr
+    assert not labels.exists()
+
+
 def test_the_same_seed_asks_the_same_pairs(use_fake_encoder: FakeEncoder, tmp_path: Path) -> None:
     answers = "y\nn\nn\n" * 5
     _, first, _ = label(tmp_path / "a.csv", answers, "--seed", "5")
