@@ -42,6 +42,7 @@ from dupfind.mining import MinedPairs  # noqa: E402
 DATA = ROOT.parent / "shared" / "data" / "quora"
 RESULTS = ROOT / "bench" / "results" / "label.json"
 CHECKPOINTS = (20, 40, 60, 100)
+WIDTHS = (0.05, 0.075, 0.1)
 Run = dict[int, dict[str, Any]]  # number of answers → the estimate reported then
 
 
@@ -202,17 +203,22 @@ def summarize(
         width = np.median([e["high"] - e["low"] for e in found])
         coverage.append(f"{n}: width {width:.3f}, holds best threshold {best_held:.0%}, holds true F1 {f1_held:.0%}")
     print("label's 90% intervals (median width; share of seeds):", "; ".join(coverage))
-    stops = [_stop(run, DEFAULT_WIDTH) for run in runs["label"]]
-    stopped = [
-        (n, classify(scores, gold, run[n]["threshold"]).f1) for n, run in zip(stops, runs["label"], strict=True) if n
-    ]
-    if stopped:
-        answers, f1s = zip(*stopped, strict=True)
-        print(
-            f"--width {DEFAULT_WIDTH} (default) stops {len(stopped)} of {len(stops)} runs by {max(CHECKPOINTS)} "
-            f"answers: median {np.median(answers):.0f} answers, median F1 there {np.median(f1s):.3f}"
-        )
-    table["stops"] = stops
+    table["stops"] = {}
+    for width in sorted({*WIDTHS, DEFAULT_WIDTH}):
+        stops = [_stop(run, width) for run in runs["label"]]
+        table["stops"][width] = stops
+        stopped = [
+            (n, classify(scores, gold, run[n]["threshold"]).f1)
+            for n, run in zip(stops, runs["label"], strict=True)
+            if n
+        ]
+        if stopped:
+            answers, f1s = zip(*stopped, strict=True)
+            name = f"--width {width}{' (default)' if width == DEFAULT_WIDTH else ''}"
+            print(
+                f"{name} stops {len(stopped)} of {len(stops)} runs by {max(CHECKPOINTS)} answers: "
+                f"median {np.median(answers):.0f} answers, median F1 there {np.median(f1s):.3f}"
+            )
     return table
 
 
