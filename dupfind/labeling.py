@@ -24,7 +24,7 @@ from dupfind.errors import DupfindError
 LABEL_COLUMNS = ("question1", "question2", "is_duplicate", "score")
 DEFAULT_BOOTSTRAP = 200
 DEFAULT_LEVEL = 0.9
-DEFAULT_WIDTH = 0.05
+DEFAULT_WIDTH = 0.075
 MIN_ANSWERS = 20
 MIN_EACH = 5
 # Scores of unlabeled pairs are grouped to this precision: the estimate then costs the same for any population.
