@@ -11,6 +11,7 @@ from dupfind.cli import (  # noqa: F401  (importing a command module registers i
     dedupe,
     evaluate,
     index,
+    label,
     mine,
     search,
     train,
