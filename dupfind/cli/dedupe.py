@@ -46,23 +46,6 @@ def _same_format(file: str, output: str | None, output_format: str | None, forma
     return guessed
 
 
-def _write(frame: pd.DataFrame, text_col: str, output: str | None, fmt: str) -> None:
-    """Write the kept rows; a text input is written back as lines of text."""
-    import sys
-
-    from dupfind.tables import atomic_output, write_table
-
-    if fmt != "txt":
-        write_table(frame, output, fmt)
-        return
-    lines = "".join(f"{'' if value is None else value}\n" for value in frame[text_col])
-    if output is None or output == "-":
-        sys.stdout.write(lines)
-        return
-    with atomic_output(output) as handle:
-        handle.write(lines)
-
-
 def map_frame(questions: Questions, result: Deduplicated) -> pd.DataFrame:
     """Each removed question with the kept question standing for it: `removed_id, kept_id, score, …`."""
     import numpy as np
@@ -113,8 +96,11 @@ def dedupe(
 
     Example: dupfind dedupe tickets.csv -o unique.csv --keep longest --map removed.csv
     """
+    import numpy as np
+
     from dupfind.dedupe import check_keep, deduplicate
     from dupfind.tables import output_format as pick_format
+    from dupfind.tables import write_rows
 
     check_keep(keep)
     fmt = _same_format(file, output, output_format, format_in)
@@ -122,8 +108,8 @@ def dedupe(
     reader = Reader(text_col, id_col, format_in, encoding, skip_bad_lines, quiet)
     questions, groups, embeddings = group_questions(file, reader, threshold, method, top_k, model, backend, batch_size)
     result = deduplicate(groups, questions.texts, embeddings, keep)
-    frame = questions.frame.drop(index=questions.frame.index[questions.rows[result.removed]])
-    _write(frame, questions.text_col, output, fmt)
+    kept_rows = np.delete(np.arange(len(questions.frame)), questions.rows[result.removed])
+    write_rows(questions, kept_rows, output, fmt)
     if map_path is not None and map_fmt is not None:
         from dupfind.tables import write_table
 
@@ -131,7 +117,7 @@ def dedupe(
     blank = f"; {questions.skipped_blank} blank rows kept as they are" if questions.skipped_blank else ""
     sizes = groups.sizes
     info(
-        f"{len(questions.frame)} rows in, {len(frame)} out: {len(result.removed)} duplicates removed from "
+        f"{len(questions.frame)} rows in, {len(kept_rows)} out: {len(result.removed)} duplicates removed from "
         f"{int((sizes > 1).sum())} groups, the largest of {int(sizes.max())}{blank}",
         quiet,
     )
