@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import stat
@@ -263,3 +264,19 @@ def test_positions_are_taken_in_file_order(tmp_path: Path) -> None:
     path = tmp_path / "q.txt"
     path.write_text("a\nb\nc\n", encoding="utf-8")
     assert kept_text(path, np.array([2, 0, 2]).tolist()) == b"a\nc\n"
+
+
+def test_text_output_refuses_multi_line_questions(tmp_path: Path) -> None:
+    path = tmp_path / "q.csv"
+    path.write_text('question\n"two\nlines"\none line\n', encoding="utf-8")
+    with pytest.raises(DupfindError, match=r"column 'question' row 1 holds a tab or line break"):
+        kept_text(path, [0, 1], "txt")
+    assert kept_text(path, [1], "txt") == b"one line\n"
+
+
+def test_gzip_in_gzip_out(tmp_path: Path) -> None:
+    path = tmp_path / "q.jsonl.gz"
+    path.write_bytes(gzip.compress(b'{"question": "one"}\n{"question": "two"}\n'))
+    questions = load_questions(str(path))
+    write_rows(questions, [1], str(tmp_path / "out.jsonl.gz"), "jsonl")
+    assert gzip.decompress((tmp_path / "out.jsonl.gz").read_bytes()) == b'{"question": "two"}\n'

@@ -46,6 +46,10 @@ IdColOption = Annotated[str | None, typer.Option("--id-col", help="Id column [de
 FormatInOption = Annotated[
     str | None, typer.Option("--format-in", help="Input format: csv, tsv, jsonl, json, parquet, txt.")
 ]
+DelimiterOption = Annotated[
+    str | None,
+    typer.Option("--delimiter", help="CSV field separator [default: sniffed from the header: , ; | or tab]."),
+]
 EncodingOption = Annotated[str, typer.Option("--encoding", help="Text encoding of the input.")]
 SkipBadLinesOption = Annotated[bool, typer.Option("--skip-bad-lines", help="Skip malformed JSONL lines.")]
 ThresholdOption = Annotated[
