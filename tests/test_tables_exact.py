@@ -280,3 +280,9 @@ def test_gzip_in_gzip_out(tmp_path: Path) -> None:
     questions = load_questions(str(path))
     write_rows(questions, [1], str(tmp_path / "out.jsonl.gz"), "jsonl")
     assert gzip.decompress((tmp_path / "out.jsonl.gz").read_bytes()) == b'{"question": "two"}\n'
+
+
+def test_an_unwritable_folder_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DupfindError, match=r"file/out\.csv: cannot write"):
+        write_table(pd.DataFrame({"a": [1]}), str(tmp_path / "file" / "out.csv"), "csv")
