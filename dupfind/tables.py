@@ -42,6 +42,7 @@ _EXTENSIONS = {
     ".txt": "txt",
 }
 _CSV_DELIMITERS = (";", "|", "\t")
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
 _ABSENT = "dupfind.absent"  # frame.attrs key: per column, the index labels of JSON rows that lacked the key
 _WHERE = {"jsonl": "line", "txt": "line", "json": "element"}  # what a row number counts; else "row"
 _NOT_TEXT: dict[type, str] = {
@@ -383,9 +384,8 @@ def _read_jsonl(source: str, text: str, skip_bad_lines: bool) -> Table:
 def _read_json(source: str, text: str) -> Table:
     """A JSON array of objects, each object's text kept as it was."""
     not_array = f"{source}: expected a JSON array of objects (use .jsonl for one object per line)"
-    space = re.compile(r"[ \t\n\r]*")
     decoder = json.JSONDecoder()
-    position = space.match(text, 0).end()  # type: ignore[union-attr]
+    position = _skip_space(text, 0)
     if not text.startswith("[", position):
         _json_syntax(source, text)
         raise DupfindError(not_array)
@@ -394,9 +394,9 @@ def _read_json(source: str, text: str) -> Table:
     gaps = [text[: position + 1]]
     position += 1
     try:
-        if not text.startswith("]", space.match(text, position).end()):  # type: ignore[union-attr]
+        if not text.startswith("]", _skip_space(text, position)):
             while True:
-                start = space.match(text, position).end()  # type: ignore[union-attr]
+                start = _skip_space(text, position)
                 gaps[-1] += text[position:start]
                 record, position = decoder.raw_decode(text, start)
                 if not isinstance(record, dict):
@@ -404,7 +404,7 @@ def _read_json(source: str, text: str) -> Table:
                 records.append(record)
                 pieces.append(text[start:position])
                 gaps.append("")
-                end = space.match(text, position).end()  # type: ignore[union-attr]
+                end = _skip_space(text, position)
                 if text.startswith("]", end):
                     break
                 if not text.startswith(",", end):
@@ -413,13 +413,18 @@ def _read_json(source: str, text: str) -> Table:
                 position = end + 1
     except json.JSONDecodeError as exc:
         raise DupfindError(f"{source}: line {exc.lineno}: invalid JSON ({exc.msg})") from exc
-    end = space.match(text, position).end()  # type: ignore[union-attr]
-    end = space.match(text, end + 1).end()  # type: ignore[union-attr]
+    end = _skip_space(text, position)
+    end = _skip_space(text, end + 1)
     if end != len(text):
         _json_syntax(source, text)
     gaps[-1] += text[position:]
     frame = _frame_from_records(records)
     return Table("json", frame, list(range(1, len(records) + 1)), pieces=pieces, gaps=gaps)
+
+
+def _skip_space(text: str, position: int) -> int:
+    """The position of the first character at or after `position` that is not JSON whitespace."""
+    return cast(re.Match[str], _JSON_SPACE.match(text, position)).end()
 
 
 def _json_syntax(source: str, text: str) -> None:
