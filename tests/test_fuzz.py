@@ -144,6 +144,9 @@ def test_write_rows_gives_back_the_rows_as_they_were(
         sep, quoting = [(",", csv.QUOTE_MINIMAL), (";", csv.QUOTE_ALL), ("|", csv.QUOTE_MINIMAL), (",", csv.QUOTE_ALL)][
             style
         ]
+        if quoting == csv.QUOTE_MINIMAL:  # Python 3.11's writer leaves a lone \r unquoted: not a CSV row
+            for r in records:
+                r["question"] = str(r["question"]).replace("\r", " ")
         header, rows = _delimited(records, sep, quoting, newline)
     elif fmt == "tsv":
         for r in records:
