@@ -55,6 +55,10 @@ ModelOption = Annotated[
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, summaries or warnings on stderr.")]
 TextColOption = Annotated[str | None, typer.Option("--text-col", help="Question column [default: auto-detected].")]
+DelimiterOption = Annotated[
+    str | None,
+    typer.Option("--delimiter", help="CSV field separator [default: sniffed from the header: , ; | or tab]."),
+]
 ThresholdOption = Annotated[
     float | None,
     typer.Option(
@@ -369,11 +373,16 @@ def _evaluated(parameter: inspect.Parameter, names: dict[str, Any]) -> inspect.P
 
 
 def _reader(
-    text_col: str | None, id_col: str | None, format_in: str | None, encoding: str, skip_bad_lines: bool
+    text_col: str | None,
+    id_col: str | None,
+    format_in: str | None,
+    encoding: str,
+    skip_bad_lines: bool,
+    delimiter: str | None,
 ) -> QuestionReader:
     from dupfind.tables import QuestionReader
 
-    return QuestionReader(text_col, id_col, format_in, encoding, skip_bad_lines)
+    return QuestionReader(text_col, id_col, format_in, encoding, skip_bad_lines, delimiter)
 
 
 input_options = add_options(
@@ -390,6 +399,7 @@ input_options = add_options(
             Annotated[bool, typer.Option("--skip-bad-lines", help="Skip malformed JSONL lines.")],
             False,
         ),
+        "delimiter": (DelimiterOption, None),
     },
     _reader,
 )

@@ -25,40 +25,7 @@ from dupfind.cli.common import (
 from dupfind.clustering import DEFAULT_CLUSTER_TOP_K, DEFAULT_METHOD
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from dupfind.tables import QuestionReader
-
-
-def _same_format(file: str, output: str | None, output_format: str | None, format_in: str | None) -> str:
-    """`--format`, else the output file's extension, else the input's format."""
-    from dupfind.errors import DupfindError
-    from dupfind.tables import OUTPUT_FORMATS, format_from_path
-
-    guessed = output_format or (format_from_path(output) if output not in (None, "-") else None)
-    guessed = guessed or format_in or (format_from_path(file) if file != "-" else None)
-    if guessed is None:
-        raise DupfindError(f"{file}: cannot tell the output format; use --format or --format-in")
-    if guessed not in (*OUTPUT_FORMATS, "txt"):
-        raise DupfindError(f"unknown output format '{guessed}' (choose from {', '.join(OUTPUT_FORMATS)}, txt)")
-    return guessed
-
-
-def _write(frame: pd.DataFrame, text_col: str, output: str | None, fmt: str) -> None:
-    """Write the kept rows; a text input is written back as lines of text."""
-    import sys
-
-    from dupfind.tables import atomic_output, write_table
-
-    if fmt != "txt":
-        write_table(frame, output, fmt)
-        return
-    lines = "".join(f"{'' if value is None else value}\n" for value in frame[text_col])
-    if output is None or output == "-":
-        sys.stdout.write(lines)
-        return
-    with atomic_output(output) as handle:
-        handle.write(lines)
 
 
 @command("dedupe")
@@ -91,14 +58,16 @@ def dedupe(
 
     Example: dupfind dedupe tickets.csv -o unique.csv --keep longest --map removed.csv
     """
+    import numpy as np
+
     from dupfind.dedupe import KEEP_POLICIES, deduplicate
     from dupfind.errors import DupfindError
-    from dupfind.tables import check_destination, write_table
+    from dupfind.tables import check_destination, write_rows, write_table
     from dupfind.tables import output_format as choose_format
 
     check_choice("--keep", keep, KEEP_POLICIES)
     check_group_options(threshold, method, top_k)
-    fmt = _same_format(file, output, output_format, reader.format_in)
+    fmt = choose_format(output, output_format, False, like_input=reader.format_in or file)
     map_fmt = choose_format(map_path, None, False) if map_path is not None else None
     check_destination(output, [file])
     check_destination(map_path, [file])
@@ -111,14 +80,14 @@ def dedupe(
         raise DupfindError(f"{map_path}: --map and --output name the same file")
     questions, groups, embeddings = group_questions(file, reader, embedding, threshold, method, top_k, quiet)
     result = deduplicate(groups, questions.texts, embeddings, keep)
-    frame = questions.frame.drop(index=questions.frame.index[questions.rows[result.removed]])
-    _write(frame, questions.text_col, output, fmt)
+    kept_rows = np.delete(np.arange(len(questions.frame)), questions.rows[result.removed])
+    write_rows(questions, kept_rows, output, fmt)
     if map_path is not None and map_fmt is not None:
         write_table(result.map_frame(questions.ids, questions.texts), map_path, map_fmt)
     blank = f"; {questions.skipped_blank} blank rows kept as they are" if questions.skipped_blank else ""
     sizes = groups.sizes
     info(
-        f"{len(questions.frame)} rows in, {len(frame)} out: {len(result.removed)} duplicates removed from "
+        f"{len(questions.frame)} rows in, {len(kept_rows)} out: {len(result.removed)} duplicates removed from "
         f"{int((sizes > 1).sum())} groups, the largest of {int(sizes.max())}{blank}",
         quiet,
     )

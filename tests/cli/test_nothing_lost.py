@@ -1,0 +1,70 @@
+"""`dedupe`, `clusters` and `mine` keep the user's rows, columns, values and ids exactly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+from typer.testing import CliRunner
+
+from dupfind.cli import app
+from tests.conftest import FakeEncoder
+
+runner = CliRunner()
+BIG = 9007199254740993
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_dedupe_parquet_with_a_repeated_index(use_fake_encoder: FakeEncoder, tmp_path: Path) -> None:
+    first = pd.DataFrame({"question": ["red apple pie", "why is the sky blue"], "n": [1, 2]})
+    second = pd.DataFrame({"question": ["Red apple pie", "how do magnets work"], "n": [3, 4]})
+    source, out = tmp_path / "q.parquet", tmp_path / "out.parquet"
+    pd.concat([first, second]).to_parquet(source)
+    code, _, err = run("dedupe", str(source), "-t", "0.9", "-o", str(out))
+    assert code == 0, err
+    assert pq.read_table(out).equals(pq.read_table(source).take([0, 1, 3]), check_metadata=True)
+    assert "4 rows in, 3 out" in err
+
+
+def test_named_index_kept_by_clusters(use_fake_encoder: FakeEncoder, tmp_path: Path) -> None:
+    source, out = tmp_path / "q.parquet", tmp_path / "groups.csv"
+    frame = pd.DataFrame({"key": ["k1", "k2"], "question": ["red apple pie", "Red apple pie"]})
+    frame.set_index("key").to_parquet(source)
+    code, _, err = run("clusters", str(source), "-t", "0.9", "-o", str(out))
+    assert code == 0, err
+    assert pd.read_csv(out)["key"].tolist() == ["k1", "k2"]
+
+
+def test_dedupe_jsonl_keeps_lines_as_they_were(use_fake_encoder: FakeEncoder, tmp_path: Path) -> None:
+    lines = ['{"q":"red apple pie", "f": 1E-9,"n":10.0}\r\n', '{"n": 2, "q": "Red apple pie"}\n', "\n", '{"q": "sky"}']
+    source = tmp_path / "q.jsonl"
+    source.write_text("".join(lines), encoding="utf-8")
+    result = runner.invoke(app, ["dedupe", str(source), "--text-col", "q", "-t", "0.9"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout_bytes == (lines[0] + lines[2] + lines[3]).encode("utf-8")
+
+
+def test_mine_prints_exact_big_ids(use_fake_encoder: FakeEncoder, tmp_path: Path) -> None:
+    source = tmp_path / "q.jsonl"
+    records = [{"id": BIG, "q": "red apple pie"}, {"id": BIG - 1, "q": "Red apple pie"}, {"id": None, "q": "x y"}]
+    source.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    code, out, err = run("mine", str(source), "--id-col", "id", "--text-col", "q", "-t", "0.9", "--no-cache")
+    assert code == 0, err
+    pair = json.loads(out.splitlines()[0])
+    assert {pair["id_a"], pair["id_b"]} == {BIG, BIG - 1}
+
+
+def test_clusters_json_output_keeps_values(use_fake_encoder: FakeEncoder, tmp_path: Path) -> None:
+    source, out = tmp_path / "q.jsonl", tmp_path / "groups.jsonl"
+    source.write_text('{"q": "red apple pie", "f": 1e-09, "n": 10}\n{"q": "sky blue", "x": 1}\n', encoding="utf-8")
+    code, _, err = run("clusters", str(source), "--text-col", "q", "-t", "0.9", "-o", str(out))
+    assert code == 0, err
+    first, second = out.read_text(encoding="utf-8").splitlines()
+    assert first.startswith('{"q": "red apple pie", "f": 1e-09, "n": 10, "cluster_id": 1')
+    assert second.startswith('{"q": "sky blue", "x": 1, "cluster_id": 2')
