@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from dupfind.atomic import fsync_file, fsync_folder, replacing
 from dupfind.cache_dir import cache_dir
-from dupfind.durable import fsync_file, fsync_folder, replace_durably
 from dupfind.encoding import Embeddings
 
 Keys = NDArray[np.uint64]
@@ -199,7 +199,8 @@ class EmbeddingCache:
 
 def _save(path: Path, array: NDArray[np.generic]) -> None:
     """Write an `.npy` under a temporary name in the same folder, fsync it, then rename it into place."""
-    replace_durably(path, lambda handle: np.save(handle, array, allow_pickle=False))
+    with replacing(path) as handle:
+        np.save(handle, array, allow_pickle=False)
 
 
 def _size(folder: Path) -> int:

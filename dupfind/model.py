@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from dupfind.atomic import write_bytes_durably
 from dupfind.cache_dir import cache_dir
-from dupfind.durable import write_bytes_durably
 from dupfind.errors import DupfindError
 
 BUILTIN_MODEL = "all-MiniLM-L6-v2"

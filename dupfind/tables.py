@@ -11,9 +11,8 @@ import os
 import re
 import stat
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -22,6 +21,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from dupfind.atomic import replacing
 from dupfind.errors import DupfindError
 
 if TYPE_CHECKING:
@@ -616,7 +616,7 @@ def _write_parquet(output: str | None, write: Any) -> None:
 
 @contextmanager
 def atomic_output(path: str, binary: bool = False) -> Iterator[IO[Any]]:
-    """Write `path` all or nothing: into a temporary file beside it, renamed over it when the block completes.
+    """Write `path` all or nothing (`dupfind.atomic.replacing`), gzip-compressed when it ends in `.gz`.
 
     A symlink is written through (its target is replaced); a device or FIFO is written directly. A new
     file gets the umask's mode (0666 & ~umask), a replaced one keeps its mode (and, as root, its owner).
@@ -624,43 +624,15 @@ def atomic_output(path: str, binary: bool = False) -> Iterator[IO[Any]]:
     target = Path(os.path.realpath(path))
     if target.is_dir():
         raise DupfindError(f"{path}: is a directory")
-    compress = Path(path).name.endswith(".gz")
-    try:
-        existing: os.stat_result | None = target.stat()
-    except FileNotFoundError:
-        existing = None
-    except OSError as exc:
-        raise DupfindError(f"{path}: cannot write ({exc.strerror or exc})") from exc
-    if existing is not None and not stat.S_ISREG(existing.st_mode):
-        try:
-            with open(target, "wb") as raw, _stream(raw, compress, binary) as handle:
-                yield handle
-        except OSError as exc:
-            raise DupfindError(f"{path}: cannot write ({exc.strerror or exc})") from exc
-        return
     if not target.parent.exists():
         raise DupfindError(f"{path}: the folder {Path(path).parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    compress = Path(path).name.endswith(".gz")
     try:
-        if existing is None:
-            os.fchmod(fd, 0o666 & ~_umask())
-        else:
-            os.fchmod(fd, stat.S_IMODE(existing.st_mode))
-            if os.geteuid() == 0:
-                with suppress(OSError):
-                    os.fchown(fd, existing.st_uid, existing.st_gid)
-        with os.fdopen(fd, "wb") as raw:
-            with _stream(raw, compress, binary) as handle:
-                yield handle
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, target)
+        regular = not target.exists() or stat.S_ISREG(target.stat().st_mode)
+        with replacing(target) if regular else open(target, "wb") as raw, _stream(raw, compress, binary) as handle:
+            yield handle
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise DupfindError(f"{path}: cannot write ({exc.strerror or exc})") from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @contextmanager
@@ -676,12 +648,6 @@ def _stream(raw: IO[bytes], compress: bool, binary: bool) -> Iterator[IO[Any]]:
         text.detach()
     if compress:
         stream.close()
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def _write_text(frame: pd.DataFrame, fmt: str, handle: IO[str], output: str | None) -> None:

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from dupfind.atomic import fsync_file, fsync_folder
 from dupfind.cache_dir import cache_dir
-from dupfind.durable import fsync_file, fsync_folder
 from dupfind.encoding import Embeddings, normalize
 from dupfind.errors import DupfindError
 from dupfind.model import ModelRef, check_no_custom_code, fingerprint, model_dir
