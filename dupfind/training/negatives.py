@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
 HARD_NEGATIVE_CANDIDATES = 30  # nearest neighbours of each anchor considered as its negative
 HARD_NEGATIVE_CHOICES = 10  # the negative is drawn from this many of the nearest eligible ones
 HARD_NEGATIVE_MARGIN = 0.05  # negatives score at most (1 - margin) x the positive: closer may be unlabeled duplicates
+# (labeled pairs, anchors, their positives, the model, seed, progress) -> a negative for each anchor
+NegativeMiner = Callable[[pd.DataFrame, list[str], list[str], "SentenceTransformer", int, bool], list[str]]
 
 
 def hard_negatives(

@@ -19,7 +19,7 @@ from dupfind.errors import DupfindError
 from dupfind.model import load_thresholds, resolve_model, save_thresholds
 from dupfind.training.card import TrainResult, model_card
 from dupfind.training.holdout import HoldoutScores, evaluate_holdout, holdout_evaluator
-from dupfind.training.negatives import hard_negatives
+from dupfind.training.negatives import NegativeMiner, hard_negatives
 from dupfind.training.recipes import Recipe
 from dupfind.training.splits import DEFAULT_HOLDOUT, split_holdout
 
@@ -30,10 +30,14 @@ Log = Callable[[str], None]
 
 
 def build_datasets(
-    pairs: pd.DataFrame, recipe: Recipe, model: SentenceTransformer | None = None, progress: bool = False
+    pairs: pd.DataFrame,
+    recipe: Recipe,
+    model: SentenceTransformer | None = None,
+    progress: bool = False,
+    miner: NegativeMiner = hard_negatives,
 ) -> dict[str, Any]:
     """The two training sets: duplicate pairs (anchor, positive[, negative]) for the ranking loss, labeled pairs
-    for the other. A recipe with hard negatives needs `model` to mine them.
+    for the other. A recipe with hard negatives needs `model` to mine them with `miner`.
 
     A recipe that asks for fewer pairs than there are draws a seeded random sample (`recipe.seed`).
     """
@@ -47,7 +51,7 @@ def build_datasets(
         if model is None:
             raise ValueError("a recipe with hard negatives needs the model to mine them")
         anchors, positives = ranking["anchor"], ranking["positive"]
-        ranking["negative"] = hard_negatives(pairs, anchors, positives, model, recipe.seed, progress)
+        ranking["negative"] = miner(pairs, anchors, positives, model, recipe.seed, progress)
     return {
         "duplicates": Dataset.from_dict(ranking),
         "labeled": Dataset.from_dict(
@@ -155,15 +159,18 @@ def train(
     force: bool = False,
     progress: bool = True,
     log: Log = lambda message: None,
+    miner: NegativeMiner = hard_negatives,
 ) -> TrainResult:
     """Fine-tune `base` (None: the built-in model) on labeled pairs and write it, calibrated and carded, to `output`.
+
+    `miner` finds the hard negatives of a recipe that has them (`negatives.hard_negatives` unless another is given).
 
     Everything is written to `output.tmp` first, which replaces `output` only once complete.
     """
     started = time.monotonic()
     tmp = prepare_output(output, force)
     try:
-        result = _train_into(tmp, pairs, recipe, base, holdout, progress, log, started)
+        result = _train_into(tmp, pairs, recipe, base, holdout, progress, log, started, miner)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -180,6 +187,7 @@ def _train_into(
     progress: bool,
     log: Log,
     started: float,
+    miner: NegativeMiner,
 ) -> TrainResult:
     train_pairs, held = split_holdout(pairs, holdout, recipe.seed)
     log(f"Training on {len(train_pairs)} pairs; {len(held)} held out (sharing no question) to select and calibrate")
@@ -192,7 +200,7 @@ def _train_into(
 
     if recipe.hard_negatives:
         log("Finding a hard negative for each duplicate pair (encoding the training questions)")
-    datasets = build_datasets(train_pairs, recipe, model, progress)
+    datasets = build_datasets(train_pairs, recipe, model, progress, miner)
     steps = _steps(datasets, recipe)
     trainer = SentenceTransformerTrainer(
         model=model,
