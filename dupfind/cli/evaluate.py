@@ -231,7 +231,7 @@ def calibrate(
         calibrations = calibrate_all(embedder, inputs, top_k)
     for calibration in calibrations:
         _report_uncertainty(calibration)
-    current = embedding.thresholds_for(ref) if project is not None else load_thresholds(ref)
+    current = embedding.thresholds_for(ref) if project is not None and project.is_file() else load_thresholds(ref)
     thresholds = apply(current, calibrations)
     stored = None
     if dry_run:

@@ -1,0 +1,97 @@
+"""Per-project thresholds: `calibrate --thresholds FILE` writes them, `./dupfind.toml` or `--thresholds` applies them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from dupfind.cli import app
+from dupfind.model import BUILTIN_MINING_THRESHOLD, BUILTIN_PAIR_THRESHOLD
+from tests.conftest import FakeEncoder
+
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def labels(tmp_path: Path) -> Path:
+    path = tmp_path / "labels.csv"
+    first = [f"how do i cook dish {i} at home" for i in range(30)]
+    second = [f"how can i cook dish {i} at home" if i % 2 else f"why is sky {i} blue today" for i in range(30)]
+    pd.DataFrame({"question1": first, "question2": second, "is_duplicate": [i % 2 for i in range(30)]}).to_csv(
+        path, index=False
+    )
+    return path
+
+
+def test_calibrate_writes_the_project_file_and_commands_use_it(
+    use_fake_encoder: FakeEncoder, labels: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run("calibrate", "--pairs", str(labels), "--thresholds", "dupfind.toml", "-f", "json")
+    assert code == 0, err
+    report = json.loads(out)
+    pair = report["pair_threshold"]
+    assert report["stored"] == "dupfind.toml" and pair != BUILTIN_PAIR_THRESHOLD
+    assert report["mining_threshold"] == BUILTIN_MINING_THRESHOLD  # not calibrated here: kept
+    assert "90% range" in err
+    text = (tmp_path / "dupfind.toml").read_text(encoding="utf-8")
+    assert f"pair = {pair}" in text and 'name = "all-MiniLM-L6-v2"' in text
+    code, out, err = run("-v", "compare", "how do i cook dish 3 at home", "how can i cook dish 3 at home", "--json")
+    assert json.loads(out)["threshold"] == pair
+    assert "thresholds from dupfind.toml" in err
+    monkeypatch.chdir(tmp_path / "..")
+    code, out, _ = run("compare", "a b", "a c", "--json", "--thresholds", str(tmp_path / "dupfind.toml"))
+    assert json.loads(out)["threshold"] == pair
+    code, out, _ = run("compare", "a b", "a c", "--json")
+    assert json.loads(out)["threshold"] == BUILTIN_PAIR_THRESHOLD  # elsewhere, the model's own
+
+
+def test_a_project_file_for_another_model_does_not_apply(
+    use_fake_encoder: FakeEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dupfind.toml").write_text('[models."0123456789abcdef"]\npair = 0.5\nmining = 0.6\n', encoding="utf-8")
+    code, out, err = run("-v", "compare", "a b", "a c", "--json")
+    assert json.loads(out)["threshold"] == BUILTIN_PAIR_THRESHOLD
+    assert "has no thresholds for model" in err
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["[models.x\npair = 1", '[models."{fp}"]\npair = "high"\nmining = 0.8\n', '[models."{fp}"]\npair = 0.7\n'],
+)
+def test_a_bad_project_file_is_one_line(
+    use_fake_encoder: FakeEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str
+) -> None:
+    from dupfind.model import fingerprint, resolve_model
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dupfind.toml").write_text(content.replace("{fp}", fingerprint(resolve_model(None))), encoding="utf-8")
+    code, out, err = run("compare", "a b", "a c")
+    assert code == 2 and out == ""
+    assert err.startswith("dupfind: error: dupfind.toml: not a valid dupfind thresholds file")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_missing_thresholds_file_is_an_error(use_fake_encoder: FakeEncoder, tmp_path: Path) -> None:
+    code, _, err = run("compare", "a b", "a c", "--thresholds", str(tmp_path / "nope.toml"))
+    assert code == 2 and "no such thresholds file" in err
+
+
+def test_calibrate_warns_on_too_few_labels(use_fake_encoder: FakeEncoder, tmp_path: Path) -> None:
+    few = tmp_path / "few.csv"
+    pd.DataFrame(
+        {"question1": ["a b", "c d", "e f"], "question2": ["a b", "x y", "e g"], "is_duplicate": [1, 0, 1]}
+    ).to_csv(few, index=False)
+    code, _, err = run("calibrate", "--pairs", str(few), "--dry-run", "-f", "json")
+    assert code == 0, err
+    assert "dupfind: warning:" in err and "labels" in err
