@@ -14,6 +14,7 @@ import io
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -167,7 +168,8 @@ def command(name: str, group: typer.Typer | None = None, aliases: dict[str, str]
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             _state["quiet"] = bool(kwargs.get("quiet", False))
-            previous = signal.signal(signal.SIGTERM, _terminate)
+            main_thread = threading.current_thread() is threading.main_thread()  # signals reach only that one
+            previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("always")
@@ -200,7 +202,8 @@ def command(name: str, group: typer.Typer | None = None, aliases: dict[str, str]
                 error(f"unexpected error: {detail} (run with -v for the traceback)")
                 raise typer.Exit(2) from None
             finally:
-                signal.signal(signal.SIGTERM, previous)
+                if main_thread:
+                    signal.signal(signal.SIGTERM, previous)
 
         settings: dict[str, Any] = {"cls": _aliased(aliases)} if aliases else {}
         (group or app).command(name, **settings)(wrapper)
