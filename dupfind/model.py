@@ -24,6 +24,7 @@ THRESHOLDS_FILE = "dupfind.json"
 # (F1 0.735 on 40,621 pairs), mining 0.8056 over top-20 candidates (F1 0.447 on 68,926 questions).
 BUILTIN_PAIR_THRESHOLD = 0.744
 BUILTIN_MINING_THRESHOLD = 0.806
+PRECISION_SECTIONS = ("int8",)  # sections of dupfind.json holding the thresholds of another precision
 
 ALLOW_DOWNLOADS_ENV = "DUPFIND_ALLOW_DOWNLOADS"
 
@@ -40,6 +41,12 @@ class Thresholds:
 
     pair: float
     mining: float
+
+
+BUILTIN_THRESHOLDS = {
+    "fp32": Thresholds(BUILTIN_PAIR_THRESHOLD, BUILTIN_MINING_THRESHOLD),
+    "int8": Thresholds(BUILTIN_PAIR_THRESHOLD, BUILTIN_MINING_THRESHOLD),
+}
 
 
 @dataclass(frozen=True)
@@ -202,9 +209,10 @@ def _json_object(file: Path) -> dict[str, object]:
     return value if isinstance(value, dict) else {}
 
 
-def load_thresholds(ref: ModelRef) -> Thresholds:
-    """The model's calibrated thresholds: `dupfind.json` beside its weights, else the built-in defaults."""
-    defaults = Thresholds(BUILTIN_PAIR_THRESHOLD, BUILTIN_MINING_THRESHOLD)
+def load_thresholds(ref: ModelRef, precision: str = "fp32") -> Thresholds:
+    """The model's calibrated thresholds at a precision: `dupfind.json` beside its weights (the section of that
+    precision when calibrated at it, else its fp32 thresholds), else the built-in defaults of that precision."""
+    defaults = BUILTIN_THRESHOLDS.get(precision, BUILTIN_THRESHOLDS["fp32"])
     if ref.path is None:
         return defaults
     file = ref.path / THRESHOLDS_FILE
@@ -212,17 +220,28 @@ def load_thresholds(ref: ModelRef) -> Thresholds:
         return defaults
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
-        return Thresholds(float(data["pair_threshold"]), float(data["mining_threshold"]))
-    except (ValueError, KeyError, TypeError) as exc:
+        section = data if precision == "fp32" else data.get(precision, data)
+        return Thresholds(float(section["pair_threshold"]), float(section["mining_threshold"]))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DupfindError(f"{file}: not a valid thresholds file ({exc})") from exc
 
 
-def save_thresholds(model_dir: Path, thresholds: Thresholds, details: dict[str, object] | None = None) -> Path:
-    """Store calibrated thresholds beside a model's weights, so `mine` and `compare` use them by default."""
+def save_thresholds(
+    model_dir: Path, thresholds: Thresholds, details: dict[str, object] | None = None, precision: str = "fp32"
+) -> Path:
+    """Store calibrated thresholds beside a model's weights, so `mine` and `compare` use them by default.
+
+    fp32 thresholds are the file's top level; those of another precision its section of that name (the
+    other precisions' thresholds are kept).
+    """
     file = model_dir / THRESHOLDS_FILE
     data: dict[str, object] = {"pair_threshold": thresholds.pair, "mining_threshold": thresholds.mining}
     if details:
         data["calibration"] = details
+    if precision != "fp32":
+        data = {**_json_object(file), precision: data}
+    else:
+        data = {**{key: value for key, value in _json_object(file).items() if key in PRECISION_SECTIONS}, **data}
     tmp = file.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     tmp.replace(file)

@@ -404,16 +404,21 @@ class EmbedderOptions:
     backend: str | None
     batch_size: int
     cache: bool
+    precision: str = "fp32"
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         check_range("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)
 
     def resolve(self) -> ModelRef:
-        """The model these options name; raises a `DupfindError` for a bad model or backend, before loading."""
-        from dupfind.backends import check_backend
+        """The model these options name; raises a `DupfindError` for a bad model, backend, precision or device,
+        before loading."""
+        from dupfind.backends import check_backend, check_device, check_precision
         from dupfind.model import resolve_model
 
-        check_backend(self.backend)
+        backend = check_backend(self.backend)
+        check_precision(backend, self.precision)
+        check_device(backend, self.device)
         return resolve_model(self.model)
 
     def load(self, model: str | None = None) -> Embedder:
@@ -423,7 +428,7 @@ class EmbedderOptions:
         from dupfind.embedding_cache import EmbeddingCache
 
         with stage("load model"):
-            encoder = load_encoder(model or self.model, self.backend)
+            encoder = load_encoder(model or self.model, self.backend, self.precision, self.device)
         return Embedder(encoder, EmbeddingCache() if self.cache else None, self.batch_size)
 
 
@@ -446,10 +451,27 @@ embedder_options = add_options(
             Annotated[bool, typer.Option("--cache/--no-cache", help="Read and fill the embedding cache.")],
             True,
         ),
+        "precision": (
+            Annotated[
+                str,
+                typer.Option(
+                    "--precision",
+                    help="fp32, or int8 (openvino: the model quantised once with NNCF; own thresholds).",
+                ),
+            ],
+            "fp32",
+        ),
+        "device": (
+            Annotated[
+                str, typer.Option("--device", help="cpu, cuda (torch backend, fp16) or auto (cuda if torch sees one).")
+            ],
+            "auto",
+        ),
     },
-    lambda model, backend, batch_size, cache: EmbedderOptions(model, backend, batch_size, cache),
+    EmbedderOptions,
 )
-"""Adds --model, --backend, --batch-size and --no-cache; the command receives `embedding: EmbedderOptions`."""
+"""Adds --model, --backend, --batch-size, --no-cache, --precision and --device; the command receives
+`embedding: EmbedderOptions`."""
 
 
 @contextmanager
@@ -500,7 +522,7 @@ def group_questions(
 
     ref = embedding.resolve()
     questions = read_questions(reader, file, quiet)
-    threshold = load_thresholds(ref).mining if threshold is None else threshold
+    threshold = load_thresholds(ref, embedding.precision).mining if threshold is None else threshold
     embedder = embedding.load()
     with embedding_progress(embedder, "Encoding", quiet) as progressing:
         groups, embeddings = cluster_texts(progressing, questions.texts, threshold, method, top_k)

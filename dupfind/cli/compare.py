@@ -32,7 +32,7 @@ def compare(
         raise DupfindError("both questions must be non-blank")
     check_range("--threshold", threshold, -1, 1)
     ref = embedding.resolve()
-    threshold = load_thresholds(ref).pair if threshold is None else threshold
+    threshold = load_thresholds(ref, embedding.precision).pair if threshold is None else threshold
     score = replace(embedding, cache=False).load().similarity(question_a, question_b)
     duplicate = score >= threshold
     if as_json:

@@ -91,7 +91,7 @@ def eval_pairs(
         pairs = _pairs_from(
             file, read_table(file, format_in, encoding)[0], (question1_col, question2_col, label_col), quiet
         )
-    threshold = load_thresholds(ref).pair if threshold is None else threshold
+    threshold = load_thresholds(ref, embedding.precision).pair if threshold is None else threshold
     with stage("encode"), embedding_progress(embedding.load(), "Encoding", quiet) as embedder:
         scores = pair_scores(embedder, pairs)
     with stage("evaluate"):
@@ -164,7 +164,7 @@ def eval_mining(
     ref = embedding.resolve()
     with stage("read"):
         clustered = _clusters_from(file, read_table(file, format_in, encoding)[0], text_col, cluster_col, quiet)
-    threshold = load_thresholds(ref).mining if threshold is None else threshold
+    threshold = load_thresholds(ref, embedding.precision).mining if threshold is None else threshold
     embeddings = _embed(embedding, clustered.texts, quiet)
     with stage("evaluate"):
         report = evaluate_mining(embeddings, clustered.clusters, threshold, top_k)
@@ -227,7 +227,7 @@ def calibrate(
                 inputs.append((source, _clusters_from(source, frame, text_col, cluster_col, quiet)))
     with embedding_progress(embedding.load(), "Encoding", quiet) as embedder, stage("calibrate"):
         calibrations = calibrate_all(embedder, inputs, top_k)
-    current = load_thresholds(ref)
+    current = load_thresholds(ref, embedding.precision)
     thresholds = apply(current, calibrations)
     stored = None
     if ref.path is None or ref.is_builtin:
@@ -235,11 +235,16 @@ def calibrate(
     elif dry_run:
         info(f"Not stored (--dry-run); without it they go to {ref.path / THRESHOLDS_FILE}", quiet)
     else:
-        stored = str(store_calibration(ref.path, current, calibrations))
+        stored = str(store_calibration(ref.path, current, calibrations, embedding.precision))
         info(f"Stored in {stored}: `mine` and `compare` with --model {ref.path} now use them", quiet)
     for missing in sorted({"pair", "mining"} - {calibration.kind for calibration in calibrations}):
         info(f"The {missing} threshold stays {getattr(thresholds, missing):.3f} (not calibrated here)", quiet)
-    data = {"model": ref.name, "pair_threshold": thresholds.pair, "mining_threshold": thresholds.mining}
+    data = {
+        "model": ref.name,
+        "precision": embedding.precision,
+        "pair_threshold": thresholds.pair,
+        "mining_threshold": thresholds.mining,
+    }
     details = {calibration.kind: asdict(calibration) for calibration in calibrations}
     _emit({**data, "stored": stored, "calibration": details}, fmt, None, _calibration_table)
 

@@ -79,7 +79,7 @@ def mine(
         return
     ref = embedding.resolve()
     questions = read_questions(reader, file, quiet)
-    threshold = load_thresholds(ref).mining if threshold is None else threshold
+    threshold = load_thresholds(ref, embedding.precision).mining if threshold is None else threshold
     embedder = embedding.load()
     with stage("count tokens"):
         tokens = embedder.count_tokens(questions.texts)
