@@ -104,3 +104,33 @@ def test_the_calibration_questions_are_every_229th_train_question() -> None:
         rows = [row["question"] for row in csv.DictReader(handle)]
     assert len(rows) // 300 == 229
     assert calibration_questions() == [" ".join(rows[i * 229].split()) for i in range(300)]
+
+
+@pytest.mark.slow
+@needs_quora()
+def test_int8_finds_the_same_duplicates_as_fp32_on_a_dev_slice(real_encoder) -> None:  # type: ignore[no-untyped-def]
+    import pickle
+
+    import pandas as pd
+
+    from dupfind.backends import load_encoder
+    from dupfind.embedder import Embedder
+    from dupfind.evaluation.labeled import clusters_from_frame, pairs_from_frame
+    from dupfind.evaluation.pairs import pair_scores
+    from dupfind.evaluation.precision_guard import quality
+
+    int8 = load_encoder(None, "openvino", "int8")
+    assert int8.fingerprint == f"{real_encoder.fingerprint}-int8"
+    assert pickle.loads(pickle.dumps(int8)).fingerprint == int8.fingerprint
+    pairs = pairs_from_frame("dev-pairs.csv", pd.read_csv(QUORA / "dev-pairs.csv", nrows=3000))
+    clusters = clusters_from_frame("dev-questions.csv", pd.read_csv(QUORA / "dev-questions.csv", nrows=3000))
+    ref = ModelRef("all-MiniLM-L6-v2", None)
+    figures, embeddings = [], []
+    for encoder, precision in ((real_encoder, "fp32"), (int8, "int8")):
+        embedder = Embedder(encoder)
+        embeddings.append(embedder.embed(clusters.texts))
+        at = load_thresholds(ref, precision)
+        figures.append(quality(pair_scores(embedder, pairs), pairs.labels, embeddings[-1], clusters.clusters, at))
+    thresholds = (load_thresholds(ref, "fp32"), load_thresholds(ref, "int8"))
+    guard = judge(figures[0], figures[1], embeddings[0], embeddings[1], thresholds)
+    assert guard.passed, (guard.checks, guard.reference, guard.candidate, guard.pairs_kept)
