@@ -1,12 +1,15 @@
-"""Encoding throughput of dupfind's default backend against sentence-transformers on torch fp32.
+"""Encoding throughput of dupfind's default backend, fp32 and int8, against sentence-transformers on torch fp32.
 
-Encodes N real questions (default 10,000 of ../shared/data/quora/train-questions.csv) with both, at the
-same batch size: the median of `--runs` timed runs after a warm-up, alternating the two so that a busy
-machine slows both alike (on a shared machine, look at the best runs and per-round ratios too). Also
-reports agreement (cosine of each question's two embeddings) and how many pairs at or above the mining
-threshold differ (exact, brute force). Last, the compute bound: the GFLOP of the model's dense layers over
-the questions' tokens, the float32 GEMM peak of this machine (torch, same shapes), and so the largest
-speed-up over torch that any float32 backend could reach here. Writes bench/results/encode.json.
+Encodes N real questions (default 10,000 of ../shared/data/quora/train-questions.csv) with the three, at
+the same batch size: the median of `--runs` timed runs after a warm-up, alternating them so that a busy
+machine slows all alike (on a shared machine, look at the best runs and per-round ratios too). Also
+reports agreement with torch (cosine of each question's two embeddings) and how many pairs at or above the
+mining threshold differ (exact, brute force). Last, the compute bound: the GFLOP of the model's dense layers
+over the questions' tokens, and the GEMM peaks of this machine at the model's shapes (1024×384 by
+384×1536): float32 with torch (as sentence-transformers runs), and float32 and int8 with OpenVINO (one
+MatMul; int8: u8 activations × i8 weights from FakeQuantize, which OpenVINO runs as a u8 FullyConnected on
+oneDNN's int8 kernels), alternated in rounds; each encoder's GFLOP/s as a fraction of its precision's
+peak. Writes bench/results/encode.json.
 
     .venv/bin/python bench/bench_encode.py [--n 10000] [--backend openvino] [--questions FILE]
 """
@@ -26,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dupfind.backends import DEFAULT_BACKEND, load_encoder
-from dupfind.encoding import DEFAULT_BATCH_SIZE, Embeddings, encode
+from dupfind.backends import DEFAULT_BACKEND, INT8_BACKENDS, load_encoder
+from dupfind.encoding import DEFAULT_BATCH_SIZE, Embeddings, Encoder, encode
 from dupfind.model import BUILTIN_MINING_THRESHOLD, builtin_model_dir
 
 QUESTIONS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "quora" / "train-questions.csv"
@@ -65,17 +68,55 @@ def timed_runs(runners: dict[str, Callable[[], Embeddings]], runs: int) -> dict[
     return seconds
 
 
-def sgemm_peak(seconds: float = 2.0) -> float:
-    """GFLOP/s of float32 matrix products shaped like the model's feed-forward layer (batch 64 x 16 tokens)."""
+GEMM_SHAPE = (1024, 384, 1536)  # the feed-forward layer over a batch of 64 questions of 16 tokens
+
+
+def gemm_runners() -> dict[str, Callable[[], object]]:
+    """One product at the model's shapes: float32 with torch, float32 and int8 with OpenVINO."""
+    import openvino as ov
+    import openvino.opset13 as ops
     import torch
 
-    a, b = torch.rand(1024, 384), torch.rand(384, 1536)
-    a @ b
-    count, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        a @ b
-        count += 1
-    return 2 * 1024 * 384 * 1536 * count / (time.perf_counter() - started) / 1e9
+    m, k, n = GEMM_SHAPE
+    rng = np.random.default_rng(0)
+    a, b = torch.rand(m, k), torch.rand(k, n)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    weights = (rng.standard_normal((k, n)) * 0.05).astype(np.float32)
+
+    def openvino_matmul(int8: bool) -> Callable[[], object]:
+        source = ops.parameter([m, k], np.float32)
+        left, right = source.output(0), ops.constant(weights).output(0)
+        if int8:  # FakeQuantize on both sides: OpenVINO's low-precision transformations make it an int8 product
+            low, high = ops.constant(np.float32(-4)), ops.constant(np.float32(4))
+            left = ops.fake_quantize(left, low, high, low, high, 256).output(0)
+            low, high = ops.constant(np.float32(-0.25)), ops.constant(np.float32(0.25))
+            right = ops.fake_quantize(right, low, high, low, high, 255).output(0)
+        model = ov.Model([ops.matmul(left, right, False, False)], [source])
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
+        return lambda: request.infer({0: x})
+
+    return {
+        "fp32 (torch)": lambda: a @ b,
+        "fp32 (openvino)": openvino_matmul(False),
+        "int8 (openvino)": openvino_matmul(True),
+    }
+
+
+def gemm_peaks(rounds: int = 5, seconds: float = 0.5) -> dict[str, float]:
+    """Median GFLOP/s of each GEMM of `gemm_runners` over `rounds` rounds that alternate them."""
+    m, k, n = GEMM_SHAPE
+    runners = gemm_runners()
+    rates: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            run()
+            count, started = 0, time.perf_counter()
+            while time.perf_counter() - started < seconds:
+                run()
+                count += 1
+            rates[name].append(2 * m * k * n * count / (time.perf_counter() - started) / 1e9)
+    return {name: statistics.median(values) for name, values in rates.items()}
 
 
 def linear_gflop(config: dict[str, int], tokens: int) -> float:
@@ -113,32 +154,62 @@ def main() -> None:
 
     torch.set_num_threads(TORCH_THREADS)
     reference = SentenceTransformer(str(builtin_model_dir()), device="cpu")
-    encoder = load_encoder(None, args.backend)
+    encoders = {
+        f"dupfind {args.backend} fp32": load_encoder(None, args.backend),
+        f"dupfind {INT8_BACKENDS[0]} int8": load_encoder(None, INT8_BACKENDS[0], "int8"),
+    }
     warm = texts[: 4 * args.batch_size]
     reference.encode(warm, batch_size=args.batch_size)
-    encode(encoder, warm, args.batch_size)
+    for encoder in encoders.values():
+        encode(encoder, warm, args.batch_size)
     outputs: dict[str, Embeddings] = {}
+    torch_name = "torch fp32 (sentence-transformers)"
 
     def run_torch() -> Embeddings:
         vectors = reference.encode(texts, batch_size=args.batch_size, convert_to_numpy=True, normalize_embeddings=True)
-        outputs["torch"] = np.asarray(vectors, dtype=np.float32)
-        return outputs["torch"]
+        outputs[torch_name] = np.asarray(vectors, dtype=np.float32)
+        return outputs[torch_name]
 
-    def run_dupfind() -> Embeddings:
-        outputs[args.backend] = encode(encoder, texts, args.batch_size)
-        return outputs[args.backend]
+    def runner(name: str, encoder: Encoder) -> Callable[[], Embeddings]:
+        def run() -> Embeddings:
+            outputs[name] = encode(encoder, texts, args.batch_size)
+            return outputs[name]
 
-    names = ("torch fp32 (sentence-transformers)", f"dupfind {args.backend}")
-    seconds = timed_runs({names[0]: run_torch, names[1]: run_dupfind}, args.runs)
+        return run
+
+    fp32_name, int8_name = encoders
+    runners = {torch_name: run_torch, **{name: runner(name, encoder) for name, encoder in encoders.items()}}
+    seconds = timed_runs(runners, args.runs)
     rates = {name: len(texts) / statistics.median(runs) for name, runs in seconds.items()}
-    torch_rate, backend_rate = rates.values()
-    torch_seconds, backend_seconds = seconds.values()
-    round_speedups = [t / b for t, b in zip(torch_seconds, backend_seconds, strict=True)]
 
-    expected, actual = outputs["torch"], outputs[args.backend]
-    cosines = np.sum(expected * actual, axis=1)
+    def per_round(slower: str, faster: str) -> list[float]:
+        return [s / f for s, f in zip(seconds[slower], seconds[faster], strict=True)]
+
+    speedups = {
+        f"{fp32_name} / torch": per_round(torch_name, fp32_name),
+        f"{int8_name} / torch": per_round(torch_name, int8_name),
+        f"{int8_name} / {fp32_name}": per_round(fp32_name, int8_name),
+    }
     threshold = BUILTIN_MINING_THRESHOLD
-    torch_pairs, backend_pairs = pairs_above(expected, threshold), pairs_above(actual, threshold)
+    expected = outputs[torch_name]
+    torch_pairs = pairs_above(expected, threshold)
+    agreement = {}
+    for name in encoders:
+        cosines = np.sum(expected * outputs[name], axis=1)
+        found = pairs_above(outputs[name], threshold)
+        agreement[name] = {
+            "min_cosine": float(cosines.min()),
+            "sentences_below_0.9999": int(np.sum(cosines < 0.9999)),
+            "max_abs_diff": float(np.abs(expected - outputs[name]).max()),
+            "pairs": len(found),
+            "pairs_changed": len(torch_pairs ^ found),
+        }
+    tokens = sum(encoders[fp32_name].count_tokens(texts))
+    gflop = linear_gflop(reference[0].auto_model.config.to_dict(), tokens)
+    peaks = gemm_peaks()
+    fp32_peak, int8_peak = max(peaks["fp32 (torch)"], peaks["fp32 (openvino)"]), peaks["int8 (openvino)"]
+    gflop_s = {name: gflop / statistics.median(runs) for name, runs in seconds.items()}
+    peak_of = {torch_name: fp32_peak, fp32_name: fp32_peak, int8_name: int8_peak}
     result = {
         "n": len(texts),
         "batch_size": args.batch_size,
@@ -146,48 +217,46 @@ def main() -> None:
         "runs": args.runs,
         "seconds": seconds,
         "sentences_per_s": rates,
-        "speedup": backend_rate / torch_rate,
-        "speedup_per_round": round_speedups,
-        "speedup_best_runs": min(torch_seconds) / min(backend_seconds),
-        "min_cosine": float(cosines.min()),
-        "sentences_below_0.9999": int(np.sum(cosines < 0.9999)),
-        "max_abs_diff": float(np.abs(expected - actual).max()),
+        "speedup_medians": {name: statistics.median(values) for name, values in speedups.items()},
+        "speedup_per_round": speedups,
         "threshold": threshold,
         "pairs_torch": len(torch_pairs),
-        "pairs_backend": len(backend_pairs),
-        "pairs_changed": len(torch_pairs ^ backend_pairs),
+        "agreement_with_torch": agreement,
         "machine": {"cpu": cpu_name(), "cores": len(os.sched_getaffinity(0)), "torch_threads": TORCH_THREADS},
+        "bound": {
+            "tokens": tokens,
+            "dense_gflop": gflop,
+            "gemm_peak_gflop_s": peaks,
+            "gflop_s": gflop_s,
+            "fraction_of_peak": {name: gflop_s[name] / peak_of[name] for name in seconds},
+            "int8_over_fp32_peak": int8_peak / fp32_peak,
+            "max_fp32_speedup": statistics.median(seconds[torch_name]) / (gflop / fp32_peak),
+            "max_int8_speedup": statistics.median(seconds[torch_name]) / (gflop / int8_peak),
+        },
     }
-    tokens = sum(encoder.count_tokens(texts))
-    gflop = linear_gflop(reference[0].auto_model.config.to_dict(), tokens)
-    peak = sgemm_peak()
-    result["bound"] = {
-        "tokens": tokens,
-        "dense_gflop": gflop,
-        "sgemm_peak_gflop_s": peak,
-        "gflop_s": {name: gflop / statistics.median(runs) for name, runs in seconds.items()},
-        "max_fp32_speedup": statistics.median(torch_seconds) / (gflop / peak),
-    }
-    print(f"{len(texts)} questions, batch size {args.batch_size}, median of {args.runs} runs")
-    print(f"{'encoder':40s} {'sentences/s':>12s} {'runs (s)':>24s}")
+    print(f"{len(texts)} questions, batch size {args.batch_size}, median of {args.runs} runs (alternated)")
+    print(f"{'encoder':40s} {'sentences/s':>12s} {'GFLOP/s':>8s} {'of peak':>8s} {'runs (s)':>24s}")
     for name, runs in seconds.items():
-        print(f"{name:40s} {rates[name]:12.0f} {' '.join(f'{s:7.2f}' for s in runs):>24s}")
+        share = result["bound"]["fraction_of_peak"][name]
+        print(
+            f"{name:40s} {rates[name]:12.0f} {gflop_s[name]:8.0f} {share:8.0%}"
+            f" {' '.join(f'{s:7.2f}' for s in runs):>24s}"
+        )
+    for name, values in speedups.items():
+        rounds = ", ".join(f"{ratio:.2f}x" for ratio in values)
+        print(f"speed-up {name}: {statistics.median(values):.2f}x (median of rounds: {rounds})")
+    for name, figures in agreement.items():
+        print(
+            f"{name}: min cosine with torch {figures['min_cosine']:.7f}, {figures['sentences_below_0.9999']}"
+            f" below 0.9999; pairs >= {threshold}: torch {len(torch_pairs)}, {figures['pairs']},"
+            f" changed {figures['pairs_changed']}"
+        )
     print(
-        f"speed-up: {result['speedup']:.2f}x (medians), {result['speedup_best_runs']:.2f}x (best runs),"
-        f" per round: {', '.join(f'{ratio:.2f}x' for ratio in round_speedups)}"
-    )
-    print(
-        f"agreement: min cosine {result['min_cosine']:.7f}, {result['sentences_below_0.9999']} sentences below 0.9999"
-    )
-    print(
-        f"pairs >= {threshold}: torch {len(torch_pairs)}, {args.backend} {len(backend_pairs)},"
-        f" changed {result['pairs_changed']}"
-    )
-    print(
-        f"compute bound: {tokens} tokens need {gflop:.0f} GFLOP in the dense layers; float32 GEMM peak here"
-        f" {peak:.0f} GFLOP/s; torch reaches {result['bound']['gflop_s'][names[0]]:.0f},"
-        f" {args.backend} {result['bound']['gflop_s'][names[1]]:.0f}: at most"
-        f" {result['bound']['max_fp32_speedup']:.2f}x torch in float32"
+        f"compute bound: {tokens} tokens need {gflop:.0f} GFLOP in the dense layers; GEMM peaks here: "
+        + ", ".join(f"{name} {value:.0f}" for name, value in peaks.items())
+        + f" GFLOP/s; int8 peak / fp32 peak {result['bound']['int8_over_fp32_peak']:.2f}: at most"
+        f" {result['bound']['max_fp32_speedup']:.2f}x torch in float32, {result['bound']['max_int8_speedup']:.2f}x"
+        " in int8"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

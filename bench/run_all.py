@@ -1,10 +1,10 @@
 """`make bench`: the encoding, start-up, mining and end-to-end benchmarks, then one table of figures and targets.
 
-Runs bench_encode.py, bench_compare.py, bench_mining.py and bench_e2e.py (each writes its JSON under
+Runs bench_encode.py, bench_precision.py, bench_compare.py, bench_mining.py and bench_e2e.py (each writes its JSON under
 bench/results/), then prints the table and writes bench/results/summary.json. Ratios are taken within one run, so a busy
 machine slows both sides alike; absolute times are only as good as the machine is quiet.
 
-    .venv/bin/python bench/run_all.py [--skip encode,compare,mining,e2e] [--mining-sizes 10000,100000]
+    .venv/bin/python bench/run_all.py [--skip encode,precision,compare,mining,e2e] [--mining-sizes 10000,100000]
                                       [--e2e-sizes 100000]
 """
 
@@ -38,11 +38,18 @@ def rows() -> list[tuple[str, str, str, bool | None]]:
     encode = load("encode")
     if encode:
         rates = ", ".join(f"{name} {rate:.0f}/s" for name, rate in encode["sentences_per_s"].items())
-        value = f"{rates} ({encode['speedup']:.2f}x), {encode['pairs_changed']} pairs changed"
-        if "bound" in encode:
-            value += f"; float32 bound here {encode['bound']['max_fp32_speedup']:.2f}x"
-        met = encode["speedup"] >= 3.5 and encode["pairs_changed"] == 0
-        table.append((f"encode {encode['n']} questions", value, "≥ 3.5x torch, same pairs", met))
+        fp32_torch, int8_torch, int8_fp32 = encode["speedup_medians"].values()
+        changed = ", ".join(f"{figures['pairs_changed']}" for figures in encode["agreement_with_torch"].values())
+        value = (
+            f"{rates} (fp32 {fp32_torch:.2f}x torch; int8 {int8_torch:.2f}x torch, {int8_fp32:.2f}x fp32),"
+            f" pairs changed vs torch {changed}; int8/fp32 GEMM peak here {encode['bound']['int8_over_fp32_peak']:.2f}"
+        )
+        met = int8_torch >= 2.5 and int8_fp32 >= 1.6
+        table.append((f"encode {encode['n']} questions", value, "int8 ≥ 2.5x torch and ≥ 1.6x fp32", met))
+    precision = load("precision")
+    if precision:
+        checks = ", ".join(f"{name} {'pass' if passed else 'FAIL'}" for name, passed in precision["checks"].items())
+        table.append(("int8 quality guard (dev)", checks, "every check passes", precision["passed"]))
     compare = load("compare")
     if compare:
         medians = ", ".join(f"{name} {seconds:.2f} s" for name, seconds in compare["median_seconds"].items())
@@ -85,13 +92,15 @@ def rows() -> list[tuple[str, str, str, bool | None]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--skip", default="", help="comma-separated: encode, compare, mining, e2e")
+    parser.add_argument("--skip", default="", help="comma-separated: encode, precision, compare, mining, e2e")
     parser.add_argument("--mining-sizes", default="10000,100000")
     parser.add_argument("--e2e-sizes", default="100000", help="add 1000000 for the 1M target (long)")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     if "encode" not in skip:
         run("bench_encode.py")
+    if "precision" not in skip:
+        run("bench_precision.py")
     if "compare" not in skip:
         run("bench_compare.py")
     if "mining" not in skip:

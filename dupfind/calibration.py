@@ -108,14 +108,17 @@ def check_writable(model_dir: Path) -> None:
         )
 
 
-def store_calibration(model_dir: Path, current: Thresholds, calibrations: Sequence[Calibration]) -> Path:
-    """Write the calibrated thresholds beside a model's weights, keeping the record of earlier calibrations."""
-    details = _previous_details(model_dir / THRESHOLDS_FILE)
+def store_calibration(
+    model_dir: Path, current: Thresholds, calibrations: Sequence[Calibration], precision: str = "fp32"
+) -> Path:
+    """Write the thresholds calibrated at `precision` beside a model's weights, keeping the record of earlier
+    calibrations (and the thresholds of the other precisions)."""
+    details = _previous_details(model_dir / THRESHOLDS_FILE, precision)
     for calibration in calibrations:
         record = asdict(calibration)
         details[record.pop("kind")] = record
     try:
-        return save_thresholds(model_dir, apply(current, calibrations), details)
+        return save_thresholds(model_dir, apply(current, calibrations), details, precision)
     except OSError as exc:
         raise DupfindError(
             f"{model_dir}: cannot write {THRESHOLDS_FILE} ({exc.strerror or exc}); "
@@ -123,9 +126,10 @@ def store_calibration(model_dir: Path, current: Thresholds, calibrations: Sequen
         ) from exc
 
 
-def _previous_details(file: Path) -> dict[str, object]:
+def _previous_details(file: Path, precision: str) -> dict[str, object]:
     try:
-        details = json.loads(file.read_text(encoding="utf-8")).get("calibration")
+        data = json.loads(file.read_text(encoding="utf-8"))
+        details = (data if precision == "fp32" else data.get(precision, {})).get("calibration")
     except (OSError, ValueError, AttributeError):
         return {}
     return details if isinstance(details, dict) else {}

@@ -25,6 +25,7 @@ PROJECT_FILE = "dupfind.toml"
 # (F1 0.735 on 40,621 pairs), mining 0.8056 over top-20 candidates (F1 0.447 on 68,926 questions).
 BUILTIN_PAIR_THRESHOLD = 0.744
 BUILTIN_MINING_THRESHOLD = 0.806
+PRECISION_SECTIONS = ("int8",)  # sections of dupfind.json holding the thresholds of another precision
 
 ALLOW_DOWNLOADS_ENV = "DUPFIND_ALLOW_DOWNLOADS"
 
@@ -41,6 +42,15 @@ class Thresholds:
 
     pair: float
     mining: float
+
+
+# int8 has not been calibrated on the whole of train-* yet, so it takes the fp32 values; on the first 5,000
+# train pairs and questions its best-F1 thresholds were -0.010 (pair) and +0.003 (mining) away from fp32's
+# (bench/bench_precision.py): `dupfind calibrate --precision int8` stores thresholds of its own.
+BUILTIN_THRESHOLDS = {
+    "fp32": Thresholds(BUILTIN_PAIR_THRESHOLD, BUILTIN_MINING_THRESHOLD),
+    "int8": Thresholds(BUILTIN_PAIR_THRESHOLD, BUILTIN_MINING_THRESHOLD),
+}
 
 
 @dataclass(frozen=True)
@@ -199,9 +209,10 @@ def _json_object(file: Path) -> dict[str, object]:
     return value if isinstance(value, dict) else {}
 
 
-def load_thresholds(ref: ModelRef) -> Thresholds:
-    """The model's calibrated thresholds: `dupfind.json` beside its weights, else the built-in defaults."""
-    defaults = Thresholds(BUILTIN_PAIR_THRESHOLD, BUILTIN_MINING_THRESHOLD)
+def load_thresholds(ref: ModelRef, precision: str = "fp32") -> Thresholds:
+    """The model's calibrated thresholds at a precision: `dupfind.json` beside its weights (the section of that
+    precision when calibrated at it, else its fp32 thresholds), else the built-in defaults of that precision."""
+    defaults = BUILTIN_THRESHOLDS.get(precision, BUILTIN_THRESHOLDS["fp32"])
     if ref.path is None:
         return defaults
     file = ref.path / THRESHOLDS_FILE
@@ -209,17 +220,28 @@ def load_thresholds(ref: ModelRef) -> Thresholds:
         return defaults
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
-        return Thresholds(float(data["pair_threshold"]), float(data["mining_threshold"]))
-    except (ValueError, KeyError, TypeError) as exc:
+        section = data if precision == "fp32" else data.get(precision, data)
+        return Thresholds(float(section["pair_threshold"]), float(section["mining_threshold"]))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DupfindError(f"{file}: not a valid thresholds file ({exc})") from exc
 
 
-def save_thresholds(model_dir: Path, thresholds: Thresholds, details: dict[str, object] | None = None) -> Path:
-    """Store calibrated thresholds beside a model's weights, so `mine` and `compare` use them by default."""
+def save_thresholds(
+    model_dir: Path, thresholds: Thresholds, details: dict[str, object] | None = None, precision: str = "fp32"
+) -> Path:
+    """Store calibrated thresholds beside a model's weights, so `mine` and `compare` use them by default.
+
+    fp32 thresholds are the file's top level; those of another precision its section of that name (the
+    other precisions' thresholds are kept).
+    """
     file = model_dir / THRESHOLDS_FILE
     data: dict[str, object] = {"pair_threshold": thresholds.pair, "mining_threshold": thresholds.mining}
     if details:
         data["calibration"] = details
+    if precision != "fp32":
+        data = {**_json_object(file), precision: data}
+    else:
+        data = {**{key: value for key, value in _json_object(file).items() if key in PRECISION_SECTIONS}, **data}
     write_bytes_durably(file, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
     return file
 
@@ -232,15 +254,15 @@ def project_thresholds_file(path: str | None) -> Path | None:
     return found if found.is_file() else None
 
 
-def read_project_thresholds(file: Path, ref: ModelRef) -> Thresholds | None:
-    """The thresholds a project file holds for this model (by content fingerprint), or None."""
+def read_project_thresholds(file: Path, ref: ModelRef, precision: str = "fp32") -> Thresholds | None:
+    """The thresholds a project file holds for this model (by content fingerprint) at a precision, or None."""
     import tomllib
 
     if not file.is_file():
         raise DupfindError(f"{file}: no such thresholds file")
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
-        entry = data.get("models", {}).get(fingerprint(ref))
+        entry = data.get("models", {}).get(_project_key(ref, precision))
         if entry is None:
             return None
         return Thresholds(_threshold(entry["pair"]), _threshold(entry["mining"]))
@@ -248,7 +270,7 @@ def read_project_thresholds(file: Path, ref: ModelRef) -> Thresholds | None:
         raise DupfindError(f"{file}: not a valid dupfind thresholds file ({str(exc).splitlines()[0]})") from exc
 
 
-def store_project_thresholds(file: Path, ref: ModelRef, thresholds: Thresholds) -> None:
+def store_project_thresholds(file: Path, ref: ModelRef, thresholds: Thresholds, precision: str = "fp32") -> None:
     """Write this model's thresholds into a project file, keeping those of other models; atomically."""
     import tomllib
 
@@ -258,7 +280,7 @@ def store_project_thresholds(file: Path, ref: ModelRef, thresholds: Thresholds) 
             models = dict(tomllib.loads(file.read_text(encoding="utf-8")).get("models", {}))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError, AttributeError) as exc:
             raise DupfindError(f"{file}: not a valid dupfind thresholds file; not replaced ({exc})") from exc
-    models[fingerprint(ref)] = {"name": ref.name, "pair": thresholds.pair, "mining": thresholds.mining}
+    models[_project_key(ref, precision)] = {"name": ref.name, "pair": thresholds.pair, "mining": thresholds.mining}
     lines = [
         "# Decision thresholds per model (by content fingerprint), for the questions of this project.",
         "# Written by `dupfind calibrate --thresholds`; read from the working directory or with --thresholds.",
@@ -267,6 +289,11 @@ def store_project_thresholds(file: Path, ref: ModelRef, thresholds: Thresholds) 
         lines += ["", f"[models.{json.dumps(key)}]"]
         lines += [f"{name} = {json.dumps(value)}" for name, value in entry.items()]
     write_bytes_durably(file, ("\n".join(lines) + "\n").encode("utf-8"))
+
+
+def _project_key(ref: ModelRef, precision: str) -> str:
+    """A model's entry in a project file: its content fingerprint, with the precision unless fp32."""
+    return fingerprint(ref) if precision == "fp32" else f"{fingerprint(ref)}-{precision}"
 
 
 def _threshold(value: object) -> float:

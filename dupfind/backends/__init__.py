@@ -3,6 +3,9 @@
 The built-in backends register lazily (their module is imported only when chosen): `torch`
 (sentence-transformers), `onnx` (onnxruntime) and `openvino`. Others register with `register_backend`,
 as tests do with a fake encoder. `DUPFIND_BACKEND` names the default backend.
+
+Precision: `fp32`, or `int8` (openvino: the model quantised locally with NNCF, `dupfind.backends.quantize`).
+Device: `cpu`, `cuda` (torch only, in fp16) or `auto` (cuda for torch when torch sees one, else cpu).
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ _BUILTIN = {
     "openvino": "dupfind.backends.openvino_backend:OpenVinoEncoder",
 }
 _registered: dict[str, BackendFactory] = {}
+PRECISIONS = ("fp32", "int8")
+DEFAULT_PRECISION = "fp32"
+INT8_BACKENDS = ("openvino",)
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def register_backend(name: str, factory: BackendFactory) -> None:
@@ -55,12 +62,50 @@ def check_backend(backend: str | None) -> str:
     return name
 
 
-def load_encoder(model: str | None = None, backend: str | None = None) -> Encoder:
-    """Load a model (None: the built-in one) with a backend (None: the default backend)."""
+def check_precision(backend: str, precision: str) -> None:
+    """Raise a `DupfindError` for an unknown precision, or int8 with a backend that has none."""
+    if precision not in PRECISIONS:
+        raise DupfindError(f"unknown precision '{precision}' (choose from {', '.join(PRECISIONS)})")
+    if precision != DEFAULT_PRECISION and backend not in INT8_BACKENDS:
+        raise DupfindError(f"--precision {precision} needs --backend {' or '.join(INT8_BACKENDS)}, not {backend}")
+
+
+def check_device(backend: str, device: str) -> str:
+    """The device to run on, `cpu` or `cuda`; raises a `DupfindError` for one that cannot be used (before loading).
+
+    `auto` is cuda for the torch backend when torch sees a CUDA device, else cpu.
+    """
+    if device not in DEVICES:
+        raise DupfindError(f"unknown device '{device}' (choose from {', '.join(DEVICES)})")
+    if device == "cpu" or (device == "auto" and backend != "torch"):
+        return "cpu"
+    if backend != "torch":
+        raise DupfindError(f"--device {device} needs --backend torch (the {backend} backend runs on the CPU)")
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if device == "cuda":
+        raise DupfindError("--device cuda, but torch sees no CUDA device (use --device cpu or auto)")
+    return "cpu"
+
+
+def load_encoder(
+    model: str | None = None,
+    backend: str | None = None,
+    precision: str = DEFAULT_PRECISION,
+    device: str = "cpu",
+) -> Encoder:
+    """Load a model (None: the built-in one) with a backend (None: the default backend), at a precision
+    (`fp32` or `int8`), on a device (`cpu`, `cuda` or `auto`; not cpu: torch only)."""
     name = check_backend(backend)
+    check_precision(name, precision)
+    where = check_device(name, device)
     ref = resolve_model(model)
     if name in _registered:
         return _registered[name](ref)
     module, attribute = _BUILTIN[name].split(":")
-    factory: BackendFactory = getattr(importlib.import_module(module), attribute)
-    return factory(ref)
+    factory = getattr(importlib.import_module(module), attribute)
+    options = {"device": where} if name == "torch" else {"precision": precision} if name in INT8_BACKENDS else {}
+    encoder: Encoder = factory(ref, **options)
+    return encoder

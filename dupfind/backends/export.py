@@ -70,7 +70,7 @@ def ensure_exported(ref: ModelRef) -> ExportedModel:
     target = cache_dir() / "models" / model_hash
     if not (target / META_FILE).is_file():
         source = model_dir(ref)
-        _build_atomically(target, lambda folder: export_onnx(source, folder))
+        build_atomically(target, lambda folder: export_onnx(source, folder))
     try:
         meta = json.loads((target / META_FILE).read_text(encoding="utf-8"))
         return ExportedModel(
@@ -88,7 +88,7 @@ def ensure_openvino_ir(exported: ExportedModel) -> Path:
     """The OpenVINO IR (`model.xml`) converted from the ONNX export, converted first if it is not there yet."""
     target = exported.path / OPENVINO_DIR
     if not (target / OPENVINO_XML).is_file():
-        _build_atomically(target, lambda folder: _convert_to_openvino(exported.onnx_file, folder))
+        build_atomically(target, lambda folder: _convert_to_openvino(exported.onnx_file, folder))
     return target / OPENVINO_XML
 
 
@@ -218,20 +218,24 @@ def mean_pool(hidden: NDArray[np.float32], attention_mask: NDArray[np.int64]) ->
 class ExportedEncoder:
     """Tokenise, run the exported transformer, mean-pool and L2-normalise, as sentence-transformers does.
 
-    Subclasses run the transformer (`_run`); instances pickle by reloading from the cache.
+    Subclasses run the transformer (`_run`) at `precision` (`fp32`, or `int8`: the model quantised by
+    `dupfind.backends.quantize`); instances pickle by reloading from the cache.
     """
 
     backend: ClassVar[str]
 
-    def __init__(self, ref: ModelRef) -> None:
+    def __init__(self, ref: ModelRef, precision: str = "fp32") -> None:
         self.ref = ref
+        self.precision = precision
         self.exported = ensure_exported(ref)
         self._tokenizer = load_tokenizer(self.exported.path / TOKENIZER_FILE, self.exported.max_seq_length)
         self._untruncated: Tokenizer | None = None
 
     @property
     def fingerprint(self) -> str:
-        return f"{self.exported.model_fingerprint}-{self.backend}"
+        """Model, backend and (unless fp32, whose embeddings all backends share to ~1e-6) precision."""
+        suffix = "" if self.precision == "fp32" else f"-{self.precision}"
+        return f"{self.exported.model_fingerprint}-{self.backend}{suffix}"
 
     @property
     def max_seq_length(self) -> int:
@@ -266,8 +270,8 @@ class ExportedEncoder:
     def _run(self, features: Features) -> NDArray[np.float32]:
         raise NotImplementedError
 
-    def __reduce__(self) -> tuple[type[ExportedEncoder], tuple[ModelRef]]:
-        return (type(self), (self.ref,))
+    def __reduce__(self) -> tuple[type[ExportedEncoder], tuple[ModelRef, str]]:
+        return (type(self), (self.ref, self.precision))
 
 
 def _read_modules(model_dir: Path) -> tuple[Path, dict[str, Any]]:
@@ -319,7 +323,7 @@ def _convert_to_openvino(onnx_file: Path, out_dir: Path) -> None:
     ov.save_model(ov.convert_model(onnx_file), out_dir / OPENVINO_XML, compress_to_fp16=False)
 
 
-def _build_atomically(target: Path, build: Callable[[Path], None]) -> None:
+def build_atomically(target: Path, build: Callable[[Path], None]) -> None:
     """Build a folder in a temporary sibling, then rename it to `target`; a concurrent winner is kept."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

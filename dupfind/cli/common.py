@@ -418,6 +418,8 @@ class EmbedderOptions:
     batch_size: int
     cache: bool
     thresholds: str | None = None
+    precision: str = "fp32"
+    device: str = "auto"
 
     def __post_init__(self) -> None:
         check_range("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)
@@ -428,21 +430,24 @@ class EmbedderOptions:
         from dupfind.model import load_thresholds, project_thresholds_file, read_project_thresholds
 
         file = project_thresholds_file(self.thresholds)
-        found = None if file is None else read_project_thresholds(file, ref)
+        found = None if file is None else read_project_thresholds(file, ref, self.precision)
         if found is not None:
             if verbose():
                 print(f"dupfind: thresholds from {file}: pair {found.pair}, mining {found.mining}", file=sys.stderr)
             return found
         if file is not None and verbose():
             print(f"dupfind: {file} has no thresholds for model {ref.name}; using the model's", file=sys.stderr)
-        return load_thresholds(ref) if fallback is None else fallback
+        return load_thresholds(ref, self.precision) if fallback is None else fallback
 
     def resolve(self) -> ModelRef:
-        """The model these options name; raises a `DupfindError` for a bad model or backend, before loading."""
-        from dupfind.backends import check_backend
+        """The model these options name; raises a `DupfindError` for a bad model, backend, precision or device,
+        before loading."""
+        from dupfind.backends import check_backend, check_device, check_precision
         from dupfind.model import resolve_model
 
-        check_backend(self.backend)
+        backend = check_backend(self.backend)
+        check_precision(backend, self.precision)
+        check_device(backend, self.device)
         return resolve_model(self.model)
 
     def load(self, model: str | None = None) -> Embedder:
@@ -452,7 +457,7 @@ class EmbedderOptions:
         from dupfind.embedding_cache import EmbeddingCache
 
         with stage("load model"):
-            encoder = load_encoder(model or self.model, self.backend)
+            encoder = load_encoder(model or self.model, self.backend, self.precision, self.device)
         return Embedder(encoder, EmbeddingCache() if self.cache else None, self.batch_size)
 
 
@@ -485,11 +490,27 @@ embedder_options = add_options(
             ],
             None,
         ),
+        "precision": (
+            Annotated[
+                str,
+                typer.Option(
+                    "--precision",
+                    help="fp32, or int8 (openvino: the model quantised once with NNCF; own thresholds).",
+                ),
+            ],
+            "fp32",
+        ),
+        "device": (
+            Annotated[
+                str, typer.Option("--device", help="cpu, cuda (torch backend, fp16) or auto (cuda if torch sees one).")
+            ],
+            "auto",
+        ),
     },
     EmbedderOptions,
 )
-"""Adds --model, --backend, --batch-size, --no-cache and --thresholds; the command receives `embedding:
-EmbedderOptions`."""
+"""Adds --model, --backend, --batch-size, --no-cache, --thresholds, --precision and --device; the command
+receives `embedding: EmbedderOptions`."""
 
 
 @contextmanager

@@ -231,24 +231,33 @@ def calibrate(
         calibrations = calibrate_all(embedder, inputs, top_k)
     for calibration in calibrations:
         _report_uncertainty(calibration)
-    current = embedding.thresholds_for(ref) if project is not None and project.is_file() else load_thresholds(ref)
+    current = (
+        embedding.thresholds_for(ref)
+        if project is not None and project.is_file()
+        else load_thresholds(ref, embedding.precision)
+    )
     thresholds = apply(current, calibrations)
     stored = None
     if dry_run:
         target = project or (None if ref.path is None or ref.is_builtin else ref.path / THRESHOLDS_FILE)
         info(f"Not stored (--dry-run){f'; without it they go to {target}' if target else ''}", quiet)
     elif project is not None:
-        store_project_thresholds(project, ref, thresholds)
+        store_project_thresholds(project, ref, thresholds, embedding.precision)
         stored = str(project)
         info(f"Stored in {stored}: commands run with --thresholds {project} use them", quiet)
     elif ref.path is None or ref.is_builtin:
         _tell_how_to_use(ref.name if ref.path is None else "the built-in model", calibrations)
     else:
-        stored = str(store_calibration(ref.path, current, calibrations))
+        stored = str(store_calibration(ref.path, current, calibrations, embedding.precision))
         info(f"Stored in {stored}: `mine` and `compare` with --model {ref.path} now use them", quiet)
     for missing in sorted({"pair", "mining"} - {calibration.kind for calibration in calibrations}):
         info(f"The {missing} threshold stays {getattr(thresholds, missing):.3f} (not calibrated here)", quiet)
-    data = {"model": ref.name, "pair_threshold": thresholds.pair, "mining_threshold": thresholds.mining}
+    data = {
+        "model": ref.name,
+        "precision": embedding.precision,
+        "pair_threshold": thresholds.pair,
+        "mining_threshold": thresholds.mining,
+    }
     details = {calibration.kind: asdict(calibration) for calibration in calibrations}
     _emit({**data, "stored": stored, "calibration": details}, fmt, None, _calibration_table)
 

@@ -169,7 +169,7 @@ def test_atomic_build_keeps_a_concurrent_winner_and_leaves_no_temporaries(tmp_pa
         def write(folder: Path) -> None:
             (folder / "file").write_text(marker)
 
-        export._build_atomically(target, write)
+        export.build_atomically(target, write)
 
     build("first")
     build("second")
@@ -183,14 +183,14 @@ def test_a_failed_build_leaves_nothing(tmp_path: Path) -> None:
         raise RuntimeError("killed")
 
     with pytest.raises(RuntimeError):
-        export._build_atomically(tmp_path / "models" / "abc", fail)
+        export.build_atomically(tmp_path / "models" / "abc", fail)
     assert list((tmp_path / "models").iterdir()) == []
 
 
 def test_an_unwritable_cache_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("")
     with pytest.raises(DupfindError, match="cannot write to the cache folder"):
-        export._build_atomically(tmp_path / "a-file" / "models" / "abc", lambda folder: None)
+        export.build_atomically(tmp_path / "a-file" / "models" / "abc", lambda folder: None)
 
 
 @pytest.mark.slow

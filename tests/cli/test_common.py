@@ -57,6 +57,11 @@ def questions(tmp_path: Path) -> Path:
         (["mine", "{q}", "--index", "hnsw"], "unknown --index 'hnsw'"),
         (["mine", "{q}", "--batch-size", "100000"], "--batch-size must be between 1 and 1024"),
         (["mine", "{q}", "--backend", "nope"], "unknown backend 'nope'"),
+        (["mine", "{q}", "--precision", "fp16"], "unknown precision 'fp16'"),
+        (["mine", "{q}", "--precision", "int8"], "--precision int8 needs --backend openvino, not recorded"),
+        (["dedupe", "{q}", "--backend", "torch", "--precision", "int8"], "needs --backend openvino, not torch"),
+        (["search", "{q}", "bread", "--device", "tpu"], "unknown device 'tpu'"),
+        (["compare", "a", "b", "--device", "cuda"], "--device cuda needs --backend torch"),
         (["mine", "{q}", "-o", "{q}"], "is also an input"),
         (["dedupe", "{q}", "-o", "{q}"], "is also an input"),
         (["dedupe", "{q}", "--map", "{tmp}/nowhere/map.csv"], "the folder"),
@@ -137,3 +142,10 @@ def test_library_warnings_are_one_dupfind_line(use_fake_encoder: FakeEncoder, tm
     warning = [line for line in result.stderr.splitlines() if "cache" in line]
     assert len(warning) == 1 and warning[0].startswith("dupfind: warning: embedding cache not written")
     assert "warnings.warn" not in result.stderr and "UserWarning" not in result.stderr
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="torch sees a CUDA device here")
+def test_device_cuda_without_cuda_fails_before_the_model_loads(loads: list[str], questions: Path) -> None:
+    code, out, err = run("mine", str(questions), "--backend", "torch", "--device", "cuda")
+    assert code == 2 and out == ""
+    assert err == "dupfind: error: --device cuda, but torch sees no CUDA device (use --device cpu or auto)\n"

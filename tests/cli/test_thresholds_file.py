@@ -1,4 +1,4 @@
-"""Per-project thresholds: `calibrate --thresholds FILE` writes them, `./dupfind.toml` or `--thresholds` applies them."""
+"""Per-project thresholds: `calibrate --thresholds FILE` writes them; `./dupfind.toml` or `--thresholds` apply."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def test_calibrate_writes_the_project_file_and_commands_use_it(
     text = (tmp_path / "dupfind.toml").read_text(encoding="utf-8")
     assert f"pair = {pair}" in text and 'name = "all-MiniLM-L6-v2"' in text
     code, out, err = run("-v", "compare", "how do i cook dish 3 at home", "how can i cook dish 3 at home", "--json")
-    assert json.loads(out)["threshold"] == pair
+    assert code == 0 and json.loads(out)["threshold"] == pair
     assert "thresholds from dupfind.toml" in err
     monkeypatch.chdir(tmp_path / "..")
     code, out, _ = run("compare", "a b", "a c", "--json", "--thresholds", str(tmp_path / "dupfind.toml"))
@@ -61,7 +61,7 @@ def test_a_project_file_for_another_model_does_not_apply(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "dupfind.toml").write_text('[models."0123456789abcdef"]\npair = 0.5\nmining = 0.6\n', encoding="utf-8")
     code, out, err = run("-v", "compare", "a b", "a c", "--json")
-    assert json.loads(out)["threshold"] == BUILTIN_PAIR_THRESHOLD
+    assert code == 1 and json.loads(out)["threshold"] == BUILTIN_PAIR_THRESHOLD  # 1: not a duplicate
     assert "has no thresholds for model" in err
 
 
