@@ -108,12 +108,7 @@ def test_the_calibration_questions_are_every_229th_train_question() -> None:
 
 @pytest.mark.slow
 @needs_quora()
-@pytest.mark.xfail(
-    reason="measured on full dev (bench/bench_precision.py): int8 at the fp32 thresholds loses 0.38 points of "
-    "mining F1 and finds 94.3% of fp32's mined pairs",
-    strict=False,
-)
-def test_int8_finds_the_same_duplicates_as_fp32_on_a_dev_slice(real_encoder) -> None:  # type: ignore[no-untyped-def]
+def test_the_guard_keeps_int8_opt_in_on_a_dev_slice(real_encoder) -> None:  # type: ignore[no-untyped-def]
     import pickle
 
     import pandas as pd
@@ -138,4 +133,8 @@ def test_int8_finds_the_same_duplicates_as_fp32_on_a_dev_slice(real_encoder) -> 
         figures.append(quality(pair_scores(embedder, pairs), pairs.labels, embeddings[-1], clusters.clusters, at))
     thresholds = (load_thresholds(ref, "fp32"), load_thresholds(ref, "int8"))
     guard = judge(figures[0], figures[1], embeddings[0], embeddings[1], thresholds)
-    assert guard.passed, (guard.checks, guard.reference, guard.candidate, guard.pairs_kept)
+    # Measured on full dev (bench/bench_precision.py): int8 fails mining F1 (-0.38 points) and finds 94.3 % of
+    # fp32's mined pairs; on this slice pair F1 and the pairs kept fail. While the guard fails, fp32 stays the
+    # default: when this assertion breaks, re-run bench_precision.py on full dev and decide the default again.
+    assert not guard.passed, (guard.checks, guard.reference, guard.candidate)
+    assert set(guard.checks) == {"pair F1", "pair AP", "mining F1", "mined pairs kept", "nDCG@10"}
