@@ -110,6 +110,13 @@ def load_questions(
 ) -> Questions:
     """Read a table and pick out its questions; blank questions are skipped and counted."""
     frame, bad_lines = read_table(source, fmt, encoding, skip_bad_lines)
+    return questions_from_frame(source, frame, text_col, id_col, bad_lines)
+
+
+def questions_from_frame(
+    source: str, frame: pd.DataFrame, text_col: str | None = None, id_col: str | None = None, bad_lines: int = 0
+) -> Questions:
+    """The questions of a table already read (`load_questions` after reading; the Ray engine's readers)."""
     if frame.empty or len(frame.columns) == 0:
         raise DupfindError(f"{source}: the input has no rows")
     column = pick_text_column(source, frame, text_col)
