@@ -226,8 +226,8 @@ def _read_frame(source: str, paths: list[str], fmt: str, reader: QuestionReader)
                 convert_options=pacsv.ConvertOptions(strings_can_be_null=False),
                 arrow_open_stream_args=compressed,
             )
-        if fmt == "jsonl":
-            return ray.data.read_json(paths, lines=True, arrow_open_stream_args=compressed)
+        if fmt == "jsonl":  # compression told by the extension
+            return ray.data.read_json(paths, lines=True)
         if fmt == "parquet":
             return ray.data.read_parquet(paths)
         return ray.data.read_text(paths, encoding=reader.encoding, arrow_open_stream_args=compressed).rename_columns(
