@@ -22,7 +22,7 @@ from dupfind.backends import register_backend, unregister_backend  # noqa: E402
 from dupfind.cli import app  # noqa: E402
 from dupfind.mining import _mine  # noqa: E402
 from dupfind.ray_engine import loopback_only, mine_embeddings_ray  # noqa: E402
-from tests.conftest import FakeEncoder  # noqa: E402
+from tests.conftest import QUORA, FakeEncoder, needs_quora  # noqa: E402
 from tests.ray_workers import DiesOnceEncoder, die_once_marker  # noqa: E402
 
 runner = CliRunner()
@@ -179,3 +179,38 @@ def test_mining_on_ray_is_the_local_inverted_file_index(local_ray: None) -> None
     np.testing.assert_array_equal(local.scores, remote.scores)
     np.testing.assert_array_equal(local_truncated, remote_truncated)
     assert local.truncated == remote.truncated
+
+
+def test_every_readme_command_on_ray_runs(
+    local_ray: None, use_fake_encoder: FakeEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_readme import ROOT, readme_commands
+
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    monkeypatch.chdir(tmp_path)
+    commands = [words for words in readme_commands() if "--engine" in words]
+    assert len(commands) >= 2
+    for words in commands:
+        result = runner.invoke(app, words)
+        assert result.exit_code == 0, (words, result.stderr, result.exception)
+        assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+@needs_quora()
+def test_the_real_model_on_ray_finds_the_pairs_of_local_exact_mining(
+    local_ray: None, real_encoder: object, tmp_path: Path
+) -> None:
+    frame = pd.read_csv(QUORA / "dev-questions.csv").head(3000)
+    frame.to_csv(tmp_path / "dev.csv", index=False)
+    options = ["--backend", "openvino", "--id-col", "id", "-t", "0.8"]
+    outputs = {"exact": ["--index", "exact"], "ray": ["--engine", "ray"]}
+    for name, engine in outputs.items():
+        result = runner.invoke(app, ["mine", str(tmp_path / "dev.csv"), *options, *engine, "-o", str(tmp_path / name)])
+        assert result.exit_code == 0, (result.stderr, result.exception)
+    exact = pair_scores(pd.read_parquet(tmp_path / "exact"))
+    on_ray = pair_scores(pd.read_parquet(tmp_path / "ray"))
+    common = on_ray.index.intersection(exact.index)
+    assert len(exact) > 100 and len(common) >= 0.999 * len(exact)
+    assert set(on_ray.index) <= set(exact.index)
+    np.testing.assert_allclose(on_ray[common], exact[common], atol=1e-5)
