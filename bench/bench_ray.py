@@ -100,11 +100,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dupfind-ray-") as folder:
         print(f"dupfind mine, {args.n} questions, local vs --engine ray:")
         report["timed"] = bench_100k(args.n, real_questions(), Path(folder), backend)
+        write(args.out, report)
         if not args.skip_dev:
             report["dev"] = bench_dev(Path(folder), backend)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+            write(args.out, report)
+
+
+def write(out: Path, report: dict[str, Any]) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -264,10 +264,9 @@ def embed_ray(
         dataset = ray.data.from_arrow([table.slice(start, SHARD_ROWS) for start in range(0, len(missing), SHARD_ROWS)])
         actors, cpus = _actor_pool(workers)
         encoded = dataset.map_batches(
-            _EncodeActor,
+            _bound_actor(spec, str(folder)),
             batch_size=SHARD_ROWS,
             batch_format="pyarrow",
-            fn_constructor_args=(spec, str(folder)),
             compute=ray.data.ActorPoolStrategy(size=actors),
             num_cpus=cpus,
             num_gpus=workers.gpus,
@@ -351,6 +350,17 @@ def _actor_pool(workers: Workers) -> tuple[int, float]:
         if fits < 1:
             raise DupfindError(f"the cluster has {gpus:g} GPUs, fewer than one actor's {workers.gpus:g}")
     return max(1, workers.actors or fits), cpus
+
+
+def _bound_actor(spec: EncoderSpec, folder: str) -> type[_EncodeActor]:
+    """`_EncodeActor` of this spec and folder as a class without constructor arguments: Ray Data keeps
+    constructor arguments in the object store, from where a restarted actor may not get them back."""
+
+    class BoundEncodeActor(_EncodeActor):
+        def __init__(self) -> None:
+            super().__init__(spec, folder)
+
+    return BoundEncodeActor
 
 
 class _EncodeActor:
