@@ -251,7 +251,7 @@ def embed_ray(
     `work_dir`'s shards for this encoder. `progress(done, total)` is called as batches are written."""
     import ray.data
 
-    folder = embeddings_folder(work_dir, spec.fingerprint)
+    folder = embeddings_folder(work_dir.absolute(), spec.fingerprint)
     folder.mkdir(parents=True, exist_ok=True)
     keys = text_keys(texts)
     _, found = read_embeddings(folder, keys, vectors=False)

@@ -142,11 +142,10 @@ class RayRun:
 def _work_dir(work_dir: str | None, output: str | None) -> Path:
     from dupfind.errors import DupfindError
 
-    if work_dir is not None:
-        return Path(work_dir)
-    if output is None or output == "-":
+    if work_dir is None and (output is None or output == "-"):
         raise DupfindError("--engine ray keeps its embeddings in --work-dir: give one, or --output")
-    return Path(f"{output}.work")
+    # Absolute: the workers of the cluster do not run in this process's folder.
+    return Path(work_dir if work_dir is not None else f"{output}.work").absolute()
 
 
 def _mine_on_ray(
