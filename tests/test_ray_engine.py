@@ -206,10 +206,12 @@ def test_the_real_model_on_ray_finds_the_pairs_of_local_exact_mining(
     options = ["--backend", "openvino", "--id-col", "id", "-t", "0.8"]
     outputs = {"exact": ["--index", "exact"], "ray": ["--engine", "ray"]}
     for name, engine in outputs.items():
-        result = runner.invoke(app, ["mine", str(tmp_path / "dev.csv"), *options, *engine, "-o", str(tmp_path / name)])
+        result = runner.invoke(
+            app, ["mine", str(tmp_path / "dev.csv"), *options, *engine, "-o", str(tmp_path / f"{name}.parquet")]
+        )
         assert result.exit_code == 0, (result.stderr, result.exception)
-    exact = pair_scores(pd.read_parquet(tmp_path / "exact"))
-    on_ray = pair_scores(pd.read_parquet(tmp_path / "ray"))
+    exact = pair_scores(pd.read_parquet(tmp_path / "exact.parquet"))
+    on_ray = pair_scores(pd.read_parquet(tmp_path / "ray.parquet"))
     common = on_ray.index.intersection(exact.index)
     assert len(exact) > 100 and len(common) >= 0.999 * len(exact)
     assert set(on_ray.index) <= set(exact.index)
