@@ -68,10 +68,25 @@ class Cells:
 
 def partition(embeddings: Embeddings, params: IvfParams = IvfParams(), mapper: Mapper = map) -> Cells:
     """Cluster the rows and list, per cell, the rows stored in it and the rows probing it."""
+    centroids = train_centroids(embeddings, params, mapper)
+    probes = nearest_cells(embeddings, centroids, min(params.probes, len(centroids)), mapper)
+    return cells_from_probes(probes, len(centroids))
+
+
+def train_centroids(embeddings: Embeddings, params: IvfParams = IvfParams(), mapper: Mapper = map) -> Embeddings:
+    """The `params.cells(len(embeddings))` centroids of the index: spherical k-means of a sample of the rows,
+    deterministic for a given seed (so that every engine partitions the same rows alike)."""
     rng = np.random.default_rng(params.seed)
-    count = params.cells(len(embeddings))
-    centroids = _kmeans(embeddings, count, params, rng, mapper)
-    probes = _nearest(embeddings, centroids, min(params.probes, count), mapper)
+    return _kmeans(embeddings, params.cells(len(embeddings)), params, rng, mapper)
+
+
+def nearest_cells(rows: Embeddings, centroids: Embeddings, count: int, mapper: Mapper = map) -> NDArray[np.int32]:
+    """Each row's `count` nearest cells, nearest (the one it is stored in) first: its probes."""
+    return _nearest(rows, centroids, count, mapper)
+
+
+def cells_from_probes(probes: NDArray[np.int32], count: int) -> Cells:
+    """The `count` cells of rows probing `probes` (each row stored in its first probe)."""
     probing = np.argsort(probes.ravel(), kind="stable") // probes.shape[1]
     return Cells(
         probes,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -198,21 +198,49 @@ def _ann_hits(embeddings: Embeddings, threshold: float, mapper: ann.Mapper) -> I
     cells = ann.partition(embeddings, mapper=mapper)
 
     def cell(index: int) -> Hits:
-        probing, stored = cells.cell(index)
-        found = []
-        vectors = embeddings[stored]
-        for first in range(0, len(probing), _TILE_COLS):
-            queries = probing[first : first + _TILE_COLS]
-            scores = embeddings[queries] @ vectors.T
-            rows, cols = np.nonzero(scores >= threshold)
-            left, right = queries[rows], stored[cols]
-            # A pair found from both of its rows is kept from its lower one.
-            keep = (left < right) | ((left > right) & ~cells.probed(right, cells.probes[left, 0]))
-            found.append((left[keep], right[keep], scores[rows[keep], cols[keep]]))
-        return _concat(found)
+        return score_cell(embeddings, *cells.cell(index), cells.probes, threshold)
 
     for index, hits in enumerate(mapper(cell, range(len(cells)))):
         yield (*hits, int(cells.stored_at[index + 1] - cells.stored_at[index]))
+
+
+def score_cell(
+    embeddings: Embeddings,
+    probing: NDArray[np.int64],
+    stored: NDArray[np.int64],
+    probes: NDArray[np.int32],
+    threshold: float,
+) -> Hits:
+    """The pairs above the threshold of one cell of the inverted-file index: each row `probing` it against each
+    row `stored` in it, compared exactly, `_TILE_COLS` probing rows at a time. `probes` are every row's probes
+    (`dupfind.ann.Cells.probes`). A pair found from both of its rows (each probes the other's cell) is kept
+    from its lower row only, so every pair comes from exactly one cell. The one scoring of the approximate
+    index: the local engine and `dupfind.ray_engine` both call it.
+    """
+    found = []
+    vectors = embeddings[stored]
+    for first in range(0, len(probing), _TILE_COLS):
+        queries = probing[first : first + _TILE_COLS]
+        scores = embeddings[queries] @ vectors.T
+        rows, cols = np.nonzero(scores >= threshold)
+        left, right = queries[rows], stored[cols]
+        # A pair found from both of its rows is kept from its lower one.
+        keep = (left < right) | ((left > right) & ~(probes[right] == probes[left, 0][:, None]).any(axis=1))
+        found.append((left[keep], right[keep], scores[rows[keep], cols[keep]]))
+    return _concat(found)
+
+
+def top_k_pairs(hits: Iterable[Hits], top_k: int) -> tuple[MinedPairs, NDArray[np.int64]]:
+    """The pairs among `hits` (each pair at most once) kept by `top_k` per row, best first, and the rows that
+    had more than `top_k` neighbours. A pair is kept when it is among the `top_k` best of either of its rows.
+
+    Pruning parts of the hits first (each by itself) and then all that is left gives the same pairs, when
+    the truncated rows of the parts are added: how the Ray engine merges the cells' pairs.
+    """
+    pool = _Candidates(top_k)
+    for left, right, scores in hits:
+        pool.add(left, right, scores)
+    return pool.pairs()
 
 
 def _concat(parts: list[Hits]) -> Hits:
@@ -311,7 +339,7 @@ def mine_grouped(
 ) -> MinedPairs:
     """`mine_texts` on the embeddings of the distinct texts: row `i`'s text is `inverse[i]` (see `unique_texts`)."""
     mined, truncated = _mine(embeddings, threshold, top_k, None, index)
-    return _expand_identical(mined, truncated, inverse, top_k)
+    return expand_identical(mined, truncated, inverse, top_k)
 
 
 def unique_texts(texts: Sequence[str]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -323,7 +351,7 @@ def unique_texts(texts: Sequence[str]) -> tuple[NDArray[np.int64], NDArray[np.in
     return first, inverse
 
 
-def _expand_identical(
+def expand_identical(
     mined: MinedPairs, truncated: NDArray[np.int64], inverse: NDArray[np.int64], top_k: int
 ) -> MinedPairs:
     """Pairs of distinct texts as pairs of rows (`inverse[row]` is a row's distinct text), with the pairs of

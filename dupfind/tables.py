@@ -176,7 +176,13 @@ def load_questions(
     Ids come from `id_col` (exact: strings or integers; a missing id is `pd.NA`), else each row's number
     as a person counts it (see `Table`).
     """
-    table = read_rows(source, fmt, encoding, skip_bad_lines, delimiter)
+    return questions_from_table(source, read_rows(source, fmt, encoding, skip_bad_lines, delimiter), text_col, id_col)
+
+
+def questions_from_table(
+    source: str, table: Table, text_col: str | None = None, id_col: str | None = None
+) -> Questions:
+    """The questions of a table already read (by `read_rows`, or by the Ray engine's readers)."""
     frame = table.frame
     if frame.empty or len(frame.columns) == 0:
         raise DupfindError(f"{source}: the input has no rows")

@@ -196,3 +196,25 @@ def test_pairs_frame_orders_and_names_columns(fake_encoder: FakeEncoder) -> None
     assert set(zip(frame.id_a, frame.id_b, strict=True)) == {("a", "c"), ("b", "d")}
     assert frame.score.is_monotonic_decreasing
     assert mined.to_frame([10, 20, 30, 40], texts).id_a.dtype == np.int64
+
+
+def test_pruning_parts_of_the_hits_first_keeps_the_same_pairs() -> None:
+    """How the Ray engine merges its cells' pairs: `top_k_pairs` of each part, then of what is left, with the
+    parts' truncated rows added, is `top_k_pairs` of all the hits at once."""
+    from dupfind.mining import top_k_pairs
+
+    rng = np.random.default_rng(3)
+    left = rng.integers(0, 60, 3000)
+    right = rng.integers(0, 60, 3000)
+    keep = left < right
+    keys = np.unique(left[keep] * 100 + right[keep])
+    left, right = keys // 100, keys % 100
+    scores = rng.random(len(keys)).astype(np.float32)
+    whole, whole_truncated = top_k_pairs([(left, right, scores)], 4)
+    parts = [top_k_pairs([(left[i::5], right[i::5], scores[i::5])], 4) for i in range(5)]
+    merged, truncated = top_k_pairs(((part.left, part.right, part.scores) for part, _ in parts), 4)
+    truncated = np.union1d(truncated, np.concatenate([rows for _, rows in parts]))
+    np.testing.assert_array_equal(whole.left, merged.left)
+    np.testing.assert_array_equal(whole.right, merged.right)
+    np.testing.assert_array_equal(whole.scores, merged.scores)
+    np.testing.assert_array_equal(whole_truncated, truncated)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -23,8 +25,11 @@ from dupfind.cli.common import (
     info,
     input_options,
     open_corpus,
+    progress_bar,
     read_questions,
+    report_input,
     stage,
+    stderr_is_terminal,
     warn,
 )
 from dupfind.mining import DEFAULT_TOP_K
@@ -54,9 +59,30 @@ def mine(
     index: Annotated[
         str, typer.Option("--index", help="exact, ann (approximate: faster on large files) or auto.")
     ] = "auto",
+    engine: Annotated[
+        str, typer.Option("--engine", help="local, or ray: read, encode and mine on a Ray cluster (dupfind[ray]).")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address", help="With --engine ray: join this cluster (auto: $RAY_ADDRESS) [default: start one here]."
+        ),
+    ] = None,
+    work_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--work-dir",
+            help="With --engine ray: embeddings kept for re-runs, on storage every node sees [default: OUTPUT.work].",
+        ),
+    ] = None,
+    gpus_per_actor: Annotated[
+        float, typer.Option("--gpus-per-actor", help="With --engine ray: GPUs of each encoder actor (torch backend).")
+    ] = 0.0,
     quiet: QuietOption = False,
 ) -> None:
     """Find pairs of duplicate questions in a file, best first.
+
+    With --engine ray, FILE may also be a folder or a glob of shards.
 
     Example: dupfind mine questions.csv --limit 20
     """
@@ -69,10 +95,18 @@ def mine(
     check_range("--top-k", top_k, 1)
     check_range("--limit", limit, 0)
     check_choice("--index", index, INDEXES)
+    check_choice("--engine", engine, ENGINES)
+    check_range("--gpus-per-actor", gpus_per_actor, 0)
     if also_within and against is None:
         raise DupfindError("--also-within needs --against CORPUS")
+    if engine == "local" and (ray_address is not None or work_dir is not None or gpus_per_actor):
+        raise DupfindError("--ray-address, --work-dir and --gpus-per-actor go with --engine ray")
     fmt = choose_format(output, output_format, sys.stdout.isatty())
     check_destination(output, [file] + ([against] if against else []))
+    if engine == "ray":
+        options = RayRun(ray_address, _work_dir(work_dir, output), gpus_per_actor)
+        _mine_on_ray(file, reader, embedding, options, threshold, top_k, limit, output, fmt, index, against, quiet)
+        return
     if against is not None:
         _mine_against(file, against, also_within, reader, embedding, threshold, top_k, limit, output, fmt, index, quiet)
         return
@@ -82,12 +116,7 @@ def mine(
     embedder = embedding.load()
     with stage("count tokens"):
         tokens = embedder.count_tokens(questions.texts)
-    truncated = embedder.count_truncated(tokens)
-    if truncated:
-        warn(
-            f"{truncated} questions are longer than the model's {embedder.max_seq_length} tokens; "
-            "only their start is used"
-        )
+    _warn_long(embedder.count_truncated(tokens), embedder.max_seq_length)
     with embedding_progress(embedder, "Encoding", quiet) as progressing, stage("encode and mine"):
         mined = mine_texts(progressing, questions.texts, threshold, top_k, index=index, tokens=tokens)
     _warn_truncated(mined, top_k, threshold)
@@ -95,6 +124,94 @@ def mine(
     with stage("write"):
         write_table(frame, output, fmt, title=f"Duplicate pairs (cosine ≥ {threshold:.3f})")
     info(f"{len(mined)} pairs with cosine ≥ {threshold:.3f} among {len(questions)} questions", quiet)
+
+
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class RayRun:
+    """Where and how `mine --engine ray` runs."""
+
+    address: str | None
+    work_dir: Path
+    gpus_per_actor: float
+
+
+def _work_dir(work_dir: str | None, output: str | None) -> Path:
+    from dupfind.errors import DupfindError
+
+    if work_dir is None and (output is None or output == "-"):
+        raise DupfindError("--engine ray keeps its embeddings in --work-dir: give one, or --output")
+    # Absolute: the workers of the cluster do not run in this process's folder.
+    return Path(work_dir if work_dir is not None else f"{output}.work").absolute()
+
+
+def _mine_on_ray(
+    file: str,
+    reader: QuestionReader,
+    embedding: EmbedderOptions,
+    run: RayRun,
+    threshold: float | None,
+    top_k: int,
+    limit: int | None,
+    output: str | None,
+    fmt: str,
+    index: str,
+    against: str | None,
+    quiet: bool,
+) -> None:
+    """`mine --engine ray`: read, encode and mine on a Ray cluster; written like `mine`'s."""
+    from dupfind.backends import check_backend
+    from dupfind.errors import DupfindError
+    from dupfind.model import load_thresholds
+    from dupfind.ray_engine import EncoderSpec, Workers, mine_texts_ray, ray_session, read_questions_ray, require_ray
+    from dupfind.tables import write_table
+
+    if against is not None:
+        raise DupfindError("--against is local only; drop --engine ray")
+    if index == "exact":
+        raise DupfindError("--engine ray mines with the inverted-file index (--index ann); --index exact is local only")
+    require_ray()
+    if run.work_dir.exists() and not run.work_dir.is_dir():
+        raise DupfindError(f"--work-dir {run.work_dir}: is not a folder")
+    backend = check_backend(embedding.backend)
+    ref = embedding.resolve()
+    threshold = load_thresholds(ref).mining if threshold is None else threshold
+    with stage("start Ray"), ray_session(run.address, progress_bars=stderr_is_terminal() and not quiet):
+        with stage("read"):
+            questions = read_questions_ray(file, reader)
+        report_input(questions, quiet)
+        embedder = embedding.load()
+        with stage("count tokens"):
+            tokens = embedder.count_tokens(questions.texts)
+        _warn_long(embedder.count_truncated(tokens), embedder.max_seq_length)
+        spec = EncoderSpec.of(embedding.model, backend, embedder.fingerprint, embedding.batch_size)
+        with progress_bar("Encoding on Ray", quiet) as progress, stage("encode and mine on Ray"):
+            found = mine_texts_ray(
+                questions.texts,
+                spec,
+                run.work_dir,
+                threshold,
+                top_k,
+                Workers(gpus=run.gpus_per_actor),
+                progress=progress,
+            )
+    mined = found.pairs
+    _warn_truncated(mined, top_k, threshold)
+    frame = mined.head(limit).to_frame(questions.ids, questions.texts)
+    with stage("write"):
+        write_table(frame, output, fmt, title=f"Duplicate pairs (cosine ≥ {threshold:.3f})")
+    info(
+        f"{len(mined)} pairs with cosine ≥ {threshold:.3f} among {len(questions)} questions "
+        f"({found.encoded} of {found.distinct} distinct questions encoded now, the rest read from {run.work_dir})",
+        quiet,
+    )
+
+
+def _warn_long(truncated: int, max_seq_length: int) -> None:
+    if truncated:
+        warn(f"{truncated} questions are longer than the model's {max_seq_length} tokens; only their start is used")
 
 
 def _mine_against(

@@ -1,0 +1,54 @@
+"""`mine --engine`'s arguments, checked before Ray starts or the model loads; no Ray needed."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dupfind.cli import app
+from tests.conftest import FakeEncoder
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def questions(tmp_path: Path) -> Path:
+    path = tmp_path / "questions.txt"
+    path.write_text("How do I reset my password?\nhow do i reset my password\n", encoding="utf-8")
+    return path
+
+
+def test_engine_ray_without_ray_installed_is_one_line_and_exit_2(
+    use_fake_encoder: FakeEncoder, questions: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    result = runner.invoke(app, ["mine", str(questions), "--engine", "ray", "-o", str(tmp_path / "out.csv")])
+    assert result.exit_code == 2
+    assert (
+        result.stderr == "dupfind: error: --engine ray needs Ray, which is not installed: pip install 'dupfind[ray]'\n"
+    )
+    assert use_fake_encoder.calls == [] and not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--engine", "spark"], "unknown --engine 'spark'"),
+        (["--work-dir", "w"], "--ray-address, --work-dir and --gpus-per-actor go with --engine ray"),
+        (["--ray-address", "auto"], "go with --engine ray"),
+        (["--engine", "ray", "--index", "exact", "--work-dir", "w"], "--index exact is local only"),
+        (["--engine", "ray", "--against", "x.csv", "--work-dir", "w"], "--against is local only"),
+        (["--engine", "ray"], "give one, or --output"),
+        (["--engine", "ray", "--gpus-per-actor", "-1", "--work-dir", "w"], "--gpus-per-actor must be at least 0"),
+    ],
+)
+def test_bad_engine_options_fail_before_anything_runs(
+    use_fake_encoder: FakeEncoder, questions: Path, args: list[str], message: str
+) -> None:
+    result = runner.invoke(app, ["mine", str(questions), *args])
+    assert result.exit_code == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1
+    assert use_fake_encoder.calls == []

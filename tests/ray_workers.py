@@ -1,0 +1,45 @@
+"""Encoders for Ray workers in tests: `register_fake_backends` is the `worker_process_setup_hook` of the test
+clusters, so that every worker process knows the `fake` backend (and `fake-dies-once`) as the test process does.
+
+`fake-dies-once` encodes like `fake` but kills its worker process on its first batch when the file
+`$DUPFIND_CACHE_DIR/die-once` exists (it is removed first, so only one worker dies): Ray must restart the
+actor and run the batch again, losing and duplicating nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from dupfind.backends import register_backend
+from dupfind.encoding import Embeddings
+from tests.conftest import FakeEncoder
+
+
+def die_once_marker() -> Path:
+    return Path(os.environ["DUPFIND_CACHE_DIR"]) / "die-once"
+
+
+class DiesOnceEncoder(FakeEncoder):
+    def encode_batch(self, texts: Sequence[str]) -> Embeddings:
+        marker = die_once_marker()
+        try:
+            os.rename(marker, marker.with_name("died"))  # only one process claims it
+        except FileNotFoundError:
+            return super().encode_batch(texts)
+        os._exit(1)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+# What the test clusters give every worker: the hook, and the repository on the path so that the hook's module
+# (`tests.ray_workers`) imports there as it does in the test process (pytest puts it on the driver's path only).
+RUNTIME_ENV = {
+    "worker_process_setup_hook": "tests.ray_workers.register_fake_backends",
+    "env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
+}
+
+
+def register_fake_backends() -> None:
+    register_backend("fake", lambda model: FakeEncoder())
+    register_backend("fake-dies-once", lambda model: DiesOnceEncoder())
