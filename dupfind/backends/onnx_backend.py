@@ -15,8 +15,8 @@ class OnnxEncoder(ExportedEncoder):
 
     backend = "onnx"
 
-    def __init__(self, ref: ModelRef) -> None:
-        super().__init__(ref)
+    def __init__(self, ref: ModelRef, precision: str = "fp32") -> None:
+        super().__init__(ref, precision)  # fp32 only: the registry refuses int8 for this backend
         import onnxruntime as ort
 
         options = ort.SessionOptions()
