@@ -164,7 +164,6 @@ def _mine_on_ray(
     """`mine --engine ray`: read, encode and mine on a Ray cluster; written like `mine`'s."""
     from dupfind.backends import check_backend
     from dupfind.errors import DupfindError
-    from dupfind.model import load_thresholds
     from dupfind.ray_engine import EncoderSpec, Workers, mine_texts_ray, ray_session, read_questions_ray, require_ray
     from dupfind.tables import write_table
 
@@ -177,7 +176,7 @@ def _mine_on_ray(
         raise DupfindError(f"--work-dir {run.work_dir}: is not a folder")
     backend = check_backend(embedding.backend)
     ref = embedding.resolve()
-    threshold = load_thresholds(ref).mining if threshold is None else threshold
+    threshold = embedding.thresholds_for(ref).mining if threshold is None else threshold
     with stage("start Ray"), ray_session(run.address, progress_bars=stderr_is_terminal() and not quiet):
         with stage("read"):
             questions = read_questions_ray(file, reader)
