@@ -23,6 +23,9 @@ _EXPORTS = {
     "EmbeddingCache": "dupfind.embedding_cache",
     "load_encoder": "dupfind.backends",
     "register_backend": "dupfind.backends",
+    "load_reranker": "dupfind.backends",
+    "Reranker": "dupfind.reranker",
+    "PairScorer": "dupfind.reranker",
     "MinedPairs": "dupfind.mining",
     "mine_embeddings": "dupfind.mining",
     "mine_texts": "dupfind.mining",
@@ -54,7 +57,7 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
-    from dupfind.backends import load_encoder, register_backend
+    from dupfind.backends import load_encoder, load_reranker, register_backend
     from dupfind.clustering import Clusters, cluster_embeddings, cluster_pairs, cluster_texts
     from dupfind.corpus import AgainstPairs, index_questions, mine_against_corpus
     from dupfind.dedupe import Deduplicated, choose_kept, deduplicate
@@ -65,6 +68,7 @@ if TYPE_CHECKING:
     from dupfind.index import Index, new_index, open_index, save_index
     from dupfind.mining import MinedPairs, mine_embeddings, mine_texts
     from dupfind.model import Thresholds, load_thresholds, resolve_model
+    from dupfind.reranker import PairScorer, Reranker
     from dupfind.search import Neighbours, mine_against, nearest
     from dupfind.tables import QuestionReader, Questions, load_questions, read_table, write_table
 

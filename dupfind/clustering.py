@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from dupfind.embedder import Embedder
+    from dupfind.reranker import Reranker
     from dupfind.tables import Questions
 
 METHODS = ("communities", "components")
@@ -44,12 +45,13 @@ class Clusters:
     def __len__(self) -> int:
         return len(self.representatives)
 
-    def describe(self, threshold: float, method: str) -> str:
-        """A one-line summary: rows, groups, how they were made, groups of duplicates and the largest."""
+    def describe(self, rule: str, method: str) -> str:
+        """A one-line summary: rows, groups, how they were made (`rule`: which pairs are duplicates, e.g.
+        "cosine ≥ 0.8"), groups of duplicates and the largest."""
         sizes = self.sizes
         largest = int(sizes.max()) if len(sizes) else 0
         return (
-            f"{len(self.labels)} questions in {len(self)} groups (cosine ≥ {threshold:.3f}, {method}): "
+            f"{len(self.labels)} questions in {len(self)} groups ({rule}, {method}): "
             f"{int((sizes > 1).sum())} groups of duplicates, the largest of {largest}"
         )
 
@@ -151,14 +153,24 @@ def cluster_texts(
     threshold: float,
     method: str = DEFAULT_METHOD,
     top_k: int = DEFAULT_CLUSTER_TOP_K,
+    rerank: tuple[Reranker, float] | None = None,
 ) -> tuple[Clusters, Embeddings]:
     """Group texts into duplicates; identical texts (up to case and whitespace) are embedded once and
-    always share a group. Returns the groups and the embedding of every text."""
+    always share a group. Returns the groups and the embedding of every text.
+
+    `rerank`: a re-ranker and its threshold; the pairs mined at `threshold` are then only candidates, and
+    the re-ranker keeps those that are duplicates.
+    """
     check_threshold(threshold)
     check_method(method)
     first, inverse = unique_texts(texts)
-    embeddings = embedder.embed([texts[i] for i in first])
-    clusters = cluster_embeddings(embeddings, threshold, method, top_k)
+    distinct = [texts[i] for i in first]
+    embeddings = embedder.embed(distinct)
+    pairs = mine_embeddings(embeddings, threshold, top_k)
+    if rerank is not None:
+        reranker, rerank_threshold = rerank
+        pairs = reranker.rerank(pairs, distinct, rerank_threshold)
+    clusters = cluster_pairs(embeddings, pairs, method)
     rows = Clusters(clusters.labels[inverse], first[clusters.representatives])
     return rows, embeddings[inverse]
 

@@ -62,10 +62,15 @@ class ModelUsage:
 
 
 class EmbeddingCache:
-    """Embeddings on disk under `root` (default `cache_dir()/embeddings`), one folder per encoder fingerprint."""
+    """Embeddings on disk under `root` (default `cache_dir()/embeddings`), one folder per encoder fingerprint.
 
-    def __init__(self, root: Path | None = None) -> None:
+    `unit_rows`: every row is a unit vector (embeddings), checked on the way in and out; else rows need only be
+    finite (the re-ranker's one score per pair, `dupfind.reranker.score_cache`).
+    """
+
+    def __init__(self, root: Path | None = None, unit_rows: bool = True) -> None:
         self.root = root if root is not None else cache_dir() / "embeddings"
+        self.unit_rows = unit_rows
 
     def folder(self, fingerprint: str) -> Path:
         return self.root / re.sub(r"[^A-Za-z0-9._-]", "_", fingerprint)
@@ -91,7 +96,7 @@ class EmbeddingCache:
                     continue
                 if out is not None and vectors.shape[1] != out.shape[1]:
                     raise _DamagedShard(f"{vectors.shape[1]} dimensions, other shards {out.shape[1]}")
-                _verify(keys_file, shard_keys, vectors)
+                _verify(keys_file, shard_keys, vectors, self.unit_rows)
             except _DamagedShard as exc:
                 _drop(keys_file, str(exc))
                 continue
@@ -104,8 +109,9 @@ class EmbeddingCache:
         return out, found
 
     def store(self, fingerprint: str, keys: Keys, vectors: Embeddings) -> None:
-        """Add a shard of the finite unit-length rows; merge the shards into one if there are more than `MAX_SHARDS`."""
-        good = _unit_rows(vectors)
+        """Add a shard of the valid rows (finite, of unit length if `unit_rows`); merge the shards into one if there
+        are more than `MAX_SHARDS`."""
+        good = _valid_rows(vectors, self.unit_rows)
         keys, vectors = keys[good], vectors[good]
         if len(keys) == 0:
             return
@@ -167,7 +173,7 @@ class EmbeddingCache:
             try:
                 shard = _read_shard(keys_file)
                 if shard is not None:
-                    _verify(keys_file, *shard)
+                    _verify(keys_file, *shard, self.unit_rows)
                     loaded.append(shard)
             except _DamagedShard as exc:
                 _drop(keys_file, str(exc))
@@ -241,13 +247,13 @@ def _read_shard(keys_file: Path) -> tuple[Keys, NDArray[np.float32]] | None:
     return keys, vectors
 
 
-def _verify(keys_file: Path, keys: Keys, vectors: NDArray[np.float32]) -> None:
-    """Raise `_DamagedShard` unless the shard's data match the checksum in its name and every row has unit length."""
+def _verify(keys_file: Path, keys: Keys, vectors: NDArray[np.float32], unit: bool) -> None:
+    """Raise `_DamagedShard` unless the shard's data match the checksum in its name and every row is valid."""
     match = _SHARD_NAME.fullmatch(keys_file.name)
     if match is None or _checksum(vectors, keys) != match.group(1):
         raise _DamagedShard("checksum mismatch")
-    if not _unit_rows(vectors).all():
-        raise _DamagedShard("rows that are not finite unit vectors")
+    if not _valid_rows(vectors, unit).all():
+        raise _DamagedShard("rows that are not finite unit vectors" if unit else "rows that are not finite")
 
 
 def _checksum(vectors: NDArray[np.float32], keys: Keys) -> str:
@@ -259,11 +265,14 @@ def _checksum(vectors: NDArray[np.float32], keys: Keys) -> str:
     return digest.hexdigest()
 
 
-def _unit_rows(vectors: NDArray[np.float32]) -> NDArray[np.bool_]:
-    """Which rows are finite vectors of length 1 (within `NORM_TOLERANCE`), checked a block at a time."""
+def _valid_rows(vectors: NDArray[np.float32], unit: bool) -> NDArray[np.bool_]:
+    """Which rows are finite and, if `unit`, of length 1 (within `NORM_TOLERANCE`), checked a block at a time."""
     good = np.empty(len(vectors), dtype=bool)
     for start in range(0, len(vectors), _COPY_ROWS):
         block = np.asarray(vectors[start : start + _COPY_ROWS], dtype=np.float64)
+        if not unit:
+            good[start : start + len(block)] = np.isfinite(block).all(axis=1)
+            continue
         with np.errstate(over="ignore", invalid="ignore"):
             norms = np.sqrt(np.einsum("ij,ij->i", block, block))
         good[start : start + len(block)] = np.abs(norms - 1.0) <= NORM_TOLERANCE  # False for NaN and inf

@@ -26,7 +26,15 @@ import pandas as pd
 
 from dupfind.encoding import Embeddings
 from dupfind.errors import DupfindError
-from dupfind.model import BUILTIN_MODEL, ModelRef, Thresholds, fingerprint, load_thresholds, resolve_model
+from dupfind.model import (
+    BUILTIN_MODEL,
+    BUILTIN_MODELS,
+    ModelRef,
+    Thresholds,
+    fingerprint,
+    load_thresholds,
+    resolve_model,
+)
 from dupfind.search import DEFAULT_SEARCH_K, Neighbours, nearest
 from dupfind.tables import atomic_output
 
@@ -90,7 +98,7 @@ class Index:
         The model an index names is never downloaded, whatever it says: it must be the built-in model or a
         local model directory. Either way its content fingerprint must be the index's.
         """
-        if model is None and self.model != BUILTIN_MODEL and not Path(self.model).is_dir():
+        if model is None and self.model not in (BUILTIN_MODEL, *BUILTIN_MODELS) and not Path(self.model).is_dir():
             raise DupfindError(
                 f"{source} was built with model '{self.model}', which is not a local model directory here "
                 "(dupfind never downloads a model that a file names); give it with --model"

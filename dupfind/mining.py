@@ -38,13 +38,15 @@ class MinedPairs:
 
     Within one set of rows `left < right`; pairs of a query with a corpus (`mine_against`) have the query
     in `left` and the corpus row in `right`. `truncated` counts the rows that had more than `top_k`
-    neighbours above the threshold, of which only the best `top_k` were kept.
+    neighbours above the threshold, of which only the best `top_k` were kept. Re-ranked pairs
+    (`dupfind.reranker`) carry the re-ranker's score too, and rank by it.
     """
 
     left: NDArray[np.int64]
     right: NDArray[np.int64]
     scores: NDArray[np.float32]
     truncated: int = 0
+    rerank_scores: NDArray[np.float32] | None = None
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -60,17 +62,29 @@ class MinedPairs:
         """Several sets of pairs as one, best first; their truncated rows are added up."""
         if not parts:
             return cls.empty()
+        reranked = [part.rerank_scores for part in parts if part.rerank_scores is not None]
+        if reranked and len(reranked) != len(parts):
+            raise ValueError("cannot join re-ranked pairs with pairs that were not")
         return cls(
             np.concatenate([part.left for part in parts]),
             np.concatenate([part.right for part in parts]),
             np.concatenate([part.scores for part in parts]).astype(np.float32),
             sum(part.truncated for part in parts),
+            np.concatenate(reranked).astype(np.float32) if reranked else None,
         ).sorted()
 
     def sorted(self) -> MinedPairs:
-        """The pairs best first, ties broken by lower `left`, then lower `right`."""
-        order = np.lexsort((self.right, self.left, -self.scores))
-        return replace(self, left=self.left[order], right=self.right[order], scores=self.scores[order])
+        """The pairs best first (by re-rank score when re-ranked, then cosine), ties by lower `left`, then `right`."""
+        keys = (self.right, self.left, -self.scores)
+        order = np.lexsort(keys if self.rerank_scores is None else (*keys, -self.rerank_scores))
+        return self.take(order)
+
+    def take(self, rows: NDArray[np.int64] | NDArray[np.bool_] | slice) -> MinedPairs:
+        """The pairs at these positions (or mask), in that order."""
+        rerank = None if self.rerank_scores is None else self.rerank_scores[rows]
+        return replace(
+            self, left=self.left[rows], right=self.right[rows], scores=self.scores[rows], rerank_scores=rerank
+        )
 
     def shifted(self, right_offset: int) -> MinedPairs:
         """The pairs with `right_offset` added to `right` (to number a corpus's rows after the queries')."""
@@ -78,27 +92,27 @@ class MinedPairs:
 
     def head(self, count: int | None) -> MinedPairs:
         """The best `count` pairs (all of them for None)."""
-        if count is None:
-            return self
-        return replace(self, left=self.left[:count], right=self.right[:count], scores=self.scores[:count])
+        return self if count is None else self.take(slice(0, count))
 
     def to_frame(self, ids: Sequence[object], texts: Sequence[str]) -> pd.DataFrame:
-        """The pairs as a table: `score, id_a, question_a, id_b, question_b`, best first."""
+        """The pairs as a table: `score` (cosine), `rerank_score` if re-ranked, `id_a, question_a, id_b,
+        question_b`, best first."""
         import pandas as pd  # imported here: `dupfind compare` starts faster without pandas
 
         from dupfind.tables import id_column
 
         id_values = id_column(ids).to_numpy()
         text_values = np.asarray(texts, dtype=object)
-        return pd.DataFrame(
-            {
-                "score": np.round(self.scores.astype(np.float64), 6),
-                "id_a": id_values[self.left],
-                "question_a": text_values[self.left],
-                "id_b": id_values[self.right],
-                "question_b": text_values[self.right],
-            }
-        )
+        columns: dict[str, object] = {"score": np.round(self.scores.astype(np.float64), 6)}
+        if self.rerank_scores is not None:
+            columns["rerank_score"] = np.round(self.rerank_scores.astype(np.float64), 6)
+        columns |= {
+            "id_a": id_values[self.left],
+            "question_a": text_values[self.left],
+            "id_b": id_values[self.right],
+            "question_b": text_values[self.right],
+        }
+        return pd.DataFrame(columns)
 
 
 def check_threshold(threshold: float) -> None:

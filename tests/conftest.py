@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from dupfind.backends import register_backend, unregister_backend
 from dupfind.encoding import Embeddings
@@ -46,6 +48,49 @@ class FakeEncoder:
         return re.findall(r"\w+", text.casefold())
 
 
+class FakePairScorer:
+    """A re-ranker that reads word order: 1.0 for the same words in the same order, else half their overlap
+    (so a word-order swap scores at most 0.5). Records the pairs it scores."""
+
+    fingerprint = "fake-pair-scorer"
+
+    def __init__(self) -> None:
+        self.calls: list[list[tuple[str, str]]] = []
+
+    def score_batch(self, first: Sequence[str], second: Sequence[str]) -> NDArray[np.float32]:
+        self.calls.append(list(zip(first, second, strict=True)))
+        return np.array([self._score(a, b) for a, b in zip(first, second, strict=True)], dtype=np.float32)
+
+    def count_tokens(self, first: Sequence[str], second: Sequence[str]) -> list[int]:
+        return [len(FakeEncoder._words(a)) + len(FakeEncoder._words(b)) + 3 for a, b in zip(first, second, strict=True)]
+
+    @staticmethod
+    def _score(a: str, b: str) -> float:
+        words_a, words_b = FakeEncoder._words(a), FakeEncoder._words(b)
+        if words_a == words_b:
+            return 1.0
+        union = set(words_a) | set(words_b)
+        return 0.5 * len(set(words_a) & set(words_b)) / max(len(union), 1)
+
+
+FAKE_RERANK_SETTINGS = {
+    "pair": 0.75,
+    "mining": 0.75,
+    "candidates": {},
+    "margin": {"pair": 0.2, "mining": 0.2},
+}
+
+
+def write_fake_reranker(folder: Path, settings: dict[str, object] = FAKE_RERANK_SETTINGS) -> Path:
+    """A re-ranker folder for the fake pair scorer (a config and the re-rank settings, no weights), or the re-rank
+    settings added to a folder that holds a model."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "config.json").exists():
+        (folder / "config.json").write_text("{}", encoding="utf-8")
+    (folder / "dupfind.json").write_text(json.dumps({"rerank": settings}), encoding="utf-8")
+    return folder
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Keep the tests' embedding cache and exported models out of the user's cache directory."""
@@ -59,10 +104,27 @@ def fake_encoder() -> FakeEncoder:
 
 @pytest.fixture
 def use_fake_encoder(monkeypatch: pytest.MonkeyPatch, fake_encoder: FakeEncoder) -> Iterator[FakeEncoder]:
-    """Register the fake encoder as the `fake` backend and make it the default backend (library and CLI)."""
-    register_backend("fake", lambda model: fake_encoder)
+    """Register the fake encoder (and the fake pair scorer, for `--rerank`) as the `fake` backend and make it the
+    default backend (library and CLI)."""
+    register_backend("fake", lambda model: fake_encoder, pair_scorer=lambda model: FakePairScorer())
     monkeypatch.setenv("DUPFIND_BACKEND", "fake")
     yield fake_encoder
+    unregister_backend("fake")
+
+
+@pytest.fixture
+def fake_pair_scorer() -> FakePairScorer:
+    return FakePairScorer()
+
+
+@pytest.fixture
+def use_fake_reranker(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_encoder: FakeEncoder, fake_pair_scorer: FakePairScorer
+) -> Iterator[Path]:
+    """The fake encoder and pair scorer as the default `fake` backend; yields a fake re-ranker's folder."""
+    register_backend("fake", lambda model: fake_encoder, pair_scorer=lambda model: fake_pair_scorer)
+    monkeypatch.setenv("DUPFIND_BACKEND", "fake")
+    yield write_fake_reranker(tmp_path / "fake-reranker")
     unregister_backend("fake")
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dupfind.backends import register_backend
 from dupfind.cli import main
 from dupfind.encoding import Embeddings
-from tests.conftest import FakeEncoder
+from tests.conftest import FakeEncoder, FakePairScorer
 
 
 class SlowFakeEncoder(FakeEncoder):
@@ -27,6 +27,6 @@ class SlowFakeEncoder(FakeEncoder):
 
 
 if __name__ == "__main__":
-    register_backend("fake", lambda model: SlowFakeEncoder())
+    register_backend("fake", lambda model: SlowFakeEncoder(), pair_scorer=lambda model: FakePairScorer())
     os.environ["DUPFIND_BACKEND"] = "fake"
     main()

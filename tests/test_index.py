@@ -13,7 +13,7 @@ import pytest
 
 from dupfind.errors import DupfindError
 from dupfind.index import Index, is_index, new_index, open_index, save_index
-from dupfind.model import Thresholds, resolve_model
+from dupfind.model import DEFAULT_MODEL, Thresholds, resolve_model
 from tests.test_mining import clustered_embeddings
 
 
@@ -72,7 +72,7 @@ def test_add_appends_and_mixed_ids_become_strings(tmp_path: Path) -> None:
 def test_new_index_records_the_model_and_its_thresholds() -> None:
     ref = resolve_model(None)
     index = new_index(ref, [1, 2], ["a", "b"], clustered_embeddings(4)[:2])
-    assert index.model == "all-MiniLM-L6-v2" and len(index.fingerprint) == 16
+    assert index.model == DEFAULT_MODEL and len(index.fingerprint) == 16
     assert index.thresholds.pair > 0.5
     index.check_model(ref)
 
@@ -82,7 +82,7 @@ def test_a_different_model_is_refused(tmp_path: Path) -> None:
     other.mkdir()
     (other / "config.json").write_text("{}", encoding="utf-8")
     index = new_index(resolve_model(None), [1], ["a"], clustered_embeddings(4)[:1])
-    with pytest.raises(DupfindError, match=r"built with model 'all-MiniLM-L6-v2'.*not '.*other-model'"):
+    with pytest.raises(DupfindError, match=rf"built with model '{DEFAULT_MODEL}'.*not '.*other-model'"):
         index.check_model(resolve_model(str(other)), "corpus.dfi")
 
 

@@ -1,8 +1,9 @@
-"""Encoder backends behind a name: a registry that `load_encoder` looks up, so adding one needs no change elsewhere.
+"""Backends behind a name: a registry that `load_encoder` (bi-encoders) and `load_reranker` (cross-encoders) look
+up, so adding one needs no change elsewhere.
 
 The built-in backends register lazily (their module is imported only when chosen): `torch`
 (sentence-transformers), `onnx` (onnxruntime) and `openvino`. Others register with `register_backend`,
-as tests do with a fake encoder. `DUPFIND_BACKEND` names the default backend.
+as tests do with a fake encoder and pair scorer. `DUPFIND_BACKEND` names the default backend.
 
 Precision: `fp32`, or `int8` (openvino: the model quantised locally with NNCF, `dupfind.backends.quantize`).
 Device: `cpu`, `cuda` (torch only, in fp16) or `auto` (cuda for torch when torch sees one, else cpu).
@@ -14,11 +15,14 @@ import importlib
 import os
 from collections.abc import Callable
 
-from dupfind.encoding import Encoder
+from dupfind.embedding_cache import EmbeddingCache
+from dupfind.encoding import DEFAULT_BATCH_SIZE, Encoder
 from dupfind.errors import DupfindError
-from dupfind.model import ModelRef, resolve_model
+from dupfind.model import ModelRef, resolve_model, resolve_reranker
+from dupfind.reranker import PairScorer, Reranker, read_settings
 
 BackendFactory = Callable[[ModelRef], Encoder]
+PairScorerFactory = Callable[[ModelRef], PairScorer]
 # The fastest backend whose embeddings agree with torch fp32 at cosine >= 0.9999 on real questions
 # (bench/bench_encode.py measures it).
 DEFAULT_BACKEND = "openvino"
@@ -27,21 +31,32 @@ _BUILTIN = {
     "onnx": "dupfind.backends.onnx_backend:OnnxEncoder",
     "openvino": "dupfind.backends.openvino_backend:OpenVinoEncoder",
 }
+_BUILTIN_PAIR_SCORERS = {
+    "torch": "dupfind.backends.torch_backend:TorchPairScorer",
+    "onnx": "dupfind.backends.onnx_backend:OnnxPairScorer",
+    "openvino": "dupfind.backends.openvino_backend:OpenVinoPairScorer",
+}
 _registered: dict[str, BackendFactory] = {}
+_registered_pair_scorers: dict[str, PairScorerFactory] = {}
 PRECISIONS = ("fp32", "int8")
 DEFAULT_PRECISION = "fp32"
 INT8_BACKENDS = ("openvino",)
 DEVICES = ("auto", "cpu", "cuda")
 
 
-def register_backend(name: str, factory: BackendFactory) -> None:
-    """Make `factory(model)` the encoder of `--backend name` (replacing a backend of that name)."""
+def register_backend(name: str, factory: BackendFactory, pair_scorer: PairScorerFactory | None = None) -> None:
+    """Make `factory(model)` the encoder of `--backend name` (replacing a backend of that name), and
+    `pair_scorer(model)` its re-ranker's scorer (without one, `--rerank` with this backend uses the default's)."""
     _registered[name] = factory
+    _registered_pair_scorers.pop(name, None)
+    if pair_scorer is not None:
+        _registered_pair_scorers[name] = pair_scorer
 
 
 def unregister_backend(name: str) -> None:
     """Forget a backend registered with `register_backend` (the built-in ones stay)."""
     _registered.pop(name, None)
+    _registered_pair_scorers.pop(name, None)
 
 
 def backend_names() -> list[str]:
@@ -109,3 +124,22 @@ def load_encoder(
     options = {"device": where} if name == "torch" else {"precision": precision} if name in INT8_BACKENDS else {}
     encoder: Encoder = factory(ref, **options)
     return encoder
+
+
+def load_reranker(
+    model: str | None = None,
+    backend: str | None = None,
+    cache: EmbeddingCache | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Reranker:
+    """Load a re-ranker (None: the built-in one) with a backend (None: the default backend), with its settings."""
+    name = check_backend(backend)
+    ref = resolve_reranker(model)
+    settings = read_settings(ref)
+    if name in _registered_pair_scorers:
+        return Reranker(_registered_pair_scorers[name](ref), settings, cache, batch_size)
+    if name not in _BUILTIN_PAIR_SCORERS:
+        name = DEFAULT_BACKEND
+    module, attribute = _BUILTIN_PAIR_SCORERS[name].split(":")
+    scorer: PairScorer = getattr(importlib.import_module(module), attribute)(ref)
+    return Reranker(scorer, settings, cache, batch_size)

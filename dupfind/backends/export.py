@@ -1,7 +1,8 @@
-"""Exporting a sentence-transformers model to ONNX (and OpenVINO IR) once, into the cache, and encoding with it.
+"""Exporting a sentence-transformers model to ONNX (and OpenVINO IR) once, into the cache, and running it.
 
-Only models made of a transformer, mean pooling and optional normalisation are supported, which is what
-the built-in model is. torch and transformers are imported only while exporting.
+Bi-encoders made of a transformer, mean pooling and optional normalisation are supported, which is what the
+built-in models are, and cross-encoders (one score per pair, the re-ranker). torch and transformers are
+imported only while exporting.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ OPENVINO_DIR = "openvino"
 OPENVINO_XML = "model.xml"
 OPENVINO_COMPILED_DIR = "openvino_compiled"
 OUTPUT_NAME = "last_hidden_state"
+LOGITS_NAME = "logits"
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OPSET = 17
 STALE_TEMP_SECONDS = 3600.0
@@ -47,6 +49,7 @@ CHARS_PER_TOKEN = 16
 _WHITESPACE = (" ", "\t", "\n", "\r")
 
 Features = dict[str, NDArray[np.int64]]
+Runner = Callable[[Features], NDArray[np.float32]]  # runs a loaded model on a batch's features
 
 
 @dataclass(frozen=True)
@@ -58,30 +61,39 @@ class ExportedModel:
     max_seq_length: int
     do_lower_case: bool
     input_names: tuple[str, ...]
+    output_name: str = OUTPUT_NAME
 
     @property
     def onnx_file(self) -> Path:
         return self.path / ONNX_FILE
 
 
-def ensure_exported(ref: ModelRef) -> ExportedModel:
-    """The model's ONNX export in `cache_dir()/models/<fingerprint>/`, exported first if it is not there yet."""
+def ensure_exported(ref: ModelRef, pairs: bool = False) -> ExportedModel:
+    """The model's ONNX export in `cache_dir()/models/<fingerprint>/`, exported first if it is not there yet.
+
+    `pairs`: the model is a cross-encoder, exported with its one-score head (`logits`).
+    """
     model_hash = fingerprint(ref)
     target = cache_dir() / "models" / model_hash
     if not (target / META_FILE).is_file():
         source = model_dir(ref)
-        build_atomically(target, lambda folder: export_onnx(source, folder))
+        build_atomically(target, lambda folder: (export_pair_onnx if pairs else export_onnx)(source, folder))
     try:
         meta = json.loads((target / META_FILE).read_text(encoding="utf-8"))
-        return ExportedModel(
+        exported = ExportedModel(
             target,
             model_hash,
             int(meta["max_seq_length"]),
             bool(meta["do_lower_case"]),
             tuple(meta["input_names"]),
+            str(meta.get("output_name", OUTPUT_NAME)),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise DupfindError(f"{target}: broken model export ({exc}); delete this folder to export again") from exc
+    if (exported.output_name == LOGITS_NAME) != pairs:
+        kind = "a cross-encoder (a re-ranker)" if exported.output_name == LOGITS_NAME else "a bi-encoder"
+        raise DupfindError(f"model '{ref.name}' is {kind}, which cannot be used here")
+    return exported
 
 
 def ensure_openvino_ir(exported: ExportedModel) -> Path:
@@ -96,6 +108,21 @@ def export_onnx(model_dir: Path, out_dir: Path) -> None:
     """Export the transformer of a sentence-transformers model to `out_dir` with the legacy ONNX exporter."""
     transformer_dir, pooling_config = _read_modules(model_dir)
     check_mean_pooling(pooling_config)
+    (out_dir / POOLING_FILE).write_text(json.dumps(pooling_config, indent=2) + "\n", encoding="utf-8")
+    _export_transformer(model_dir, transformer_dir, out_dir, OUTPUT_NAME)
+
+
+def export_pair_onnx(model_dir: Path, out_dir: Path) -> None:
+    """Export a sentence-transformers cross-encoder with one output (its logit per pair) to `out_dir`."""
+    config = _read_json(model_dir / "config.json")
+    labels = config.get("num_labels", len(config.get("id2label", {}) or {"0": 0}))
+    if not str(config.get("architectures", [""])[0]).endswith("ForSequenceClassification") or labels != 1:
+        raise DupfindError(f"model '{model_dir}' is not a cross-encoder with one score per pair (a re-ranker)")
+    _export_transformer(model_dir, model_dir, out_dir, LOGITS_NAME)
+
+
+def _export_transformer(model_dir: Path, transformer_dir: Path, out_dir: Path, output_name: str) -> None:
+    """Export the transformer (`last_hidden_state`) or the sequence classifier (`logits`) in float32."""
     if not (transformer_dir / TOKENIZER_FILE).is_file():
         raise DupfindError(f"model '{model_dir}' has no {TOKENIZER_FILE} (a fast tokenizer is needed)")
     max_seq_length, do_lower_case = _read_sbert_config(transformer_dir)
@@ -103,43 +130,53 @@ def export_onnx(model_dir: Path, out_dir: Path) -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     import torch
-    from transformers import AutoModel
+    from transformers import AutoModel, AutoModelForSequenceClassification
 
     check_no_custom_code(model_dir)
-    model = AutoModel.from_pretrained(
-        str(transformer_dir), attn_implementation="eager", local_files_only=True, trust_remote_code=False
+    loader = AutoModel if output_name == OUTPUT_NAME else AutoModelForSequenceClassification
+    model = loader.from_pretrained(  # float32 whatever the stored weights (shipped models store fp16)
+        str(transformer_dir),
+        attn_implementation="eager",
+        local_files_only=True,
+        trust_remote_code=False,
+        dtype=torch.float32,
     )
     forward_parameters = inspect.signature(model.forward).parameters
     input_names = tuple(name for name in INPUT_NAMES if name in forward_parameters)
 
-    class LastHiddenState(torch.nn.Module):
+    class Output(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.model = model
 
         def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-            hidden: torch.Tensor = self.model(**dict(zip(input_names, inputs, strict=True))).last_hidden_state
-            return hidden
+            result: torch.Tensor = getattr(self.model(**dict(zip(input_names, inputs, strict=True))), output_name)
+            return result
 
     shutil.copyfile(transformer_dir / TOKENIZER_FILE, out_dir / TOKENIZER_FILE)
-    (out_dir / POOLING_FILE).write_text(json.dumps(pooling_config, indent=2) + "\n", encoding="utf-8")
     tokenizer = load_tokenizer(out_dir / TOKENIZER_FILE, max_seq_length)
     example = tokenize(tokenizer, ["An example sentence to trace.", "Another one"], input_names)
-    axes = {name: {0: "batch", 1: "sequence"} for name in (*input_names, OUTPUT_NAME)}
+    axes = {name: {0: "batch", 1: "sequence"} for name in input_names}
+    axes[output_name] = {0: "batch", 1: "sequence"} if output_name == OUTPUT_NAME else {0: "batch"}
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer and deprecation warnings, about code paths BERT does not take
         torch.onnx.export(
-            LastHiddenState().eval(),
+            Output().eval(),
             tuple(torch.from_numpy(example[name]) for name in input_names),
             str(out_dir / ONNX_FILE),
             input_names=list(input_names),
-            output_names=[OUTPUT_NAME],
+            output_names=[output_name],
             dynamic_axes=axes,
             opset_version=OPSET,
             do_constant_folding=True,
             dynamo=False,
         )
-    meta = {"max_seq_length": max_seq_length, "do_lower_case": do_lower_case, "input_names": list(input_names)}
+    meta = {
+        "max_seq_length": max_seq_length,
+        "do_lower_case": do_lower_case,
+        "input_names": list(input_names),
+        "output_name": output_name,
+    }
     (out_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
 
@@ -178,8 +215,10 @@ def load_tokenizer(file: Path, max_length: int | None) -> Tokenizer:
     return tokenizer
 
 
-def tokenize(tokenizer: Tokenizer, texts: Sequence[str], input_names: Sequence[str]) -> Features:
-    """The model inputs for a batch of texts, padded to the longest of them."""
+def tokenize(
+    tokenizer: Tokenizer, texts: Sequence[str] | Sequence[tuple[str, str]], input_names: Sequence[str]
+) -> Features:
+    """The model inputs for a batch of texts (or of pairs of texts), padded to the longest of them."""
     encodings = tokenizer.encode_batch_fast(list(texts))  # no character offsets: ~25 % faster
     columns = {
         "input_ids": [encoding.ids for encoding in encodings],
@@ -230,6 +269,7 @@ class ExportedEncoder:
         self.exported = ensure_exported(ref)
         self._tokenizer = load_tokenizer(self.exported.path / TOKENIZER_FILE, self.exported.max_seq_length)
         self._untruncated: Tokenizer | None = None
+        self._run = self._load_runner()
 
     @property
     def fingerprint(self) -> str:
@@ -267,11 +307,63 @@ class ExportedEncoder:
             self._untruncated = load_tokenizer(self.exported.path / TOKENIZER_FILE, None)
         return self._untruncated
 
-    def _run(self, features: Features) -> NDArray[np.float32]:
+    def _load_runner(self) -> Runner:
+        """Load the exported model with this backend's runtime (at `self.precision`)."""
         raise NotImplementedError
 
     def __reduce__(self) -> tuple[type[ExportedEncoder], tuple[ModelRef, str]]:
         return (type(self), (self.ref, self.precision))
+
+
+class ExportedPairScorer:
+    """Tokenise each pair together (truncating the longer text first), run the exported cross-encoder and turn
+    its logit into a probability, as sentence-transformers' `CrossEncoder.predict` does. Pickles by reloading."""
+
+    backend: ClassVar[str]
+
+    def __init__(self, ref: ModelRef) -> None:
+        self.ref = ref
+        self.exported = ensure_exported(ref, pairs=True)
+        self._tokenizer = load_tokenizer(self.exported.path / TOKENIZER_FILE, self.exported.max_seq_length)
+        self._untruncated: Tokenizer | None = None
+        self._run = self._load_runner()
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.exported.model_fingerprint}-{self.backend}"
+
+    def score_batch(self, first: Sequence[str], second: Sequence[str]) -> NDArray[np.float32]:
+        if len(first) == 0:
+            return np.zeros(0, dtype=np.float32)
+        features = tokenize(self._tokenizer, self._prepare(first, second), self.exported.input_names)
+        logits = self._run(features).reshape(len(first), -1)[:, 0].astype(np.float64)
+        return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float32)
+
+    def count_tokens(self, first: Sequence[str], second: Sequence[str]) -> list[int]:
+        """Tokens of each pair as the model reads it, exact up to `max_seq_length`."""
+        if self._untruncated is None:
+            self._untruncated = load_tokenizer(self.exported.path / TOKENIZER_FILE, None)
+        return [len(encoding.ids) for encoding in self._untruncated.encode_batch_fast(self._prepare(first, second))]
+
+    def _prepare(self, first: Sequence[str], second: Sequence[str]) -> list[tuple[str, str]]:
+        """The pairs as the tokenizer gets them: each text cut by `token_prefix`, lower-cased if the model says so."""
+        return [(self._prefix(a), self._prefix(b)) for a, b in zip(first, second, strict=True)]
+
+    def _prefix(self, text: str) -> str:
+        text = text.lower() if self.exported.do_lower_case else text
+        return token_prefix(text, self.exported.max_seq_length, self._count)
+
+    def _count(self, text: str) -> int:
+        if self._untruncated is None:
+            self._untruncated = load_tokenizer(self.exported.path / TOKENIZER_FILE, None)
+        return len(self._untruncated.encode_batch_fast([text])[0].ids)
+
+    def _load_runner(self) -> Runner:
+        """Load the exported cross-encoder with this backend's runtime."""
+        raise NotImplementedError
+
+    def __reduce__(self) -> tuple[type[ExportedPairScorer], tuple[ModelRef]]:
+        return (type(self), (self.ref,))
 
 
 def _read_modules(model_dir: Path) -> tuple[Path, dict[str, Any]]:

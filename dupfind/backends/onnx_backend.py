@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from numpy.typing import NDArray
 
-from dupfind.backends.export import OUTPUT_NAME, ExportedEncoder, Features
+from dupfind.backends.export import ExportedEncoder, ExportedPairScorer, Features, Runner
 from dupfind.encoding import available_cores
-from dupfind.model import ModelRef
 
 
 class OnnxEncoder(ExportedEncoder):
@@ -15,15 +16,30 @@ class OnnxEncoder(ExportedEncoder):
 
     backend = "onnx"
 
-    def __init__(self, ref: ModelRef, precision: str = "fp32") -> None:
-        super().__init__(ref, precision)  # fp32 only: the registry refuses int8 for this backend
-        import onnxruntime as ort
+    def _load_runner(self) -> Runner:  # fp32 only: the registry refuses int8 for this backend
+        return onnx_runner(self.exported.onnx_file, self.exported.output_name)
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = available_cores()
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        self._session = ort.InferenceSession(str(self.exported.onnx_file), options, providers=["CPUExecutionProvider"])
 
-    def _run(self, features: Features) -> NDArray[np.float32]:
-        return np.asarray(self._session.run([OUTPUT_NAME], features)[0], dtype=np.float32)
+class OnnxPairScorer(ExportedPairScorer):
+    """Score pairs with the exported cross-encoder on onnxruntime, on the CPU."""
+
+    backend = "onnx"
+
+    def _load_runner(self) -> Runner:
+        return onnx_runner(self.exported.onnx_file, self.exported.output_name)
+
+
+def onnx_runner(onnx_file: Path, output_name: str) -> Runner:
+    """A function running the ONNX model on a batch's features, one intra-op thread per core."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = available_cores()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+
+    def run(features: Features) -> NDArray[np.float32]:
+        return np.asarray(session.run([output_name], features)[0], dtype=np.float32)
+
+    return run

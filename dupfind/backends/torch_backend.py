@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import NDArray
 
 from dupfind.backends.export import token_prefix
 from dupfind.encoding import Embeddings
@@ -14,7 +15,10 @@ from dupfind.errors import DupfindError
 from dupfind.model import ModelRef, check_no_custom_code, downloads_allowed, fingerprint, model_dir
 
 if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
+    from sentence_transformers import CrossEncoder, SentenceTransformer
+
+# Shipped models store their weights in fp16 to halve their size; they are always loaded as float32.
+FLOAT32 = {"dtype": "float32"}
 
 
 def load_sentence_transformer(ref: ModelRef, device: str | None = None) -> SentenceTransformer:
@@ -28,9 +32,30 @@ def load_sentence_transformer(ref: ModelRef, device: str | None = None) -> Sente
     from sentence_transformers import SentenceTransformer
 
     try:
-        return SentenceTransformer(str(directory), device=device, trust_remote_code=False, local_files_only=True)
+        return SentenceTransformer(
+            str(directory), device=device, trust_remote_code=False, local_files_only=True, model_kwargs=FLOAT32
+        )
     except (OSError, ValueError) as exc:
         raise DupfindError(f"cannot load model '{ref.name}': {str(exc).splitlines()[0]}") from exc
+
+
+def load_cross_encoder(ref: ModelRef, device: str | None = None) -> CrossEncoder:
+    """The re-ranker as a sentence-transformers `CrossEncoder`, loaded as `load_sentence_transformer` loads."""
+    directory = model_dir(ref)
+    check_no_custom_code(directory)
+    if not downloads_allowed():
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from sentence_transformers import CrossEncoder
+
+    try:
+        model: CrossEncoder = CrossEncoder(
+            str(directory), device=device, trust_remote_code=False, local_files_only=True, model_kwargs=FLOAT32
+        )
+        return model
+    except (OSError, ValueError) as exc:
+        raise DupfindError(f"cannot load re-ranker '{ref.name}': {str(exc).splitlines()[0]}") from exc
 
 
 class TorchEncoder:
@@ -71,3 +96,32 @@ class TorchEncoder:
     def _tokenize(self, texts: list[str]) -> list[list[int]]:
         ids: list[list[int]] = self.model.tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
         return ids
+
+
+class TorchPairScorer:
+    """Score pairs with `CrossEncoder.predict` (a sigmoid over its one logit), exactly as sentence-transformers does."""
+
+    def __init__(self, ref: ModelRef, device: str = "cpu") -> None:
+        self.model = load_cross_encoder(ref, device)
+        self.ref = ref
+        self._fingerprint = f"{fingerprint(ref)}-torch"
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    def score_batch(self, first: Sequence[str], second: Sequence[str]) -> NDArray[np.float32]:
+        pairs = [(self._prefix(a), self._prefix(b)) for a, b in zip(first, second, strict=True)]
+        scores = self.model.predict(pairs, batch_size=max(len(pairs), 1), convert_to_numpy=True)
+        return np.asarray(scores, dtype=np.float32).reshape(len(pairs))
+
+    def count_tokens(self, first: Sequence[str], second: Sequence[str]) -> list[int]:
+        texts = [self._prefix(a) for a in first], [self._prefix(b) for b in second]
+        ids: list[list[int]] = self.model.tokenizer(*texts, add_special_tokens=True, truncation=False)["input_ids"]
+        return [len(row) for row in ids]
+
+    def _prefix(self, text: str) -> str:
+        return token_prefix(text, self.model.max_length, self._count)
+
+    def _count(self, text: str) -> int:
+        return len(self.model.tokenizer([text], add_special_tokens=True, truncation=False)["input_ids"][0])

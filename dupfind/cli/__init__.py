@@ -13,6 +13,7 @@ from dupfind.cli import (  # noqa: F401  (importing a command module registers i
     index,
     label,
     mine,
+    models,
     search,
     train,
 )

@@ -12,6 +12,7 @@ from dupfind.cli.common import (
     MethodOption,
     OutputOption,
     QuietOption,
+    RerankOptions,
     ThresholdOption,
     TopKOption,
     check_group_options,
@@ -19,6 +20,7 @@ from dupfind.cli.common import (
     embedder_options,
     group_questions,
     input_options,
+    rerank_options,
 )
 from dupfind.clustering import DEFAULT_CLUSTER_TOP_K, DEFAULT_METHOD
 
@@ -29,10 +31,12 @@ if TYPE_CHECKING:
 @command("clusters")
 @input_options
 @embedder_options
+@rerank_options
 def clusters(
     file: FileArgument,
     reader: QuestionReader,
     embedding: EmbedderOptions,
+    reranking: RerankOptions,
     threshold: ThresholdOption = None,
     method: MethodOption = DEFAULT_METHOD,
     top_k: TopKOption = DEFAULT_CLUSTER_TOP_K,
@@ -52,5 +56,5 @@ def clusters(
     check_group_options(threshold, method, top_k)
     fmt = choose_format(output, output_format, sys.stdout.isatty())
     check_destination(output, [file])
-    questions, groups, _ = group_questions(file, reader, embedding, threshold, method, top_k, quiet)
+    questions, groups, _ = group_questions(file, reader, embedding, reranking, threshold, method, top_k, quiet)
     write_table(groups.to_frame(questions), output, fmt, title="Groups of duplicates")

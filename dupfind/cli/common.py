@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from dupfind.encoding import Embeddings
     from dupfind.index import Index
     from dupfind.model import ModelRef, Thresholds
+    from dupfind.reranker import Reranker
     from dupfind.tables import QuestionReader, Questions
 
 app = typer.Typer(
@@ -52,7 +53,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 ModelOption = Annotated[
     str | None,
-    typer.Option("--model", "-m", help="Local sentence-transformers model directory [default: built-in]."),
+    typer.Option(
+        "--model", "-m", help="A built-in model (dupfind models) or a local sentence-transformers model directory."
+    ),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, summaries or warnings on stderr.")]
 TextColOption = Annotated[str | None, typer.Option("--text-col", help="Question column [default: auto-detected].")]
@@ -63,7 +66,10 @@ DelimiterOption = Annotated[
 ThresholdOption = Annotated[
     float | None,
     typer.Option(
-        "--threshold", "-t", help="Cosine score from which a pair is a duplicate, -1 to 1 [default: calibrated]."
+        "--threshold",
+        "-t",
+        help="Cosine score from which a pair is a duplicate, -1 to 1; with --rerank the re-rank score, 0 to 1 "
+        "[default: calibrated].",
     ),
 ]
 TopKOption = Annotated[int, typer.Option("--top-k", "-k", help="Neighbours kept per question.")]
@@ -513,6 +519,80 @@ embedder_options = add_options(
 receives `embedding: EmbedderOptions`."""
 
 
+@dataclass(frozen=True)
+class RerankOptions:
+    """`--rerank`: a cross-encoder (`--reranker`, default the built-in one) decides among the bi-encoder's
+    candidates, which it proposes at the recall-oriented threshold stored with the re-ranker."""
+
+    rerank: bool
+    reranker: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.reranker is not None and not self.rerank:
+            raise DupfindError("--reranker goes with --rerank")
+
+    def name(self) -> str | None:
+        """The re-ranker's name as given (None: the built-in one), for reports."""
+        from dupfind.model import DEFAULT_RERANKER
+
+        return (self.reranker or DEFAULT_RERANKER) if self.rerank else None
+
+    def thresholds(self, ref: ModelRef, own: Thresholds, kind: str, given: float | None) -> tuple[float, float]:
+        """The bi-encoder's candidate threshold and the re-rank threshold of a kind (`pair` or `mining`), for the
+        bi-encoder `ref` whose own thresholds are `own`; `given`: --threshold (a re-rank score). Checked before
+        anything loads. Without --rerank: (-1, -1), unused."""
+        from dupfind.model import fingerprint, resolve_reranker
+        from dupfind.reranker import read_settings
+
+        if not self.rerank:
+            return -1.0, -1.0
+        check_range("--threshold", given, 0, 1)
+        settings = read_settings(resolve_reranker(self.reranker))
+        candidates = settings.candidates_for(fingerprint(ref), own)
+        decide: float = getattr(settings.thresholds, kind) if given is None else given
+        return float(getattr(candidates, kind)), decide
+
+    def load(self, embedding: EmbedderOptions) -> Reranker:
+        """The re-ranker, on the backend of the bi-encoder, with the score cache when the embedding cache is on."""
+        from dupfind.backends import load_reranker
+        from dupfind.reranker import score_cache
+
+        with stage("load re-ranker"):
+            return load_reranker(self.reranker, embedding.backend, score_cache() if embedding.cache else None)
+
+
+rerank_options = add_options(
+    "reranking",
+    {
+        "rerank": (
+            Annotated[
+                bool,
+                typer.Option(
+                    "--rerank", help="A cross-encoder re-ranker decides among the bi-encoder's candidates (slower)."
+                ),
+            ],
+            False,
+        ),
+        "reranker": (
+            Annotated[
+                str | None,
+                typer.Option("--reranker", help="With --rerank: a built-in re-ranker or a re-ranker's folder."),
+            ],
+            None,
+        ),
+    },
+    RerankOptions,
+)
+"""Adds --rerank and --reranker; the command receives `reranking: RerankOptions`."""
+
+
+@contextmanager
+def rerank_progress(reranker: Reranker, quiet: bool) -> Iterator[Reranker]:
+    """The re-ranker with a progress bar on stderr while the block runs."""
+    with progress_bar("Re-ranking", quiet) as progress:
+        yield reranker.with_progress(progress)
+
+
 @contextmanager
 def embedding_progress(embedder: Embedder, description: str, quiet: bool) -> Iterator[Embedder]:
     """The embedder with a progress bar on stderr while the block runs."""
@@ -554,6 +634,7 @@ def group_questions(
     file: str,
     reader: QuestionReader,
     embedding: EmbedderOptions,
+    reranking: RerankOptions,
     threshold: float | None,
     method: str,
     top_k: int,
@@ -563,10 +644,22 @@ def group_questions(
     from dupfind.clustering import cluster_texts
 
     ref = embedding.resolve()
+    own = embedding.thresholds_for(ref)
+    decide = None
+    if reranking.rerank:
+        threshold, decide = reranking.thresholds(ref, own, "mining", threshold)
+    threshold = own.mining if threshold is None else threshold
     questions = read_questions(reader, file, quiet)
-    threshold = embedding.thresholds_for(ref).mining if threshold is None else threshold
     embedder = embedding.load()
     with embedding_progress(embedder, "Encoding", quiet) as progressing:
-        groups, embeddings = cluster_texts(progressing, questions.texts, threshold, method, top_k)
-    info(groups.describe(threshold, method), quiet)
+        if decide is None:
+            groups, embeddings = cluster_texts(progressing, questions.texts, threshold, method, top_k)
+        else:
+            with rerank_progress(reranking.load(embedding), quiet) as reranker:
+                rerank = (reranker, decide)
+                groups, embeddings = cluster_texts(progressing, questions.texts, threshold, method, top_k, rerank)
+    rule = f"cosine ≥ {threshold:.3f}"
+    if decide is not None:
+        rule = f"re-rank score ≥ {decide:.3f} among candidates with {rule}"
+    info(groups.describe(rule, method), quiet)
     return questions, groups, embeddings

@@ -12,6 +12,7 @@ from dupfind.cli.common import (
     FileArgument,
     MethodOption,
     QuietOption,
+    RerankOptions,
     ThresholdOption,
     TopKOption,
     check_choice,
@@ -21,6 +22,7 @@ from dupfind.cli.common import (
     group_questions,
     info,
     input_options,
+    rerank_options,
 )
 from dupfind.clustering import DEFAULT_CLUSTER_TOP_K, DEFAULT_METHOD
 
@@ -31,10 +33,12 @@ if TYPE_CHECKING:
 @command("dedupe")
 @input_options
 @embedder_options
+@rerank_options
 def dedupe(
     file: FileArgument,
     reader: QuestionReader,
     embedding: EmbedderOptions,
+    reranking: RerankOptions,
     output: Annotated[
         str | None, typer.Option("--output", "-o", help="Write here [default: stdout], in the input's format.")
     ] = None,
@@ -78,7 +82,7 @@ def dedupe(
         and Path(map_path).resolve() == Path(output).resolve()
     ):
         raise DupfindError(f"{map_path}: --map and --output name the same file")
-    questions, groups, embeddings = group_questions(file, reader, embedding, threshold, method, top_k, quiet)
+    questions, groups, embeddings = group_questions(file, reader, embedding, reranking, threshold, method, top_k, quiet)
     result = deduplicate(groups, questions.texts, embeddings, keep)
     kept_rows = np.delete(np.arange(len(questions.frame)), questions.rows[result.removed])
     write_rows(questions, kept_rows, output, fmt)

@@ -20,6 +20,7 @@ from dupfind.cli.common import (
     Question1ColOption,
     Question2ColOption,
     QuietOption,
+    RerankOptions,
     TextColOption,
     ThresholdOption,
     check_range,
@@ -28,6 +29,8 @@ from dupfind.cli.common import (
     embedder_options,
     embedding_progress,
     info,
+    rerank_options,
+    rerank_progress,
     stage,
     warn,
 )
@@ -60,9 +63,11 @@ ReportFormatOption = Annotated[
 
 @command("pairs", eval_app, aliases=PAIR_COLUMN_ALIASES)
 @embedder_options
+@rerank_options
 def eval_pairs(
     file: LabeledFileArgument,
     embedding: EmbedderOptions,
+    reranking: RerankOptions,
     threshold: ThresholdOption = None,
     plot: Annotated[str | None, typer.Option("--plot", help="Write a PNG of the score distributions.")] = None,
     question1_col: Question1ColOption = PAIR_COLUMNS[0],
@@ -76,6 +81,8 @@ def eval_pairs(
 ) -> None:
     """Accuracy, F1, precision, recall, AP and ROC-AUC on labeled pairs, with a histogram of the scores.
 
+    With --rerank: the bi-encoder's candidates (their recall) and the re-ranker's decisions among them.
+
     Example: dupfind eval pairs dev-pairs.csv --plot scores.png
     """
     from dupfind.evaluation.pairs import evaluate_pairs, pair_scores
@@ -86,7 +93,10 @@ def eval_pairs(
     check_range("--threshold", threshold, -1, 1)
     if plot is not None:
         check_plot_target(plot)
+        if reranking.rerank:
+            raise DupfindError("--plot shows cosine scores; it does not go with --rerank")
     ref = embedding.resolve()
+    candidate, decide = reranking.thresholds(ref, embedding.thresholds_for(ref), "pair", threshold)
     with stage("read"):
         pairs = _pairs_from(
             file, read_table(file, format_in, encoding)[0], (question1_col, question2_col, label_col), quiet
@@ -94,6 +104,16 @@ def eval_pairs(
     threshold = embedding.thresholds_for(ref).pair if threshold is None else threshold
     with stage("encode"), embedding_progress(embedding.load(), "Encoding", quiet) as embedder:
         scores = pair_scores(embedder, pairs)
+    if reranking.rerank:
+        from dupfind.evaluation.reranking import evaluate_reranked_pairs
+
+        with stage("re-rank"), rerank_progress(reranking.load(embedding), quiet) as reranker:
+            reranked = evaluate_reranked_pairs(
+                scores, pairs.labels, pairs.first, pairs.second, reranker, candidate, decide
+            )
+        data = {"task": "pairs", "file": file, "model": ref.name, "reranker": reranking.name()}
+        _emit({**data, **asdict(reranked)}, fmt, output, _reranked_table)
+        return
     with stage("evaluate"):
         report = evaluate_pairs(scores, pairs.labels, threshold)
     _emit({"task": "pairs", "file": file, "model": ref.name, **asdict(report)}, fmt, output, _pairs_table)
@@ -137,9 +157,11 @@ def eval_retrieval(
 
 @command("mining", eval_app)
 @embedder_options
+@rerank_options
 def eval_mining(
     file: LabeledFileArgument,
     embedding: EmbedderOptions,
+    reranking: RerankOptions,
     threshold: ThresholdOption = None,
     top_k: CandidatesTopKOption = MINING_TOP_K,
     text_col: TextColOption = None,
@@ -152,6 +174,9 @@ def eval_mining(
 ) -> None:
     """Mined pairs against every pair inside a cluster: precision, recall and F1 (in force and best), and AP.
 
+    With --rerank: the bi-encoder's candidates (their recall) and the re-ranker's decisions among them, as
+    `mine --rerank` (--top-k candidates per question).
+
     Example: dupfind eval mining dev-questions.csv --top-k 20
     """
     from dupfind.evaluation.mining import evaluate_mining
@@ -161,10 +186,21 @@ def eval_mining(
     check_range("--threshold", threshold, -1, 1)
     check_range("--top-k", top_k, 1)
     ref = embedding.resolve()
+    candidate, decide = reranking.thresholds(ref, embedding.thresholds_for(ref), "mining", threshold)
     with stage("read"):
         clustered = _clusters_from(file, read_table(file, format_in, encoding)[0], text_col, cluster_col, quiet)
     threshold = embedding.thresholds_for(ref).mining if threshold is None else threshold
     embeddings = _embed(embedding, clustered.texts, quiet)
+    if reranking.rerank:
+        from dupfind.evaluation.reranking import evaluate_reranked_mining
+
+        with stage("re-rank"), rerank_progress(reranking.load(embedding), quiet) as reranker:
+            reranked = evaluate_reranked_mining(
+                embeddings, clustered.clusters, clustered.texts, reranker, candidate, decide, top_k
+            )
+        data = {"task": "mining", "file": file, "model": ref.name, "reranker": reranking.name()}
+        _emit({**data, "top_k": top_k, **asdict(reranked)}, fmt, output, _reranked_table)
+        return
     with stage("evaluate"):
         report = evaluate_mining(embeddings, clustered.clusters, threshold, top_k)
     if report.truncated:
@@ -396,6 +432,36 @@ def _mining_table(data: Report) -> Table:
     table = _new_table(f"Mining: {data['file']}", caption, [""], ["threshold", "pairs", "precision", "recall", "F1"])
     for label, key in (("in force", "at_threshold"), ("best F1", "best_f1")):
         table.add_row(label, *_figures(data[key], names))
+    return table
+
+
+def _reranked_table(data: Report) -> Table:
+    caption = (
+        f"{data['gold']} gold duplicate pairs; AP {data['average_precision']:.4f} "
+        f"(pairs the bi-encoder did not propose count as missed)"
+    )
+    table = _new_table(
+        f"Re-ranked {data['task']}: {data['file']}",
+        caption,
+        ["stage"],
+        ["threshold", "pairs", "precision", "recall", "F1"],
+    )
+    gold, candidates = data["gold"], data["candidates"]
+    found = data["candidate_recall"] * gold
+    precision = found / candidates if candidates else 0.0
+    recall = data["candidate_recall"]
+    f1 = 2 * precision * recall / (precision + recall) if found else 0.0
+    table.add_row(
+        "bi-encoder candidates",
+        f"{data['candidate_threshold']:.4f}",
+        str(candidates),
+        f"{precision:.4f}",
+        f"{recall:.4f}",
+        f"{f1:.4f}",
+    )
+    names = ("threshold", "pairs", "precision", "recall", "f1")
+    table.add_row("re-ranked, in force", *_figures(data["at_threshold"], names))
+    table.add_row("re-ranked, best F1", *_figures(data["best_f1"], names))
     return table
 
 

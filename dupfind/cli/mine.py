@@ -15,6 +15,7 @@ from dupfind.cli.common import (
     FormatOption,
     OutputOption,
     QuietOption,
+    RerankOptions,
     ThresholdOption,
     TopKOption,
     check_choice,
@@ -28,6 +29,8 @@ from dupfind.cli.common import (
     progress_bar,
     read_questions,
     report_input,
+    rerank_options,
+    rerank_progress,
     stage,
     stderr_is_terminal,
     warn,
@@ -42,10 +45,12 @@ if TYPE_CHECKING:
 @command("mine")
 @input_options
 @embedder_options
+@rerank_options
 def mine(
     file: FileArgument,
     reader: QuestionReader,
     embedding: EmbedderOptions,
+    reranking: RerankOptions,
     threshold: ThresholdOption = None,
     top_k: TopKOption = DEFAULT_TOP_K,
     limit: Annotated[int | None, typer.Option("--limit", "-n", help="Only the N best pairs.")] = None,
@@ -104,15 +109,23 @@ def mine(
     fmt = choose_format(output, output_format, sys.stdout.isatty())
     check_destination(output, [file] + ([against] if against else []))
     if engine == "ray":
+        if reranking.rerank:
+            raise DupfindError("--rerank is local only; drop --engine ray")
         options = RayRun(ray_address, _work_dir(work_dir, output), gpus_per_actor)
         _mine_on_ray(file, reader, embedding, options, threshold, top_k, limit, output, fmt, index, against, quiet)
         return
     if against is not None:
-        _mine_against(file, against, also_within, reader, embedding, threshold, top_k, limit, output, fmt, index, quiet)
+        _mine_against(
+            file, against, also_within, reader, embedding, reranking, threshold, top_k, limit, output, fmt, index, quiet
+        )
         return
     ref = embedding.resolve()
+    own = embedding.thresholds_for(ref)
+    decide = None
+    if reranking.rerank:
+        threshold, decide = reranking.thresholds(ref, own, "mining", threshold)
+    threshold = own.mining if threshold is None else threshold
     questions = read_questions(reader, file, quiet)
-    threshold = embedding.thresholds_for(ref).mining if threshold is None else threshold
     embedder = embedding.load()
     with stage("count tokens"):
         tokens = embedder.count_tokens(questions.texts)
@@ -120,10 +133,16 @@ def mine(
     with embedding_progress(embedder, "Encoding", quiet) as progressing, stage("encode and mine"):
         mined = mine_texts(progressing, questions.texts, threshold, top_k, index=index, tokens=tokens)
     _warn_truncated(mined, top_k, threshold)
+    described = f"cosine ≥ {threshold:.3f}"
+    if decide is not None:
+        candidates = len(mined)
+        with rerank_progress(reranking.load(embedding), quiet) as reranker, stage("re-rank"):
+            mined = reranker.rerank(mined, questions.texts, decide)
+        described = f"re-rank score ≥ {decide:.3f} among {candidates} candidates with {described}"
     frame = mined.head(limit).to_frame(questions.ids, questions.texts)
     with stage("write"):
-        write_table(frame, output, fmt, title=f"Duplicate pairs (cosine ≥ {threshold:.3f})")
-    info(f"{len(mined)} pairs with cosine ≥ {threshold:.3f} among {len(questions)} questions", quiet)
+        write_table(frame, output, fmt, title=f"Duplicate pairs ({described})")
+    info(f"{len(mined)} pairs with {described} among {len(questions)} questions", quiet)
 
 
 ENGINES = ("local", "ray")
@@ -219,6 +238,7 @@ def _mine_against(
     also_within: bool,
     reader: QuestionReader,
     embedding: EmbedderOptions,
+    reranking: RerankOptions,
     threshold: float | None,
     top_k: int,
     limit: int | None,
@@ -232,6 +252,10 @@ def _mine_against(
     from dupfind.corpus import mine_against_corpus
     from dupfind.tables import write_table
 
+    decide = None
+    if reranking.rerank:
+        ref = embedding.resolve()
+        threshold, decide = reranking.thresholds(ref, embedding.thresholds_for(ref), "mining", threshold)
     corpus, embedder, thresholds = open_corpus(against, reader, embedding, quiet)
     questions = read_questions(reader, file, quiet)
     threshold = thresholds.mining if threshold is None else threshold
@@ -240,13 +264,21 @@ def _mine_against(
             progressing, questions.ids, questions.texts, corpus, threshold, top_k, also_within, index
         )
     _warn_truncated(found.pairs, top_k, threshold)
-    frame = found.pairs.head(limit).to_frame([*questions.ids, *corpus.ids], [*questions.texts, *corpus.texts])
-    write_table(frame, output, fmt, title=f"Duplicate pairs with {against} (cosine ≥ {threshold:.3f})")
-    within = f", {found.within} within {file}" if also_within else ""
-    info(
-        f"{found.with_corpus} pairs with cosine ≥ {threshold:.3f} with {len(corpus)} questions of {against}{within}",
-        quiet,
-    )
+    ids, texts = [*questions.ids, *corpus.ids], [*questions.texts, *corpus.texts]
+    pairs, described = found.pairs, f"cosine ≥ {threshold:.3f}"
+    if decide is not None:
+        with rerank_progress(reranking.load(embedding), quiet) as reranker, stage("re-rank"):
+            pairs = reranker.rerank(pairs, texts, decide)
+        described = f"re-rank score ≥ {decide:.3f} among {len(found.pairs)} candidates with {described}"
+    frame = pairs.head(limit).to_frame(ids, texts)
+    write_table(frame, output, fmt, title=f"Duplicate pairs with {against} ({described})")
+    if decide is None:
+        within = f", {found.within} within {file}" if also_within else ""
+        summary = f"{found.with_corpus} pairs with {described} with {len(corpus)} questions of {against}{within}"
+    else:
+        summary = f"{len(pairs)} pairs with {described}, with {len(corpus)} questions of {against}"
+        summary += f" and within {file}" if also_within else ""
+    info(summary, quiet)
 
 
 def _warn_truncated(mined: MinedPairs, top_k: int, threshold: float) -> None:

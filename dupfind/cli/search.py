@@ -12,6 +12,7 @@ from dupfind.cli.common import (
     FormatOption,
     OutputOption,
     QuietOption,
+    RerankOptions,
     ThresholdOption,
     check_range,
     command,
@@ -21,6 +22,9 @@ from dupfind.cli.common import (
     input_options,
     open_corpus,
     read_questions,
+    rerank_options,
+    rerank_progress,
+    stage,
 )
 from dupfind.search import DEFAULT_SEARCH_K
 
@@ -31,10 +35,12 @@ if TYPE_CHECKING:
 @command("search")
 @input_options
 @embedder_options
+@rerank_options
 def search(
     corpus: Annotated[str, typer.Argument(help="An index (from `index build`) or a question file, encoded now.")],
     reader: QuestionReader,
     embedding: EmbedderOptions,
+    reranking: RerankOptions,
     question: Annotated[str | None, typer.Argument(help="The question to look up.")] = None,
     queries: Annotated[str | None, typer.Option("--queries", help="Look up every question of this file.")] = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", help="Nearest questions shown per query.")] = DEFAULT_SEARCH_K,
@@ -61,14 +67,24 @@ def search(
     check_range("--top-k", top_k, 1)
     fmt = choose_format(output, output_format, sys.stdout.isatty())
     check_destination(output, [corpus] + ([queries] if queries else []))
+    candidate, decide = -1.0, None
+    if reranking.rerank:
+        ref = embedding.resolve()
+        candidate, decide = reranking.thresholds(ref, embedding.thresholds_for(ref), "pair", threshold)
     index, embedder, thresholds = open_corpus(corpus, reader, embedding, quiet)
     threshold = thresholds.pair if threshold is None else threshold
     asked = None if queries is None else read_questions(reader, queries, quiet)
     texts = [question or ""] if asked is None else asked.texts
     with embedding_progress(embedder, f"Encoding {queries}", quiet or asked is None) as progressing:
         found = index.search(progressing.embed(texts), top_k)
-    frame = found.to_frame(index.ids, index.texts, threshold, None if asked is None else (asked.ids, asked.texts))
+    rule = f"cosine ≥ {threshold:.3f}"
+    if decide is not None:
+        with rerank_progress(reranking.load(embedding), quiet or asked is None) as reranker, stage("re-rank"):
+            found = reranker.rerank_neighbours(found, texts, index.texts)
+        threshold, rule = decide, f"re-rank score ≥ {decide:.3f} and cosine ≥ {candidate:.3f}"
+    asked_columns = None if asked is None else (asked.ids, asked.texts)
+    frame = found.to_frame(index.ids, index.texts, threshold, asked_columns, candidate)
     write_table(frame, output, fmt, title=f"Nearest to: {question}" if asked is None else None)
     duplicates = int(frame["duplicate"].sum())
-    info(f"{duplicates} of {len(frame)} results have cosine ≥ {threshold:.3f} (duplicates)", quiet)
+    info(f"{duplicates} of {len(frame)} results have {rule} (duplicates)", quiet)
     raise typer.Exit(0 if duplicates else 1)

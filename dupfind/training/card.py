@@ -72,7 +72,8 @@ gives the figures below. Training took {result.seconds / 60:.1f} minutes.
 
 ## Recipe
 
-Losses: MultipleNegativesRankingLoss (scale 20, cos_sim{", both directions" if recipe.symmetric else ""}) on the
+Losses: MultipleNegativesRankingLoss (scale 20, cos_sim, computed in mini-batches of 32 as
+CachedMultipleNegativesRankingLoss{", both directions" if recipe.symmetric else ""}) on the
 duplicate pairs{" with a hard negative each" if recipe.hard_negatives else ""}, {recipe.labeled_loss} on the labeled
 pairs.
 

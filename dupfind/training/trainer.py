@@ -22,11 +22,13 @@ from dupfind.training.holdout import HoldoutScores, evaluate_holdout, holdout_ev
 from dupfind.training.negatives import NegativeMiner, hard_negatives
 from dupfind.training.recipes import Recipe
 from dupfind.training.splits import DEFAULT_HOLDOUT, split_holdout
+from dupfind.training.weights import store_fp16
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 Log = Callable[[str], None]
+RANKING_MINI_BATCH = 32  # sequences encoded at once by the ranking loss: bounds training memory, not its result
 
 
 def build_datasets(
@@ -76,7 +78,11 @@ def _losses(model: SentenceTransformer, recipe: Recipe) -> dict[str, Any]:
     directions: tuple[Literal["query_to_doc", "doc_to_query"], ...] = (
         ("query_to_doc", "doc_to_query") if recipe.symmetric else ("query_to_doc",)
     )
-    ranking = losses.MultipleNegativesRankingLoss(model, scale=20.0, directions=directions)
+    # GradCache: the same loss and gradients as MultipleNegativesRankingLoss over the whole batch, computed in
+    # mini-batches, so memory no longer grows with batch size x sequences per row (10.8 GB -> under 4 GB for best)
+    ranking = losses.CachedMultipleNegativesRankingLoss(
+        model, scale=20.0, directions=directions, mini_batch_size=RANKING_MINI_BATCH
+    )
     labeled: Any
     if recipe.labeled_loss == "OnlineContrastiveLoss":
         labeled = losses.OnlineContrastiveLoss(model, margin=0.5)
@@ -138,7 +144,7 @@ def prepare_output(output: Path, force: bool) -> Path:
     return tmp
 
 
-def _publish(tmp: Path, output: Path) -> None:
+def publish(tmp: Path, output: Path) -> None:
     """Move the finished model into place, replacing what was there only now."""
     old = output.with_name(output.name + ".old")
     if output.exists():
@@ -160,10 +166,12 @@ def train(
     progress: bool = True,
     log: Log = lambda message: None,
     miner: NegativeMiner = hard_negatives,
+    fp16: bool = False,
 ) -> TrainResult:
     """Fine-tune `base` (None: the built-in model) on labeled pairs and write it, calibrated and carded, to `output`.
 
     `miner` finds the hard negatives of a recipe that has them (`negatives.hard_negatives` unless another is given).
+    `fp16`: store the weights in float16 (`weights.store_fp16`), as dupfind ships its models.
 
     Everything is written to `output.tmp` first, which replaces `output` only once complete.
     """
@@ -171,10 +179,12 @@ def train(
     tmp = prepare_output(output, force)
     try:
         result = _train_into(tmp, pairs, recipe, base, holdout, progress, log, started, miner)
+        if fp16:
+            store_fp16(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _publish(tmp, output)
+    publish(tmp, output)
     return replace(result, output=output)
 
 

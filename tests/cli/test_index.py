@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from dupfind.cli import app
 from dupfind.index import open_index
+from dupfind.model import DEFAULT_MODEL
 from tests.conftest import EXAMPLES, FakeEncoder
 
 runner = CliRunner()
@@ -35,7 +36,7 @@ def test_build_stores_questions_and_model(built: Path) -> None:
     tickets = pd.read_csv(TICKETS, dtype=str)
     assert index.ids == tickets["id"].tolist() and index.texts == tickets["question"].tolist()
     assert index.embeddings.shape == (40, FakeEncoder.dim)
-    assert index.model == "all-MiniLM-L6-v2"
+    assert index.model == DEFAULT_MODEL
 
 
 def test_add_appends_atomically(built: Path, tmp_path: Path) -> None:
@@ -62,7 +63,7 @@ def test_a_different_model_is_refused(built: Path, tmp_path: Path) -> None:
     other.mkdir()
     (other / "config.json").write_text("{}", encoding="utf-8")
     code, _, err = run("index", "add", str(built), str(TICKETS), "--model", str(other))
-    assert code == 2 and "built with model 'all-MiniLM-L6-v2'" in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and f"built with model '{DEFAULT_MODEL}'" in err and len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(

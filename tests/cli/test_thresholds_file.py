@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dupfind.cli import app
-from dupfind.model import BUILTIN_MINING_THRESHOLD, BUILTIN_PAIR_THRESHOLD
+from dupfind.model import BUILTIN_MINING_THRESHOLD, BUILTIN_PAIR_THRESHOLD, DEFAULT_MODEL
 from tests.conftest import FakeEncoder
 
 runner = CliRunner()
@@ -44,7 +44,7 @@ def test_calibrate_writes_the_project_file_and_commands_use_it(
     assert report["mining_threshold"] == BUILTIN_MINING_THRESHOLD  # not calibrated here: kept
     assert "90% range" in err
     text = (tmp_path / "dupfind.toml").read_text(encoding="utf-8")
-    assert f"pair = {pair}" in text and 'name = "all-MiniLM-L6-v2"' in text
+    assert f"pair = {pair}" in text and f'name = "{DEFAULT_MODEL}"' in text
     code, out, err = run("-v", "compare", "how do i cook dish 3 at home", "how can i cook dish 3 at home", "--json")
     assert code == 0 and json.loads(out)["threshold"] == pair
     assert "thresholds from dupfind.toml" in err
