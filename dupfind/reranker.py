@@ -133,8 +133,8 @@ def score_cache(root: Path | None = None) -> EmbeddingCache:
 class Reranker:
     """Scores question pairs with a cross-encoder: each distinct pair once, read from the cache when it is there.
 
-    Pairs are scored in batches sorted by token count (little padding); `progress(done, total)` is called as
-    pairs are scored.
+    Pairs are scored in batches sorted by token count (little padding); `progress(scored, total)` is called after
+    each batch with the number of pairs it scored.
     """
 
     scorer: PairScorer
@@ -202,11 +202,9 @@ class Reranker:
             return out
         tokens = np.asarray(self.scorer.count_tokens(first, second), dtype=np.int64)
         order = np.argsort(tokens, kind="stable")
-        done = 0
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size].tolist()
             out[batch] = self.scorer.score_batch([first[i] for i in batch], [second[i] for i in batch])
-            done += len(batch)
             if self.progress is not None:
-                self.progress(done, len(first))
+                self.progress(len(batch), len(first))
         return out

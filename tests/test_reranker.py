@@ -91,3 +91,12 @@ def test_load_reranker_uses_the_backends_pair_scorer(use_fake_reranker: Path) ->
 def test_builtin_bi_encoder_is_not_a_reranker() -> None:
     with pytest.raises(DupfindError, match="is a bi-encoder, not a re-ranker"):
         load_reranker("base")
+
+
+def test_progress_counts_each_batch(fake_pair_scorer: FakePairScorer) -> None:
+    calls: list[tuple[int, int]] = []
+    reranker = Reranker(
+        fake_pair_scorer, SETTINGS, batch_size=2, progress=lambda done, total: calls.append((done, total))
+    )
+    reranker.score(["a", "b", "c"], ["d", "e", "f"])
+    assert calls == [(2, 3), (1, 3)]

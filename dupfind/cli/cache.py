@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 cache_app = command_group(
-    "cache", "The embedding cache (at $DUPFIND_CACHE_DIR/embeddings, else ~/.cache/dupfind/embeddings)."
+    "cache",
+    "The embedding cache (at $DUPFIND_CACHE_DIR/embeddings, else ~/.cache/dupfind/embeddings), and the re-rank "
+    "scores beside it (rerank/).",
 )
 
 
@@ -28,13 +30,20 @@ def cache_info(as_json: Annotated[bool, typer.Option("--json", help="Print a JSO
     Example: dupfind cache info
     """
     from dupfind.embedding_cache import EmbeddingCache
+    from dupfind.reranker import score_cache
 
-    cache = EmbeddingCache()
+    cache, scores = EmbeddingCache(), score_cache()
     usage = cache.usage()
+    reranked = scores.usage()
     if as_json:
-        print(json.dumps({"location": str(cache.root), "models": [asdict(model) for model in usage]}))
+        data = {"location": str(cache.root), "models": [asdict(model) for model in usage]}
+        print(json.dumps({**data, "rerank_scores": [asdict(model) for model in reranked]}))
         return
     print(f"location: {cache.root}")
+    if reranked:
+        pairs = sum(model.rows for model in reranked)
+        size = _megabytes(sum(model.size for model in reranked))
+        print(f"re-rank scores: {pairs} pairs of {len(reranked)} re-rankers ({size}) in {scores.root}")
     if not usage:
         print("empty")
         return
@@ -53,17 +62,22 @@ def cache_clear(
         ),
     ] = None,
 ) -> None:
-    """Delete cached embeddings: all of them, or one model's.
+    """Delete cached embeddings (and re-rank scores): all of them, or one model's embeddings.
 
-    Example: dupfind cache clear --model all-MiniLM-L6-v2
+    Example: dupfind cache clear --model base
     """
     from dupfind.embedding_cache import EmbeddingCache
+    from dupfind.reranker import score_cache
 
     cache = EmbeddingCache()
     fingerprints = None if model is None else _fingerprints(cache, model)
     removed = cache.clear(fingerprints)
     size = sum(usage.size for usage in removed)
     info(f"Removed {sum(usage.rows for usage in removed)} embeddings of {len(removed)} models ({_megabytes(size)})")
+    if model is None:
+        scores = score_cache().clear()
+        pairs, size = sum(usage.rows for usage in scores), sum(usage.size for usage in scores)
+        info(f"Removed {pairs} re-rank scores of {len(scores)} re-rankers ({_megabytes(size)})")
 
 
 def _fingerprints(cache: EmbeddingCache, model: str) -> list[str]:

@@ -7,6 +7,7 @@ decorator adds to a command and hands it as one object (`input_options` → a `Q
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import inspect
@@ -99,6 +100,7 @@ FormatInOption = Annotated[
 EncodingOption = Annotated[str, typer.Option("--encoding", help="Text encoding of the input.")]
 
 _state = {"verbose": False, "quiet": False}
+_displays: list[Any] = []  # the progress display on screen, if any
 
 
 def _version(show: bool) -> None:
@@ -293,21 +295,36 @@ def stderr_is_terminal() -> bool:
 
 @contextmanager
 def progress_bar(description: str, quiet: bool) -> Iterator[Progress]:
-    """A rich progress bar on stderr, shown only to a terminal and unless quiet; yields `progress(done, total)`."""
+    """A rich progress bar on stderr, shown only to a terminal and unless quiet; yields `progress(done, total)`.
+
+    Opened while another is shown, it is a second line of the same display (rich shows one at a time).
+    """
     if quiet or not stderr_is_terminal():
         yield lambda done, total: None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import Progress as Display
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task(description, total=None)
+    outer = _displays[-1] if _displays else None
+    with (
+        contextlib.nullcontext(outer)
+        if outer
+        else Display(*columns, console=Console(stderr=True), transient=True) as display
+    ):
+        _displays.append(display)
+        task = display.add_task(description, total=None)
 
         def advance(done: int, total: int) -> None:
-            progress.update(task, advance=done, total=total)
+            display.update(task, advance=done, total=total)
 
-        yield advance
+        try:
+            yield advance
+        finally:
+            _displays.pop()
+            if outer is not None:
+                display.remove_task(task)
 
 
 def report_input(questions: Questions, quiet: bool) -> None:

@@ -149,3 +149,15 @@ def test_device_cuda_without_cuda_fails_before_the_model_loads(loads: list[str],
     code, out, err = run("mine", str(questions), "--backend", "torch", "--device", "cuda")
     assert code == 2 and out == ""
     assert err == "dupfind: error: --device cuda, but torch sees no CUDA device (use --device cpu or auto)\n"
+
+
+def test_a_progress_bar_opened_inside_another_shares_its_display(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dupfind.cli.common as common
+
+    monkeypatch.setattr(common, "stderr_is_terminal", lambda: True)
+    with common.progress_bar("Encoding", False) as encoding:
+        encoding(1, 2)
+        with common.progress_bar("Re-ranking", False) as reranking:  # rich allows one live display at a time
+            reranking(1, 1)
+        encoding(1, 2)
+    assert common._displays == []

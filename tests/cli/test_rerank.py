@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from dupfind.cli import app
@@ -104,3 +105,20 @@ def test_eval_rerank_reports_both_stages(use_fake_reranker: Path, tmp_path: Path
     data = json.loads(result.stdout)
     assert result.exit_code == 0 and data["gold"] == 1 and data["at_threshold"]["precision"] == 1.0
     assert data["candidates"] >= 2  # the swap was a candidate, rejected by the re-ranker
+
+
+def test_rerank_scores_are_cached_and_cleared(
+    use_fake_reranker: Path, fake_pair_scorer: FakePairScorer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DUPFIND_CACHE_DIR", str(tmp_path / "cache"))
+    command = ["mine", str(_questions(tmp_path)), "-f", "jsonl", "--rerank", "--reranker", str(use_fake_reranker)]
+    first = runner.invoke(app, command)
+    assert first.exit_code == 0 and fake_pair_scorer.calls
+    fake_pair_scorer.calls.clear()
+    again = runner.invoke(app, command)
+    assert again.stdout == first.stdout and fake_pair_scorer.calls == []
+    info = json.loads(runner.invoke(app, ["cache", "info", "--json"]).stdout)
+    assert sum(model["rows"] for model in info["rerank_scores"]) == 3
+    cleared = runner.invoke(app, ["cache", "clear"])
+    assert cleared.exit_code == 0 and "Removed 3 re-rank scores" in cleared.stderr
+    assert json.loads(runner.invoke(app, ["cache", "info", "--json"]).stdout)["rerank_scores"] == []
