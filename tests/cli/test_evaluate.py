@@ -13,7 +13,6 @@ from typer.testing import CliRunner
 from dupfind.cli import app
 from dupfind.model import (
     BUILTIN_MINING_THRESHOLD,
-    BUILTIN_PAIR_THRESHOLD,
     builtin_model_dir,
     load_thresholds,
     resolve_model,
@@ -21,6 +20,7 @@ from dupfind.model import (
 from tests.conftest import FakeEncoder
 
 runner = CliRunner()
+DEFAULT_THRESHOLDS = load_thresholds(resolve_model(None))  # the default model's calibrated thresholds
 PAIRS = [
     ("How do I reset my password?", "how can I reset my password", 1),
     ("How do I reset my password?", "How do I change my username?", 0),
@@ -78,7 +78,7 @@ def test_eval_pairs_prints_one_json_line_when_piped(use_fake_encoder: FakeEncode
     [line] = out.splitlines()
     report = json.loads(line)
     assert report["task"] == "pairs" and report["pairs"] == 8 and report["duplicates"] == 4
-    assert report["at_threshold"]["threshold"] == BUILTIN_PAIR_THRESHOLD
+    assert report["at_threshold"]["threshold"] == DEFAULT_THRESHOLDS.pair
     assert set(report["best_f1"]) == {"threshold", "accuracy", "f1", "precision", "recall"}
     assert 0.5 <= report["average_precision"] <= 1 and 0.5 <= report["roc_auc"] <= 1
     assert "Read 8 pairs (4 duplicates)" in err
@@ -146,7 +146,7 @@ def test_eval_mining(use_fake_encoder: FakeEncoder, questions_csv: Path) -> None
     assert report["at_threshold"]["threshold"] == 0.6 and report["at_threshold"]["pairs"] >= 1
     assert report["best_f1"]["f1"] >= report["at_threshold"]["f1"] - 1e-9
     code, out, _ = run("eval", "mining", str(questions_csv), "-f", "table")
-    assert code == 0 and "gold pairs" in out and f"{BUILTIN_MINING_THRESHOLD:.4f}" in out
+    assert code == 0 and "gold pairs" in out and f"{DEFAULT_THRESHOLDS.mining:.4f}" in out
 
 
 @pytest.mark.parametrize(
@@ -191,7 +191,7 @@ def test_calibrate_stores_thresholds_beside_the_model(
     report = json.loads(out)
     thresholds = load_thresholds(resolve_model(str(model_dir)))
     assert thresholds.pair == report["pair_threshold"] == report["calibration"]["pair"]["threshold"]
-    assert thresholds.mining == BUILTIN_MINING_THRESHOLD and "mining threshold stays" in err
+    assert thresholds.mining == BUILTIN_MINING_THRESHOLD and "mining threshold stays" in err  # a model without any
     assert report["stored"] == str(model_dir / "dupfind.json")
     code, out, err = run("calibrate", str(questions_csv), "--model", str(model_dir), "--top-k", "5")
     assert code == 0, err

@@ -10,10 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from dupfind.cli import app
-from dupfind.model import BUILTIN_MINING_THRESHOLD, BUILTIN_PAIR_THRESHOLD, DEFAULT_MODEL
+from dupfind.model import DEFAULT_MODEL, load_thresholds, resolve_model
 from tests.conftest import FakeEncoder
 
 runner = CliRunner()
+DEFAULT_THRESHOLDS = load_thresholds(resolve_model(None))  # the default model's calibrated thresholds
 
 
 def run(*args: str) -> tuple[int, str, str]:
@@ -40,8 +41,8 @@ def test_calibrate_writes_the_project_file_and_commands_use_it(
     assert code == 0, err
     report = json.loads(out)
     pair = report["pair_threshold"]
-    assert report["stored"] == "dupfind.toml" and pair != BUILTIN_PAIR_THRESHOLD
-    assert report["mining_threshold"] == BUILTIN_MINING_THRESHOLD  # not calibrated here: kept
+    assert report["stored"] == "dupfind.toml" and pair != DEFAULT_THRESHOLDS.pair
+    assert report["mining_threshold"] == DEFAULT_THRESHOLDS.mining  # not calibrated here: kept
     assert "90% range" in err
     text = (tmp_path / "dupfind.toml").read_text(encoding="utf-8")
     assert f"pair = {pair}" in text and f'name = "{DEFAULT_MODEL}"' in text
@@ -52,7 +53,7 @@ def test_calibrate_writes_the_project_file_and_commands_use_it(
     code, out, _ = run("compare", "a b", "a c", "--json", "--thresholds", str(tmp_path / "dupfind.toml"))
     assert json.loads(out)["threshold"] == pair
     code, out, _ = run("compare", "a b", "a c", "--json")
-    assert json.loads(out)["threshold"] == BUILTIN_PAIR_THRESHOLD  # elsewhere, the model's own
+    assert json.loads(out)["threshold"] == DEFAULT_THRESHOLDS.pair  # elsewhere, the model's own
 
 
 def test_a_project_file_for_another_model_does_not_apply(
@@ -61,7 +62,7 @@ def test_a_project_file_for_another_model_does_not_apply(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "dupfind.toml").write_text('[models."0123456789abcdef"]\npair = 0.5\nmining = 0.6\n', encoding="utf-8")
     code, out, err = run("-v", "compare", "a b", "a c", "--json")
-    assert code == 1 and json.loads(out)["threshold"] == BUILTIN_PAIR_THRESHOLD  # 1: not a duplicate
+    assert code == 1 and json.loads(out)["threshold"] == DEFAULT_THRESHOLDS.pair  # 1: not a duplicate
     assert "has no thresholds for model" in err
 
 
