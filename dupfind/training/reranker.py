@@ -94,8 +94,8 @@ def training_examples(
     parts = [pairs[["sentence1", "sentence2", "label"]]]
     counts = {"labeled": len(pairs)}
     if questions is not None:
-        keep = ~questions.groupby("cluster")["question"].transform(lambda texts: texts.isin(excluded).any())
-        questions = questions[keep].drop_duplicates("question").reset_index(drop=True)
+        touching = questions.loc[questions["question"].isin(excluded), "cluster"].unique()
+        questions = questions[~questions["cluster"].isin(touching)].drop_duplicates("question").reset_index(drop=True)
         positives = _cluster_positives(questions, recipe.positives_per_question, rng, pairs)
         negatives = _hard_negatives(questions, embedder, recipe.negative_share, rng)
         parts += [positives, negatives]
