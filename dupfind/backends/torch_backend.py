@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,14 +22,20 @@ if TYPE_CHECKING:
 FLOAT32 = {"dtype": "float32"}
 
 
-def load_sentence_transformer(ref: ModelRef, device: str | None = None) -> SentenceTransformer:
-    """The model as a `SentenceTransformer`, loaded from its local directory without running any of its code."""
+def _local_folder(ref: ModelRef) -> Path:
+    """The model's folder, checked for code of its own, with the hub off unless downloads are allowed."""
     directory = model_dir(ref)
     check_no_custom_code(directory)
     if not downloads_allowed():
         os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    return directory
+
+
+def load_sentence_transformer(ref: ModelRef, device: str | None = None) -> SentenceTransformer:
+    """The model as a `SentenceTransformer`, loaded from its local directory without running any of its code."""
+    directory = _local_folder(ref)
     from sentence_transformers import SentenceTransformer
 
     try:
@@ -41,12 +48,7 @@ def load_sentence_transformer(ref: ModelRef, device: str | None = None) -> Sente
 
 def load_cross_encoder(ref: ModelRef, device: str | None = None) -> CrossEncoder:
     """The re-ranker as a sentence-transformers `CrossEncoder`, loaded as `load_sentence_transformer` loads."""
-    directory = model_dir(ref)
-    check_no_custom_code(directory)
-    if not downloads_allowed():
-        os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    directory = _local_folder(ref)
     from sentence_transformers import CrossEncoder
 
     try:

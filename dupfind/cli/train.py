@@ -25,10 +25,21 @@ from dupfind.cli.common import (
 )
 from dupfind.evaluation.labeled import CLUSTER_COLUMN, PAIR_COLUMNS
 
+PairsFileOption = Annotated[
+    str, typer.Option("--pairs", help="Labeled pairs: question1, question2, is_duplicate (0/1).")
+]
+HoldoutOption = Annotated[
+    float, typer.Option("--holdout", help="Share of the pairs held out (at most 2,000) to select and calibrate.")
+]
+Fp16Option = Annotated[
+    bool, typer.Option("--fp16", help="Store the weights in float16: half the size, loaded as float32.")
+]
+ForceOption = Annotated[bool, typer.Option("--force", help="Replace a non-empty output directory.")]
+
 
 @command("train", aliases={"--batch-size": "--pairs-per-batch"})
 def train(
-    pairs: Annotated[str, typer.Option("--pairs", help="Labeled pairs: question1, question2, is_duplicate (0/1).")],
+    pairs: PairsFileOption,
     output: Annotated[str, typer.Option("--output", "-o", help="Directory to write the trained model to.")],
     recipe: Annotated[str, typer.Option("--recipe", help="seed (the seed model's card) or best.")] = "best",
     model: ModelOption = None,
@@ -37,17 +48,13 @@ def train(
         int | None, typer.Option("--pairs-per-batch", help="Pairs per training batch [default: the recipe's].")
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed [default: the recipe's, 42].")] = None,
-    holdout: Annotated[
-        float, typer.Option("--holdout", help="Share of the pairs held out (at most 2,000) to select and calibrate.")
-    ] = 0.1,
+    holdout: HoldoutOption = 0.1,
     question1_col: Question1ColOption = PAIR_COLUMNS[0],
     question2_col: Question2ColOption = PAIR_COLUMNS[1],
     label_col: LabelColOption = PAIR_COLUMNS[2],
     format_in: FormatInOption = None,
-    fp16: Annotated[
-        bool, typer.Option("--fp16", help="Store the weights in float16: half the size, loaded as float32.")
-    ] = False,
-    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output directory.")] = False,
+    fp16: Fp16Option = False,
+    force: ForceOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Fine-tune a model on labeled pairs and write it, with calibrated thresholds and a model card.
@@ -85,7 +92,7 @@ def train(
 @command("train-reranker")
 @embedder_options
 def train_reranker(
-    pairs: Annotated[str, typer.Option("--pairs", help="Labeled pairs: question1, question2, is_duplicate (0/1).")],
+    pairs: PairsFileOption,
     output: Annotated[str, typer.Option("--output", "-o", help="Directory to write the trained re-ranker to.")],
     embedding: EmbedderOptions,
     questions: Annotated[
@@ -95,17 +102,13 @@ def train_reranker(
     text_col: TextColOption = None,
     cluster_col: ClusterColOption = CLUSTER_COLUMN,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 42,
-    holdout: Annotated[
-        float, typer.Option("--holdout", help="Share of the pairs held out (at most 2,000) to select and calibrate.")
-    ] = 0.1,
+    holdout: HoldoutOption = 0.1,
     question1_col: Question1ColOption = PAIR_COLUMNS[0],
     question2_col: Question2ColOption = PAIR_COLUMNS[1],
     label_col: LabelColOption = PAIR_COLUMNS[2],
     format_in: FormatInOption = None,
-    fp16: Annotated[
-        bool, typer.Option("--fp16", help="Store the weights in float16: half the size, loaded as float32.")
-    ] = False,
-    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty output directory.")] = False,
+    fp16: Fp16Option = False,
+    force: ForceOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Train a cross-encoder re-ranker for --rerank, and write it calibrated, with a model card.

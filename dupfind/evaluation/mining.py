@@ -96,8 +96,13 @@ def evaluate_mining(
 
 
 def _mining_scores(mined: MinedPairs, clusters: NDArray[np.int64], threshold: float, gold: int) -> MiningScores:
-    correct = int(np.sum(clusters[mined.left] == clusters[mined.right]))
-    precision = correct / max(len(mined), 1)
-    recall = correct / gold
+    return kept_pairs_scores(clusters[mined.left] == clusters[mined.right], threshold, gold)
+
+
+def kept_pairs_scores(hits: NDArray[np.bool_], threshold: float, gold: int) -> MiningScores:
+    """Precision, recall and F1 of the pairs kept at `threshold`; `hits`: which of them are gold pairs."""
+    correct = int(np.sum(hits))
+    precision = correct / max(len(hits), 1)
+    recall = correct / max(gold, 1)
     f1 = 2 * precision * recall / (precision + recall) if correct else 0.0
-    return MiningScores(float(threshold), len(mined), precision, recall, f1)
+    return MiningScores(float(threshold), len(hits), precision, recall, f1)

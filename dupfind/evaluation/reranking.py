@@ -13,20 +13,9 @@ from numpy.typing import NDArray
 
 from dupfind.encoding import Embeddings
 from dupfind.evaluation.curve import Curve, Labels
-from dupfind.evaluation.mining import MINING_TOP_K
+from dupfind.evaluation.mining import MINING_TOP_K, MiningScores, kept_pairs_scores
 from dupfind.mining import mine_embeddings
 from dupfind.reranker import Reranker
-
-
-@dataclass(frozen=True)
-class Decisions:
-    """Pairs decided duplicates at a threshold, against the gold duplicates."""
-
-    threshold: float
-    pairs: int
-    precision: float
-    recall: float
-    f1: float
 
 
 @dataclass(frozen=True)
@@ -37,8 +26,8 @@ class RerankReport:
     candidate_threshold: float
     candidates: int
     candidate_recall: float  # share of the gold duplicates among the candidates
-    at_threshold: Decisions
-    best_f1: Decisions
+    at_threshold: MiningScores
+    best_f1: MiningScores
     average_precision: float
 
 
@@ -88,16 +77,7 @@ def _report(scores: NDArray[np.float32], hits: Labels, gold: int, candidate: flo
         candidate_threshold=candidate,
         candidates=len(scores),
         candidate_recall=int(hits.sum()) / max(gold, 1),
-        at_threshold=_decisions(scores, hits, gold, threshold),
-        best_f1=Decisions(best_threshold, int(np.sum(scores >= best_threshold)), precision, recall, f1),
+        at_threshold=kept_pairs_scores(hits[scores >= threshold], threshold, gold),
+        best_f1=MiningScores(best_threshold, int(np.sum(scores >= best_threshold)), precision, recall, f1),
         average_precision=curve.average_precision() if len(scores) else 0.0,
     )
-
-
-def _decisions(scores: NDArray[np.float32], hits: Labels, gold: int, threshold: float) -> Decisions:
-    kept = scores >= threshold
-    correct = int(np.sum(hits & kept))
-    precision = correct / max(int(kept.sum()), 1)
-    recall = correct / max(gold, 1)
-    f1 = 2 * precision * recall / (precision + recall) if correct else 0.0
-    return Decisions(float(threshold), int(kept.sum()), precision, recall, f1)
