@@ -68,7 +68,6 @@ def test_the_wheel_carries_every_shipped_model(tmp_path: Path) -> None:
             "wheel",
             str(ROOT),
             "--no-deps",
-            "--no-build-isolation",
             "-q",
             "-w",
             str(tmp_path),
