@@ -56,7 +56,8 @@ def mining_f1(pairs_file: Path, questions: pd.DataFrame) -> dict[str, float]:
 
 
 def catalog(result: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """The Quora dev figures `dupfind models` shows: F1 at the calibrated thresholds, best F1 and AP."""
+    """The Quora dev figures `dupfind models` shows for the built-in bi-encoders: F1 at the calibrated thresholds,
+    best F1 and AP."""
 
     def figures(pairs: dict[str, Any], mining: dict[str, Any]) -> dict[str, float]:
         return {
@@ -71,23 +72,24 @@ def catalog(result: dict[str, Any]) -> dict[str, dict[str, float]]:
     return {
         "base": figures(result["eval pairs --model base"], result["eval mining --model base"]),
         "quora": figures(result["eval pairs"], result["eval mining"]),
-        "quora-reranker": figures(result["eval pairs --rerank"], result["eval mining --rerank"]),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--reranker", default=None, help="a re-ranker's folder [default: the built-in one]")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     questions_file, pairs_file = QUORA / "dev-questions.csv", QUORA / "dev-pairs.csv"
     questions = pd.read_csv(questions_file)
+    rerank = ["--rerank"] + ([] if args.reranker is None else ["--reranker", args.reranker])
     result: dict[str, Any] = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
     with tempfile.TemporaryDirectory() as work:
         plain_out, rerank_out = Path(work) / "plain.parquet", Path(work) / "rerank.parquet"
         base = ["mine", str(questions_file), "--id-col", "id", "--no-cache", "-q"]
-        commands = {"mine": [*base, "-o", str(plain_out)], "mine --rerank": [*base, "-o", str(rerank_out), "--rerank"]}
-        wall(["compare", *SWAP, "--rerank"], ok=(0, 1))  # exports both models on first use
+        commands = {"mine": [*base, "-o", str(plain_out)], "mine --rerank": [*base, "-o", str(rerank_out), *rerank]}
+        wall(["compare", *SWAP, *rerank], ok=(0, 1))  # exports both models on first use
         seconds: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(args.runs):
             for name, command in commands.items():
@@ -95,15 +97,15 @@ def main() -> None:
         result["mine_seconds"] = {name: statistics.median(runs) for name, runs in seconds.items()}
         result["mine_rerank_ratio"] = result["mine_seconds"]["mine --rerank"] / result["mine_seconds"]["mine"]
         result["mining"] = {"mine": mining_f1(plain_out, questions), "mine --rerank": mining_f1(rerank_out, questions)}
-    compare = [wall(["compare", *SWAP, "--rerank", "--json"], ok=(0, 1)) for _ in range(args.runs)]
+    compare = [wall(["compare", *SWAP, *rerank, "--json"], ok=(0, 1)) for _ in range(args.runs)]
     result["compare_rerank_cold_seconds"] = statistics.median(seconds for seconds, _ in compare)
     result["swap"] = json.loads(compare[0][1])
     plain_compare = [wall(["compare", *SWAP, "--json"], ok=(0, 1))[0] for _ in range(args.runs)]
     result["compare_cold_seconds"] = statistics.median(plain_compare)
     for task, file in (("pairs", pairs_file), ("mining", questions_file)):
-        for options in (("--model", "base"), (), ("--rerank",)):
+        for name, options in (("--model base", ["--model", "base"]), ("", []), ("--rerank", rerank)):
             report = json.loads(wall(["eval", task, str(file), "-f", "json", "-q", *options])[1])
-            result[" ".join(("eval", task, *options))] = report
+            result[f"eval {task} {name}".strip()] = report
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     CATALOG.write_text(json.dumps(catalog(result), indent=1) + "\n", encoding="utf-8")
