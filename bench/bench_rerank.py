@@ -79,12 +79,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--reranker", default=None, help="a re-ranker's folder [default: the built-in one]")
+    parser.add_argument("--models-only", action="store_true", help="only the bi-encoders' dev figures (the catalog)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     questions_file, pairs_file = QUORA / "dev-questions.csv", QUORA / "dev-pairs.csv"
     questions = pd.read_csv(questions_file)
     rerank = ["--rerank"] + ([] if args.reranker is None else ["--reranker", args.reranker])
     result: dict[str, Any] = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
+    if args.models_only:
+        for task, file in (("pairs", pairs_file), ("mining", questions_file)):
+            for name, options in (("--model base", ["--model", "base"]), ("", [])):
+                report = json.loads(wall(["eval", task, str(file), "-f", "json", "-q", *options])[1])
+                result[f"eval {task} {name}".strip()] = report
+        CATALOG.write_text(json.dumps(catalog(result), indent=1) + "\n", encoding="utf-8")
+        print(json.dumps(catalog(result), indent=1))
+        return
     with tempfile.TemporaryDirectory() as work:
         plain_out, rerank_out = Path(work) / "plain.parquet", Path(work) / "rerank.parquet"
         base = ["mine", str(questions_file), "--id-col", "id", "--no-cache", "-q"]
