@@ -40,8 +40,9 @@ def test_clusters(use_real_encoder: None) -> None:
     assert code == 0, err
     group = {row["id"]: row["cluster_id"] for row in map(json.loads, out.splitlines())}
     assert group["t012"] == group["t014"] == group["t034"]
-    assert group["t008"] == group["t030"]
-    assert len({group["t008"], group["t012"], group["t013"]}) == 3
+    # The default (fine-tuned) model keeps "dark mode for the desktop app?" apart from "dark mode?" at its
+    # threshold; the base model grouped them.
+    assert len({group["t008"], group["t012"], group["t013"], group["t030"]}) == 4
 
 
 def test_dedupe(use_real_encoder: None, tmp_path: Path) -> None:
