@@ -3,11 +3,13 @@
 `replacing(path)` is the one mechanism: a temporary file beside the target, fsynced, given the mode of the file
 it replaces (a new one the umask's), renamed over it, the folder fsynced. A symlink is written through (its
 target is replaced). `tables.atomic_output` builds user outputs on it; caches and memo files use it directly.
+`replacing_folder(path)` does the same for a folder of files (`tables.write_parquet_parts`).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
@@ -43,6 +45,34 @@ def replacing(path: str | Path) -> Iterator[BinaryIO]:
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_folder(target.parent)
+
+
+@contextmanager
+def replacing_folder(path: str | Path) -> Iterator[Path]:
+    """A new folder whose files replace the folder `path` when the block completes, and is dropped if it fails.
+
+    The files are written into a temporary folder beside `path` (each fsynced by whoever writes it), which is
+    given the mode of the folder it replaces (a new one the umask's) and renamed into place; the old folder is
+    renamed aside first and deleted after. So `path` holds the old files or all the new ones, never a mix.
+    """
+    target = Path(os.path.realpath(path))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        existing = target.stat() if target.exists() else None
+        os.chmod(staging, 0o777 & ~_umask() if existing is None else stat.S_IMODE(existing.st_mode))
+        yield staging
+        fsync_folder(staging)
+        if existing is None:
+            os.rename(staging, target)
+        else:
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            os.rename(target, old / target.name)
+            os.rename(staging, target)
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
         raise
     fsync_folder(target.parent)
 

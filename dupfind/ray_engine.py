@@ -42,8 +42,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dupfind import ann
+from dupfind.backends import DEFAULT_PRECISION
 from dupfind.embedding_cache import text_keys
-from dupfind.encoding import DEFAULT_BATCH_SIZE, Embeddings, Progress, available_cores
+from dupfind.encoding import DEFAULT_BATCH_SIZE, Embeddings, Progress, TokenCounts, available_cores
 from dupfind.errors import DupfindError
 from dupfind.mining import (
     DEFAULT_TOP_K,
@@ -139,20 +140,31 @@ def loopback_only() -> None:
 
 @dataclass(frozen=True)
 class EncoderSpec:
-    """How a worker loads the encoder: the model's name or path (None: built-in) and the backend's name, and the
-    fingerprint it must have (a node with another model on that path is an error, not mixed embeddings)."""
+    """How a worker loads the encoder: the model's name or path (None: built-in), the backend's name, the
+    precision and the device (`cpu`, or `cuda` for actors given GPUs), and the fingerprint it must have (a node
+    with another model on that path is an error, not mixed embeddings)."""
 
     model: str | None
     backend: str
     fingerprint: str
     batch_size: int = DEFAULT_BATCH_SIZE
+    precision: str = DEFAULT_PRECISION
+    device: str = "cpu"
 
     @classmethod
-    def of(cls, model: str | None, backend: str, fingerprint: str, batch_size: int = DEFAULT_BATCH_SIZE) -> EncoderSpec:
+    def of(
+        cls,
+        model: str | None,
+        backend: str,
+        fingerprint: str,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        precision: str = DEFAULT_PRECISION,
+        device: str = "cpu",
+    ) -> EncoderSpec:
         """The spec of a model given as on the command line: a local folder is named by its absolute path."""
         if model is not None and Path(model).exists():
             model = str(Path(model).resolve())
-        return cls(model, backend, fingerprint, batch_size)
+        return cls(model, backend, fingerprint, batch_size, precision, device)
 
 
 @dataclass(frozen=True)
@@ -242,15 +254,43 @@ def _read_frame(source: str, paths: list[str], fmt: str, reader: QuestionReader)
 # Encoding
 
 
+@dataclass(frozen=True)
+class RayEmbedded:
+    """What `embed_texts_ray` found: one unit embedding per text, and how many distinct texts were encoded now."""
+
+    embeddings: Embeddings
+    encoded: int
+    distinct: int
+
+
+def embed_texts_ray(
+    texts: Sequence[str],
+    spec: EncoderSpec,
+    work_dir: Path,
+    workers: Workers = Workers(),
+    progress: Progress | None = None,
+) -> RayEmbedded:
+    """The unit embedding of each text, each distinct text encoded once on the cluster, and only when it is not
+    yet in `work_dir`'s shards for this encoder (as `Embedder.embed` does with the local cache)."""
+    import pandas as pd
+
+    rows, distinct = pd.factorize(pd.Series(list(texts), dtype=object), sort=False)
+    vectors, encoded = embed_ray(list(distinct), spec, work_dir, workers, progress)
+    return RayEmbedded(vectors[rows], encoded, len(distinct))
+
+
 def embed_ray(
     texts: Sequence[str],
     spec: EncoderSpec,
     work_dir: Path,
     workers: Workers = Workers(),
     progress: Progress | None = None,
-) -> Embeddings:
+    tokens: TokenCounts | None = None,
+) -> tuple[Embeddings, int]:
     """The unit embeddings of distinct `texts`, one row each, encoding on the cluster only those not yet in
-    `work_dir`'s shards for this encoder. `progress(done, total)` is called as batches are written."""
+    `work_dir`'s shards for this encoder; and how many were encoded now. `progress(done, total)` is called as
+    batches are written. With the texts' token counts, the texts go to the actors longest first, with their
+    counts, so that each batch pads as little as locally and no actor counts tokens again."""
     import ray.data
 
     folder = embeddings_folder(work_dir.absolute(), spec.fingerprint)
@@ -261,7 +301,12 @@ def embed_ray(
     if len(missing):
         import pyarrow as pa
 
-        table = pa.table({"text": pa.array([texts[i] for i in missing.tolist()], pa.large_string())})
+        columns = {}
+        if tokens is not None:
+            missing = missing[np.argsort(-np.asarray(tokens)[missing], kind="stable")]
+            columns["tokens"] = pa.array(np.asarray(tokens, dtype=np.int64)[missing])
+        columns["text"] = pa.array([texts[i] for i in missing.tolist()], pa.large_string())
+        table = pa.table(columns)
         # One block per shard, made here: no task runs beside the actors, which may hold every CPU.
         dataset = ray.data.from_arrow([table.slice(start, SHARD_ROWS) for start in range(0, len(missing), SHARD_ROWS)])
         actors, cpus = _actor_pool(workers)
@@ -284,7 +329,7 @@ def embed_ray(
             f"{int((~found).sum())} questions were not found embedded in {folder}: "
             "is --work-dir on a file system that every node of the cluster sees?"
         )
-    return vectors
+    return vectors, len(missing)
 
 
 def embeddings_folder(work_dir: Path, fingerprint: str) -> Path:
@@ -371,7 +416,7 @@ class _EncodeActor:
     def __init__(self, spec: EncoderSpec, folder: str) -> None:
         from dupfind.backends import load_encoder
 
-        self.encoder = load_encoder(spec.model, spec.backend)
+        self.encoder = load_encoder(spec.model, spec.backend, spec.precision, spec.device)
         if self.encoder.fingerprint != spec.fingerprint:
             raise DupfindError(
                 f"the encoder on node {os.uname().nodename} is {self.encoder.fingerprint}, "
@@ -385,8 +430,9 @@ class _EncodeActor:
         from dupfind.encoding import encode
 
         texts: list[str] = batch.column("text").to_pylist()
+        tokens = batch.column("tokens").to_numpy() if "tokens" in batch.column_names else None
         if texts:
-            write_shard(self.folder, text_keys(texts), encode(self.encoder, texts, self.batch_size))
+            write_shard(self.folder, text_keys(texts), encode(self.encoder, texts, self.batch_size, tokens=tokens))
         return {"rows": np.array([len(texts)], dtype=np.int64)}
 
 
@@ -508,17 +554,16 @@ def mine_texts_ray(
     workers: Workers = Workers(),
     params: ann.IvfParams = ann.IvfParams(),
     progress: Progress | None = None,
+    tokens: TokenCounts | None = None,
 ) -> RayMined:
     """`dupfind.mining.mine_texts` on the cluster: identical texts (up to case and whitespace) embedded once
     and paired with score 1.0, as locally; the others mined with the inverted-file index (as `--index ann`).
-    `progress(done, total)` is called as texts are encoded."""
+    `progress(done, total)` is called as texts are encoded; `tokens`: the texts' token counts, if known."""
     check_threshold(threshold)
     check_top_k(top_k)
     first, inverse = unique_texts(texts)
     distinct = [texts[row] for row in first.tolist()]
-    folder = embeddings_folder(work_dir, spec.fingerprint)
-    folder.mkdir(parents=True, exist_ok=True)
-    _, found = read_embeddings(folder, text_keys(distinct), vectors=False)
-    embeddings = embed_ray(distinct, spec, work_dir, workers, progress)
+    counts = None if tokens is None else np.asarray(tokens)[first]
+    embeddings, encoded = embed_ray(distinct, spec, work_dir, workers, progress, counts)
     mined, truncated = mine_embeddings_ray(embeddings, threshold, top_k, params)
-    return RayMined(expand_identical(mined, truncated, inverse, top_k), int((~found).sum()), len(distinct))
+    return RayMined(expand_identical(mined, truncated, inverse, top_k), encoded, len(distinct))

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from dupfind.atomic import replacing
+from dupfind.atomic import replacing, replacing_folder
 from dupfind.errors import DupfindError
 
 if TYPE_CHECKING:
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 INPUT_FORMATS = ("csv", "tsv", "jsonl", "json", "parquet", "txt")
 OUTPUT_FORMATS = ("table", "csv", "tsv", "jsonl", "json", "parquet")
 TEXT_COLUMN_NAMES = ("question", "text", "title", "body")
+PART_ROWS = 1_000_000  # rows of each part of a folder output (Parquet)
+_PART = re.compile(r"part-\d{5,}\.parquet")
 _EXTENSIONS = {
     ".csv": "csv",
     ".tsv": "tsv",
@@ -512,9 +514,13 @@ def output_format(output: str | None, fmt: str | None, stdout_is_terminal: bool,
     if fmt is not None:
         if fmt not in allowed:
             raise DupfindError(f"unknown output format '{fmt}' (choose from {', '.join(allowed)})")
+        if fmt != "parquet" and is_folder_output(output):
+            raise DupfindError(f"{output}: a folder is written as Parquet parts; use --format parquet, or name a file")
         if fmt == "table" and output not in (None, "-"):
             raise DupfindError("the table format is for the terminal; pick csv, tsv, jsonl, json or parquet for a file")
         return fmt
+    if is_folder_output(output):
+        return "parquet"
     if output is not None and output != "-":
         guessed = format_from_path(output)
         if guessed is None or guessed not in allowed:
@@ -596,11 +602,38 @@ def write_table(frame: pd.DataFrame, output: str | None, fmt: str, title: str | 
         return
     if fmt == "table":
         raise DupfindError("the table format is for the terminal; pick csv, tsv, jsonl, json or parquet for a file")
+    if fmt == "parquet" and is_folder_output(output):
+        write_parquet_parts(frame, output)
+        return
     if fmt == "parquet":
         _write_parquet(output, lambda handle: frame.to_parquet(handle, index=False))
         return
     with atomic_output(output) as handle:
         _write_text(frame, fmt, handle, output)
+
+
+def write_parquet_parts(frame: pd.DataFrame, folder: str, part_rows: int = PART_ROWS) -> None:
+    """Write a frame as a folder of Parquet parts (`part-00000.parquet`, ...), `part_rows` rows each, in the
+    frame's order, all or nothing (`dupfind.atomic.replacing_folder`). One part, empty, for an empty frame.
+    Read back as one table by `pandas.read_parquet(folder)`, Arrow datasets, Ray Data or DuckDB."""
+    import pyarrow
+    import pyarrow.parquet as pq
+
+    table = pyarrow.Table.from_pandas(frame, preserve_index=False)
+    try:
+        with replacing_folder(folder) as staging:
+            for part, start in enumerate(range(0, max(1, len(frame)), part_rows)):
+                with replacing(staging / f"part-{part:05d}.parquet") as handle:
+                    pq.write_table(table.slice(start, part_rows), handle)
+    except pyarrow.ArrowException as exc:
+        raise DupfindError(f"{folder}: cannot write Parquet ({str(exc).splitlines()[0]})") from exc
+    except OSError as exc:
+        raise DupfindError(f"{folder}: cannot write ({exc.strerror or exc})") from exc
+
+
+def is_folder_output(path: str | None) -> bool:
+    """Whether `-o` names a folder (one that exists, or a path ending in `/`): results go there as Parquet parts."""
+    return path is not None and path != "-" and (path.endswith(("/", os.sep)) or Path(path).is_dir())
 
 
 def _write_parquet(output: str | None, write: Any) -> None:
@@ -762,13 +795,23 @@ class QuestionReader:
         )
 
 
-def check_destination(path: str | None, inputs: Sequence[str] = ()) -> None:
+def check_destination(path: str | None, inputs: Sequence[str] = (), parts: bool = False) -> None:
     """Fail early, before any work, when a result could not be written at `path` (None or `-`: stdout):
-    a folder, a folder that does not exist, or one of the `inputs` (it would be replaced before it is read)."""
+    a folder, a folder that does not exist, or one of the `inputs` (it would be replaced before it is read).
+    With `parts`, a folder is a destination for Parquet parts, if it is new, empty or holds parts alone."""
     if path is None or path == "-":
         return
     target = Path(path)
-    if target.is_dir():
+    if is_folder_output(path) and parts:
+        if not target.parent.exists():
+            raise DupfindError(f"{path}: the folder {target.parent} does not exist")
+        if target.exists() and not target.is_dir():
+            raise DupfindError(f"{path}: is a file, not a folder")
+        others = [] if not target.exists() else [item for item in target.iterdir() if not _PART.fullmatch(item.name)]
+        if others:
+            raise DupfindError(f"{path}: holds {others[0].name}, not only Parquet parts; name a new or empty folder")
+        return
+    if target.is_dir() or path.endswith(("/", os.sep)):
         raise DupfindError(f"{path}: is a directory")
     if not target.parent.exists():
         raise DupfindError(f"{path}: the folder {target.parent} does not exist")

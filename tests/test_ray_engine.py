@@ -164,6 +164,41 @@ def test_a_folder_or_a_glob_of_shards_reads_like_one_file(
     pd.testing.assert_frame_equal(whole, globbed)
 
 
+def test_pairs_on_ray_written_as_a_folder_of_parquet_parts(
+    clean_run: tuple[pd.DataFrame, str, Path], use_fake_encoder: FakeEncoder, questions_csv: Path, tmp_path: Path
+) -> None:
+    whole, _, kept = clean_run
+    shutil.copytree(kept, tmp_path / "pairs.work")  # the default work folder of -o pairs/
+    folder = tmp_path / "pairs"
+    result = runner.invoke(
+        app, ["mine", str(questions_csv), "--engine", "ray", "-o", f"{folder}/", "-t", THRESHOLD, "--id-col", "id"]
+    )
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert "0 of 2980 distinct questions encoded now" in result.stderr
+    assert [path.name for path in folder.iterdir()] == ["part-00000.parquet"]
+    pd.testing.assert_frame_equal(pd.read_parquet(folder), whole)
+
+
+def test_index_built_on_ray_is_the_local_index(
+    clean_run: tuple[pd.DataFrame, str, Path], use_fake_encoder: FakeEncoder, questions_csv: Path, tmp_path: Path
+) -> None:
+    from dupfind.index import open_index
+
+    kept = clean_run[2]
+    shutil.copytree(kept, tmp_path / "work")
+    built = {}
+    for name, engine in {"local": [], "ray": ["--engine", "ray", "--work-dir", str(tmp_path / "work")]}.items():
+        out = tmp_path / f"{name}.dfi"
+        result = runner.invoke(app, ["index", "build", str(questions_csv), "--id-col", "id", *engine, "-o", str(out)])
+        assert result.exit_code == 0, (result.stderr, result.exception)
+        built[name] = open_index(str(out))
+    assert "20 of 3000 distinct questions encoded now" in result.stderr  # the 20 upper-cased ones are new
+    local, on_ray = built["local"], built["ray"]
+    assert on_ray.ids == local.ids and on_ray.texts == local.texts and len(local) == 3000
+    assert (on_ray.model, on_ray.fingerprint, on_ray.thresholds) == (local.model, local.fingerprint, local.thresholds)
+    np.testing.assert_allclose(on_ray.embeddings, local.embeddings, atol=1e-6)
+
+
 def test_mining_on_ray_is_the_local_inverted_file_index(local_ray: None) -> None:
     rng = np.random.default_rng(1)
     centres = rng.normal(size=(300, 32)).astype(np.float32)

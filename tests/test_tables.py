@@ -11,7 +11,14 @@ import pandas as pd
 import pytest
 
 from dupfind.errors import DupfindError
-from dupfind.tables import load_questions, output_format, read_table, write_table
+from dupfind.tables import (
+    check_destination,
+    load_questions,
+    output_format,
+    read_table,
+    write_parquet_parts,
+    write_table,
+)
 
 ROWS = [
     {"id": "a1", "question": "How do I reset my password?", "votes": 3},
@@ -178,3 +185,45 @@ def test_gzip_output(tmp_path: Path) -> None:
     path = tmp_path / "out.csv.gz"
     write_table(pd.DataFrame({"a": [1, 2]}), str(path), output_format(str(path), None, False))
     assert pd.read_csv(path).a.tolist() == [1, 2]
+
+
+def test_parquet_parts_keep_order_types_and_replace_a_folder_whole(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"score": [0.9, 0.8, 0.7, 0.6, 0.5], "id_a": ["x", "y", "z", "w", "v"], "id_b": range(5)})
+    folder = tmp_path / "pairs"
+    write_parquet_parts(frame, f"{folder}/", part_rows=2)
+    assert sorted(path.name for path in folder.iterdir()) == [f"part-0000{k}.parquet" for k in range(3)]
+    pd.testing.assert_frame_equal(pd.read_parquet(folder), frame)
+    folder.chmod(0o750)
+    write_parquet_parts(frame.head(0), str(folder))
+    assert [path.name for path in folder.iterdir()] == ["part-00000.parquet"]
+    assert pd.read_parquet(folder).columns.tolist() == ["score", "id_a", "id_b"]
+    assert folder.stat().st_mode & 0o777 == 0o750
+    assert [path.name for path in tmp_path.iterdir()] == ["pairs"]
+
+
+def test_parquet_parts_interrupted_leave_the_old_folder(tmp_path: Path) -> None:
+    class Boom(Exception):
+        pass
+
+    frame = pd.DataFrame({"score": [0.9, 0.8, 0.7]})
+    folder = tmp_path / "pairs"
+    write_parquet_parts(frame, str(folder), part_rows=1)
+
+    def explode(*args: object, **kwargs: object) -> None:
+        raise Boom
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("pyarrow.parquet.write_table", explode)
+        with pytest.raises(Boom):
+            write_parquet_parts(frame.head(1), str(folder))
+    pd.testing.assert_frame_equal(pd.read_parquet(folder), frame)
+    assert [path.name for path in tmp_path.iterdir()] == ["pairs"]
+
+
+def test_a_folder_is_a_destination_only_for_parts(tmp_path: Path) -> None:
+    assert output_format(f"{tmp_path}/", None, True) == "parquet"
+    check_destination(f"{tmp_path}/new/", parts=True)
+    with pytest.raises(DupfindError, match="is a directory"):
+        check_destination(f"{tmp_path}/new/")
+    with pytest.raises(DupfindError, match="is a directory"):
+        check_destination(str(tmp_path))

@@ -60,6 +60,11 @@ def load_cross_encoder(ref: ModelRef, device: str | None = None) -> CrossEncoder
         raise DupfindError(f"cannot load re-ranker '{ref.name}': {str(exc).splitlines()[0]}") from exc
 
 
+def torch_fingerprint(ref: ModelRef, device: str) -> str:
+    """The fingerprint of a model's `TorchEncoder` on a device (`cpu` or `cuda`), known without loading it."""
+    return f"{fingerprint(ref)}-torch" + ("-cuda-fp16" if device == "cuda" else "")
+
+
 class TorchEncoder:
     """Encode with `SentenceTransformer.encode`, exactly as sentence-transformers does; in fp16 on `cuda`."""
 
@@ -68,7 +73,7 @@ class TorchEncoder:
         if device == "cuda":
             self.model.half()
         self.ref = ref
-        self._fingerprint = f"{fingerprint(ref)}-torch" + ("-cuda-fp16" if device == "cuda" else "")
+        self._fingerprint = torch_fingerprint(ref, device)
 
     @property
     def fingerprint(self) -> str:

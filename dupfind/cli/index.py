@@ -8,18 +8,24 @@ import typer
 
 from dupfind.cli.common import (
     EmbedderOptions,
+    EngineOptions,
     FileArgument,
     QuietOption,
     command,
     command_group,
     embedder_options,
     embedding_progress,
+    engine_options,
     info,
     input_options,
+    progress_bar,
     read_questions,
+    report_input,
+    stage,
 )
 
 if TYPE_CHECKING:
+    from dupfind.index import Index
     from dupfind.tables import QuestionReader
 
 index_app = command_group("index", "Build and grow an index of questions, for `search` and `mine --against`.")
@@ -28,14 +34,18 @@ index_app = command_group("index", "Build and grow an index of questions, for `s
 @command("build", index_app)
 @input_options
 @embedder_options
+@engine_options
 def build(
     file: FileArgument,
     reader: QuestionReader,
     embedding: EmbedderOptions,
+    engine: EngineOptions,
     output: Annotated[str, typer.Option("--output", "-o", help="The index file to write (e.g. corpus.dfi).")],
     quiet: QuietOption = False,
 ) -> None:
     """Encode a file's questions into an index file (replaced atomically if it exists).
+
+    With --engine ray, FILE may also be a folder or a glob of shards, encoded on the cluster.
 
     Example: dupfind index build corpus.csv --id-col id -o corpus.dfi
     """
@@ -45,12 +55,39 @@ def build(
 
     check_destination(output, [file])
     ref = embedding.resolve()
-    questions = read_questions(reader, file, quiet)
-    embedder = embedding.load()
-    with embedding_progress(embedder, f"Encoding {file}", quiet) as progressing:
-        index = index_questions(ref, progressing, questions)
-    save_index(index, output)
+    if engine.on_ray:
+        index = _index_on_ray(file, reader, embedding, engine, output, quiet)
+    else:
+        questions = read_questions(reader, file, quiet)
+        embedder = embedding.load()
+        with embedding_progress(embedder, f"Encoding {file}", quiet) as progressing:
+            index = index_questions(ref, progressing, questions)
+    with stage("write"):
+        save_index(index, output)
     info(f"Indexed {len(index)} questions in {output} (model {index.model})", quiet)
+
+
+def _index_on_ray(
+    file: str, reader: QuestionReader, embedding: EmbedderOptions, engine: EngineOptions, output: str, quiet: bool
+) -> Index:
+    """`index build --engine ray`: read and encode on a Ray cluster, keeping the embeddings in the work folder."""
+    from dupfind.index import new_index
+    from dupfind.ray_engine import embed_texts_ray, read_questions_ray
+
+    work_dir = engine.work_folder(output)
+    counting = engine.check(embedding)
+    with engine.session(quiet):
+        with stage("read"):
+            questions = read_questions_ray(file, reader)
+        report_input(questions, quiet)
+        spec = engine.encoder_spec(embedding, counting.load())
+        with progress_bar(f"Encoding {file} on Ray", quiet) as progress, stage("encode on Ray"):
+            embedded = embed_texts_ray(questions.texts, spec, work_dir, engine.workers(), progress)
+    info(
+        f"{embedded.encoded} of {embedded.distinct} distinct questions encoded now, the rest read from {work_dir}",
+        quiet,
+    )
+    return new_index(embedding.resolve(), questions.ids, questions.texts, embedded.embeddings)
 
 
 @command("add", index_app)

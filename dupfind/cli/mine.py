@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dupfind.cli.common import (
     EmbedderOptions,
+    EngineOptions,
     FileArgument,
     FormatOption,
-    OutputOption,
     QuietOption,
     RerankOptions,
     ThresholdOption,
@@ -23,6 +21,7 @@ from dupfind.cli.common import (
     command,
     embedder_options,
     embedding_progress,
+    engine_options,
     info,
     input_options,
     open_corpus,
@@ -32,7 +31,6 @@ from dupfind.cli.common import (
     rerank_options,
     rerank_progress,
     stage,
-    stderr_is_terminal,
     warn,
 )
 from dupfind.mining import DEFAULT_TOP_K
@@ -46,11 +44,13 @@ if TYPE_CHECKING:
 @input_options
 @embedder_options
 @rerank_options
+@engine_options
 def mine(
     file: FileArgument,
     reader: QuestionReader,
     embedding: EmbedderOptions,
     reranking: RerankOptions,
+    engine: EngineOptions,
     threshold: ThresholdOption = None,
     top_k: TopKOption = DEFAULT_TOP_K,
     limit: Annotated[int | None, typer.Option("--limit", "-n", help="Only the N best pairs.")] = None,
@@ -59,35 +59,24 @@ def mine(
         typer.Option("--against", help="Only pairs of a FILE question with one of this corpus (file or index)."),
     ] = None,
     also_within: Annotated[bool, typer.Option("--also-within", help="With --against: pairs within FILE too.")] = False,
-    output: OutputOption = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Write to this file (format from extension), or to a FOLDER/ as Parquet parts of 1M pairs.",
+        ),
+    ] = None,
     output_format: FormatOption = None,
     index: Annotated[
         str, typer.Option("--index", help="exact, ann (approximate: faster on large files) or auto.")
     ] = "auto",
-    engine: Annotated[
-        str, typer.Option("--engine", help="local, or ray: read, encode and mine on a Ray cluster (dupfind[ray]).")
-    ] = "local",
-    ray_address: Annotated[
-        str | None,
-        typer.Option(
-            "--ray-address", help="With --engine ray: join this cluster (auto: $RAY_ADDRESS) [default: start one here]."
-        ),
-    ] = None,
-    work_dir: Annotated[
-        str | None,
-        typer.Option(
-            "--work-dir",
-            help="With --engine ray: embeddings kept for re-runs, on storage every node sees [default: OUTPUT.work].",
-        ),
-    ] = None,
-    gpus_per_actor: Annotated[
-        float, typer.Option("--gpus-per-actor", help="With --engine ray: GPUs of each encoder actor (torch backend).")
-    ] = 0.0,
     quiet: QuietOption = False,
 ) -> None:
     """Find pairs of duplicate questions in a file, best first.
 
-    With --engine ray, FILE may also be a folder or a glob of shards.
+    With --engine ray, FILE may also be a folder or a glob of shards. Very many pairs are best written to a
+    folder (-o pairs/): Parquet parts, best pairs first, that pandas, Arrow, Ray Data and DuckDB read as one table.
 
     Example: dupfind mine questions.csv --limit 20
     """
@@ -100,19 +89,14 @@ def mine(
     check_range("--top-k", top_k, 1)
     check_range("--limit", limit, 0)
     check_choice("--index", index, INDEXES)
-    check_choice("--engine", engine, ENGINES)
-    check_range("--gpus-per-actor", gpus_per_actor, 0)
     if also_within and against is None:
         raise DupfindError("--also-within needs --against CORPUS")
-    if engine == "local" and (ray_address is not None or work_dir is not None or gpus_per_actor):
-        raise DupfindError("--ray-address, --work-dir and --gpus-per-actor go with --engine ray")
     fmt = choose_format(output, output_format, sys.stdout.isatty())
-    check_destination(output, [file] + ([against] if against else []))
-    if engine == "ray":
+    check_destination(output, [file] + ([against] if against else []), parts=True)
+    if engine.on_ray:
         if reranking.rerank:
             raise DupfindError("--rerank is local only; drop --engine ray")
-        options = RayRun(ray_address, _work_dir(work_dir, output), gpus_per_actor)
-        _mine_on_ray(file, reader, embedding, options, threshold, top_k, limit, output, fmt, index, against, quiet)
+        _mine_on_ray(file, reader, embedding, engine, threshold, top_k, limit, output, fmt, index, against, quiet)
         return
     if against is not None:
         _mine_against(
@@ -145,32 +129,11 @@ def mine(
     info(f"{len(mined)} pairs with {described} among {len(questions)} questions", quiet)
 
 
-ENGINES = ("local", "ray")
-
-
-@dataclass(frozen=True)
-class RayRun:
-    """Where and how `mine --engine ray` runs."""
-
-    address: str | None
-    work_dir: Path
-    gpus_per_actor: float
-
-
-def _work_dir(work_dir: str | None, output: str | None) -> Path:
-    from dupfind.errors import DupfindError
-
-    if work_dir is None and (output is None or output == "-"):
-        raise DupfindError("--engine ray keeps its embeddings in --work-dir: give one, or --output")
-    # Absolute: the workers of the cluster do not run in this process's folder.
-    return Path(work_dir if work_dir is not None else f"{output}.work").absolute()
-
-
 def _mine_on_ray(
     file: str,
     reader: QuestionReader,
     embedding: EmbedderOptions,
-    run: RayRun,
+    engine: EngineOptions,
     threshold: float | None,
     top_k: int,
     limit: int | None,
@@ -181,39 +144,30 @@ def _mine_on_ray(
     quiet: bool,
 ) -> None:
     """`mine --engine ray`: read, encode and mine on a Ray cluster; written like `mine`'s."""
-    from dupfind.backends import check_backend
     from dupfind.errors import DupfindError
-    from dupfind.ray_engine import EncoderSpec, Workers, mine_texts_ray, ray_session, read_questions_ray, require_ray
+    from dupfind.ray_engine import mine_texts_ray, read_questions_ray
     from dupfind.tables import write_table
 
     if against is not None:
         raise DupfindError("--against is local only; drop --engine ray")
     if index == "exact":
         raise DupfindError("--engine ray mines with the inverted-file index (--index ann); --index exact is local only")
-    require_ray()
-    if run.work_dir.exists() and not run.work_dir.is_dir():
-        raise DupfindError(f"--work-dir {run.work_dir}: is not a folder")
-    backend = check_backend(embedding.backend)
+    work_dir = engine.work_folder(output)
+    counting = engine.check(embedding)
     ref = embedding.resolve()
     threshold = embedding.thresholds_for(ref).mining if threshold is None else threshold
-    with stage("start Ray"), ray_session(run.address, progress_bars=stderr_is_terminal() and not quiet):
+    with engine.session(quiet):
         with stage("read"):
             questions = read_questions_ray(file, reader)
         report_input(questions, quiet)
-        embedder = embedding.load()
+        embedder = counting.load()
         with stage("count tokens"):
             tokens = embedder.count_tokens(questions.texts)
         _warn_long(embedder.count_truncated(tokens), embedder.max_seq_length)
-        spec = EncoderSpec.of(embedding.model, backend, embedder.fingerprint, embedding.batch_size)
+        spec = engine.encoder_spec(embedding, embedder)
         with progress_bar("Encoding on Ray", quiet) as progress, stage("encode and mine on Ray"):
             found = mine_texts_ray(
-                questions.texts,
-                spec,
-                run.work_dir,
-                threshold,
-                top_k,
-                Workers(gpus=run.gpus_per_actor),
-                progress=progress,
+                questions.texts, spec, work_dir, threshold, top_k, engine.workers(), progress=progress, tokens=tokens
             )
     mined = found.pairs
     _warn_truncated(mined, top_k, threshold)
@@ -222,7 +176,7 @@ def _mine_on_ray(
         write_table(frame, output, fmt, title=f"Duplicate pairs (cosine ≥ {threshold:.3f})")
     info(
         f"{len(mined)} pairs with cosine ≥ {threshold:.3f} among {len(questions)} questions "
-        f"({found.encoded} of {found.distinct} distinct questions encoded now, the rest read from {run.work_dir})",
+        f"({found.encoded} of {found.distinct} distinct questions encoded now, the rest read from {work_dir})",
         quiet,
     )
 

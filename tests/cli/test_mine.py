@@ -64,6 +64,37 @@ def test_output_files_round_trip(use_fake_encoder: FakeEncoder, questions_csv: P
     assert frame[["id_a", "id_b"]].values.tolist() == [[1, 3], [4, 5]]
 
 
+def test_folder_output_is_parquet_parts_replaced_whole(
+    use_fake_encoder: FakeEncoder, questions_csv: Path, tmp_path: Path
+) -> None:
+    single, folder = tmp_path / "pairs.parquet", tmp_path / "pairs"
+    assert mine(str(questions_csv), "-t", "0.6", "-o", str(single))[0] == 0
+    code, stdout, err = mine(str(questions_csv), "-t", "0.6", "-o", f"{folder}/")
+    assert code == 0, err
+    assert stdout == "" and [path.name for path in folder.iterdir()] == ["part-00000.parquet"]
+    pd.testing.assert_frame_equal(pd.read_parquet(folder), pd.read_parquet(single))
+    code, _, err = mine(str(questions_csv), "-t", "0.99", "-o", str(folder))  # an existing folder: replaced
+    assert code == 0, err
+    assert len(pd.read_parquet(folder)) == 1 and [path.name for path in folder.iterdir()] == ["part-00000.parquet"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["pairs", "pairs.parquet", "questions.csv"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-o", "{tmp}/"], "holds questions.csv, not only Parquet parts"),
+        (["-o", "{tmp}/new/", "--format", "csv"], "a folder is written as Parquet parts; use --format parquet"),
+        (["-o", "{tmp}/no/such/"], "the folder {tmp}/no does not exist"),
+    ],
+)
+def test_folder_output_errors(
+    use_fake_encoder: FakeEncoder, questions_csv: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
+    code, _, err = mine(str(questions_csv), *[arg.replace("{tmp}", str(tmp_path)) for arg in args])
+    assert code == 2 and message.replace("{tmp}", str(tmp_path)) in err
+    assert use_fake_encoder.calls == [] and [path.name for path in tmp_path.iterdir()] == ["questions.csv"]
+
+
 def test_limit_and_table_format(use_fake_encoder: FakeEncoder, questions_csv: Path) -> None:
     code, out, _ = mine(str(questions_csv), "-t", "0.6", "--limit", "1", "--format", "csv")
     assert code == 0
