@@ -30,6 +30,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import re
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
@@ -116,11 +117,12 @@ def ray_session(address: str | None = None, progress_bars: bool = False) -> Iter
 
 @contextmanager
 def _quiet_loggers() -> Iterator[None]:
-    """Ray's loggers at ERROR for the block (Ray Data logs every dataset it runs at INFO)."""
+    """Ray's loggers quiet for the block: Ray Data logs every dataset it runs at INFO, and a worker's failure
+    with its traceback at ERROR, which dupfind reports in one line itself."""
     loggers = [logging.getLogger(name) for name in ("ray", "ray.data")]
     levels = [logger.level for logger in loggers]
     for logger in loggers:
-        logger.setLevel(logging.ERROR)
+        logger.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
@@ -320,9 +322,15 @@ def embed_ray(
             max_restarts=RETRIES,
             max_task_retries=RETRIES,
         )
-        for batch in encoded.iter_batches(batch_size=None, batch_format="numpy"):
-            if progress is not None:
-                progress(int(batch["rows"].sum()), len(missing))
+        try:
+            for batch in encoded.iter_batches(batch_size=None, batch_format="numpy"):
+                if progress is not None:
+                    progress(int(batch["rows"].sum()), len(missing))
+        except Exception as exc:
+            error = worker_error(exc)
+            if error is None:
+                raise
+            raise error from None
     vectors, found = read_embeddings(folder, keys)
     if not found.all() or vectors is None:
         raise DupfindError(
@@ -330,6 +338,27 @@ def embed_ray(
             "is --work-dir on a file system that every node of the cluster sees?"
         )
     return vectors, len(missing)
+
+
+def worker_error(exc: Exception) -> DupfindError | None:
+    """The `DupfindError` that a worker raised (an encoder it cannot load, another model on its node), as
+    its own one-line error, out of the exception Ray raises on the driver; None if there is none. A task's
+    error is its `cause`; an actor that failed to start leaves only its traceback's text (`ActorDiedError`)."""
+    seen: set[int] = set()
+    found: BaseException | None = exc
+    while found is not None and id(found) not in seen:
+        seen.add(id(found))
+        cause = getattr(found, "cause", None)
+        if isinstance(found, DupfindError) and not isinstance(cause, BaseException):
+            return DupfindError(str(found.args[0]) if found.args else str(found))
+        told = _TOLD.findall(str(found))
+        if told:
+            return DupfindError(told[-1].strip())
+        found = cause if isinstance(cause, BaseException) else (found.__cause__ or found.__context__)
+    return None
+
+
+_TOLD = re.compile(r"^dupfind\.errors\.DupfindError: (.+)$", re.MULTILINE)
 
 
 def embeddings_folder(work_dir: Path, fingerprint: str) -> Path:

@@ -3,7 +3,8 @@ clusters, so that every worker process knows the `fake` backend (and `fake-dies-
 
 `fake-dies-once` encodes like `fake` but kills its worker process on its first batch when the file
 `$DUPFIND_CACHE_DIR/die-once` exists (it is removed first, so only one worker dies): Ray must restart the
-actor and run the batch again, losing and duplicating nothing.
+actor and run the batch again, losing and duplicating nothing. `fake-elsewhere` cannot be loaded on a
+worker (as a model missing on a node), while a test registers it in its own process.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from dupfind.backends import register_backend
 from dupfind.encoding import Embeddings
+from dupfind.errors import DupfindError
 from tests.conftest import FakeEncoder
 
 
@@ -40,6 +42,11 @@ RUNTIME_ENV = {
 }
 
 
+def cannot_load(model: object) -> FakeEncoder:
+    raise DupfindError("model 'fake-elsewhere' is not installed on this node")
+
+
 def register_fake_backends() -> None:
     register_backend("fake", lambda model: FakeEncoder())
     register_backend("fake-dies-once", lambda model: DiesOnceEncoder())
+    register_backend("fake-elsewhere", cannot_load)

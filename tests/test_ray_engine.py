@@ -145,6 +145,27 @@ def test_an_encoder_actor_killed_mid_run_loses_and_duplicates_nothing(
     pd.testing.assert_frame_equal(clean, killed)
 
 
+def test_an_encoder_that_cannot_load_on_the_cluster_is_one_line_and_exit_2(
+    local_ray: None,
+    use_fake_encoder: FakeEncoder,
+    questions_csv: Path,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    register_backend("fake-elsewhere", lambda model: FakeEncoder())  # it loads here, not on the workers
+    try:
+        out = tmp_path / "pairs.parquet"
+        result = runner.invoke(app, ["mine", str(questions_csv), "--engine", "ray", "--backend", "fake-elsewhere",
+                                     "-o", str(out)])  # fmt: skip
+    finally:
+        unregister_backend("fake-elsewhere")
+    assert result.exit_code == 2, (result.stderr, result.exception)
+    assert result.stderr.endswith("\ndupfind: error: model 'fake-elsewhere' is not installed on this node\n")
+    assert result.stderr.count("\n") == 2 and "Traceback" not in result.stderr  # what was read, then the error
+    assert "Traceback" not in capfd.readouterr().err  # nor on the process's own stderr (Ray's loggers)
+    assert not out.exists()
+
+
 def test_a_folder_or_a_glob_of_shards_reads_like_one_file(
     clean_run: tuple[pd.DataFrame, str, Path], use_fake_encoder: FakeEncoder, questions_csv: Path, tmp_path: Path
 ) -> None:

@@ -641,12 +641,14 @@ class EngineOptions:
             raise DupfindError(f"--work-dir {folder}: is not a folder")
         return folder
 
-    def check(self, embedding: EmbedderOptions) -> EmbedderOptions:
-        """Check that Ray is installed and the encoder options fit the actors (before anything starts); returns
-        the options of this process's own encoder, which only counts tokens, on the CPU."""
+    def check(self, source: str, embedding: EmbedderOptions) -> EmbedderOptions:
+        """Check that Ray is installed, that the input has files and that the encoder options fit the actors
+        (before anything starts); returns the options of this process's own encoder, which only counts tokens,
+        on the CPU."""
         from dupfind.backends import check_backend
-        from dupfind.ray_engine import require_ray
+        from dupfind.ray_engine import input_paths, require_ray
 
+        input_paths(source)
         backend = check_backend(embedding.backend)
         if self.gpus_per_actor and backend != "torch":
             raise DupfindError(f"--gpus-per-actor needs --backend torch (the {backend} backend runs on CPUs)")

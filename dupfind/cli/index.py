@@ -75,7 +75,7 @@ def _index_on_ray(
     from dupfind.ray_engine import embed_texts_ray, read_questions_ray
 
     work_dir = engine.work_folder(output)
-    counting = engine.check(embedding)
+    counting = engine.check(file, embedding)
     with engine.session(quiet):
         with stage("read"):
             questions = read_questions_ray(file, reader)

@@ -153,7 +153,7 @@ def _mine_on_ray(
     if index == "exact":
         raise DupfindError("--engine ray mines with the inverted-file index (--index ann); --index exact is local only")
     work_dir = engine.work_folder(output)
-    counting = engine.check(embedding)
+    counting = engine.check(file, embedding)
     ref = embedding.resolve()
     threshold = embedding.thresholds_for(ref).mining if threshold is None else threshold
     with engine.session(quiet):

@@ -54,3 +54,21 @@ def test_bad_engine_options_fail_before_anything_runs(
     assert result.exit_code == 2
     assert message in result.stderr and result.stderr.count("\n") == 1
     assert use_fake_encoder.calls == []
+
+
+@pytest.mark.parametrize(
+    ("command", "source", "message"),
+    [
+        (["mine"], "missing.csv", "missing.csv: no such file, folder or matching files"),
+        (["mine"], "-", "--engine ray reads files, not stdin"),
+        (["index", "build"], "-", "--engine ray reads files, not stdin"),
+    ],
+)
+def test_engine_ray_checks_its_input_before_anything_runs(
+    use_fake_encoder: FakeEncoder, tmp_path: Path, command: list[str], source: str, message: str
+) -> None:
+    output = str(tmp_path / ("out.dfi" if "index" in command else "out.csv"))
+    result = runner.invoke(app, [*command, source, "--engine", "ray", "-o", output])
+    assert result.exit_code == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1
+    assert use_fake_encoder.calls == [] and list(tmp_path.iterdir()) == []
