@@ -1,21 +1,26 @@
-"""Encoders for Ray workers in tests: `register_fake_backends` is the `worker_process_setup_hook` of the test
+"""Encoders and faults for Ray workers in tests: `set_up_worker` is the `worker_process_setup_hook` of the test
 clusters, so that every worker process knows the `fake` backend (and `fake-dies-once`) as the test process does.
 
 `fake-dies-once` encodes like `fake` but kills its worker process on its first batch when the file
 `$DUPFIND_CACHE_DIR/die-once` exists (it is removed first, so only one worker dies): Ray must restart the
 actor and run the batch again, losing and duplicating nothing. `fake-elsewhere` cannot be loaded on a
 worker (as a model missing on a node), while a test registers it in its own process.
+
+A mining task's worker process dies likewise when the file `$DUPFIND_CACHE_DIR/die-once-scoring` exists: Ray
+must run the task again, and the pairs must be those of a clean run.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from dupfind.backends import register_backend
 from dupfind.encoding import Embeddings
 from dupfind.errors import DupfindError
+from dupfind.mining import Hits
 from tests.conftest import FakeEncoder
 
 
@@ -37,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # What the test clusters give every worker: the hook, and the repository on the path so that the hook's module
 # (`tests.ray_workers`) imports there as it does in the test process (pytest puts it on the driver's path only).
 RUNTIME_ENV = {
-    "worker_process_setup_hook": "tests.ray_workers.register_fake_backends",
+    "worker_process_setup_hook": "tests.ray_workers.set_up_worker",
     "env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
 }
 
@@ -46,7 +51,25 @@ def cannot_load(model: object) -> FakeEncoder:
     raise DupfindError("model 'fake-elsewhere' is not installed on this node")
 
 
-def register_fake_backends() -> None:
+def scoring_dies_once(score_cell: Callable[..., Hits]) -> Callable[..., Hits]:
+    """`score_cell`, but the first call after the marker file appears kills its worker process."""
+
+    def score_or_die(*args: Any, **kwargs: Any) -> Hits:
+        marker = die_once_marker().with_name("die-once-scoring")
+        try:
+            os.rename(marker, marker.with_name("died-scoring"))  # only one process claims it
+        except FileNotFoundError:
+            return score_cell(*args, **kwargs)
+        os._exit(1)
+
+    return score_or_die
+
+
+def set_up_worker() -> None:
+    """Register the fake backends, and let a mining task die once on demand."""
+    from dupfind import ray_engine
+
     register_backend("fake", lambda model: FakeEncoder())
     register_backend("fake-dies-once", lambda model: DiesOnceEncoder())
     register_backend("fake-elsewhere", cannot_load)
+    ray_engine.score_cell = scoring_dies_once(ray_engine.score_cell)

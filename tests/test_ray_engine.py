@@ -220,15 +220,25 @@ def test_index_built_on_ray_is_the_local_index(
     np.testing.assert_allclose(on_ray.embeddings, local.embeddings, atol=1e-6)
 
 
-def test_mining_on_ray_is_the_local_inverted_file_index(local_ray: None) -> None:
+@pytest.mark.parametrize("fault", ["none", "a mining task's worker dies once"])
+def test_mining_on_ray_is_the_local_inverted_file_index(local_ray: None, fault: str) -> None:
     rng = np.random.default_rng(1)
     centres = rng.normal(size=(300, 32)).astype(np.float32)
     rows = centres[rng.integers(300, size=5000)] + 0.3 * rng.normal(size=(5000, 32)).astype(np.float32)
     rows /= np.linalg.norm(rows, axis=1, keepdims=True)
-    (local, local_truncated), (remote, remote_truncated) = (
-        _mine(rows, 0.8, 5, None, "ann"),
-        mine_embeddings_ray(rows, 0.8, 5),
-    )
+    marker = die_once_marker().with_name("die-once-scoring")
+    if fault != "none":
+        marker.touch()
+    try:
+        (local, local_truncated), (remote, remote_truncated) = (
+            _mine(rows, 0.8, 5, None, "ann"),
+            mine_embeddings_ray(rows, 0.8, 5),
+        )
+    finally:
+        marker.unlink(missing_ok=True)
+    died = marker.with_name("died-scoring")
+    assert died.exists() == (fault != "none")  # a worker did die, and the task was run again
+    died.unlink(missing_ok=True)
     assert local.truncated > 0 and len(local) > 1000
     np.testing.assert_array_equal(local.left, remote.left)
     np.testing.assert_array_equal(local.right, remote.right)
