@@ -10,7 +10,7 @@
 Each run is a fresh `dupfind -v` process with `DUPFIND_CACHE_DIR` in a temporary folder (the model exported
 there first). Writes bench/results/ray.json.
 
-    .venv/bin/python bench/bench_ray.py               # ~8 min on 2 cores
+    .venv/bin/python bench/bench_ray.py               # ~20 min on 2 cores (AMD EPYC, AVX2)
     .venv/bin/python bench/bench_ray.py --n 20000     # quicker
 """
 

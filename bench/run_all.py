@@ -1,10 +1,11 @@
 """`make bench`: the encoding, start-up, mining and end-to-end benchmarks, then one table of figures and targets.
 
-Runs bench_encode.py, bench_precision.py, bench_compare.py, bench_mining.py and bench_e2e.py (each writes its JSON under
-bench/results/), then prints the table and writes bench/results/summary.json. Ratios are taken within one run, so a busy
+Runs bench_encode.py, bench_precision.py, bench_compare.py, bench_mining.py, bench_e2e.py and bench_ray.py (each writes
+its JSON under bench/results/), then prints the table and writes bench/results/summary.json; bench_gpu_node.py's figures
+are shown too when a GPU machine wrote them there. Ratios are taken within one run, so a busy
 machine slows both sides alike; absolute times are only as good as the machine is quiet.
 
-    .venv/bin/python bench/run_all.py [--skip encode,precision,compare,mining,e2e] [--mining-sizes 10000,100000]
+    .venv/bin/python bench/run_all.py [--skip encode,precision,compare,mining,e2e,ray] [--mining-sizes 10000,100000]
                                       [--e2e-sizes 100000]
 """
 
@@ -87,12 +88,32 @@ def rows() -> list[tuple[str, str, str, bool | None]]:
             if run_name == "changed":
                 value += f", {figure['encoded']} rows encoded"
             table.append((f"dupfind mine {n}: {run_name} run", value, target, met))
+    ray = load("ray")
+    if ray and "timed" in ray:
+        timed = ray["timed"]
+        value = (
+            f"local {timed['local']['seconds']:.1f} s, Ray {timed['ray']['seconds']:.1f} s"
+            f" ({100 * timed['ray_overhead']:+.1f}%), re-run {timed['ray_rerun']['seconds']:.1f} s"
+            f" ({timed['rerun_speedup']:.1f}x); pairs vs local {timed['pairs_vs_local']['found_share']:.4f}"
+        )
+        met = timed["ray_overhead"] <= 0.25 and timed["rerun_speedup"] >= 10
+        table.append((f"mine --engine ray {timed['n']}", value, "overhead ≤ 25%, re-run ≥ 10x faster", met))
+    if ray and "dev" in ray:
+        dev = ray["dev"]
+        value = f"{dev['found_share']:.5f} of {dev['reference_pairs']} exact pairs, {dev['extra']} extra"
+        table.append(("mine --engine ray, dev", value, "≥ 0.999 of --index exact's pairs", dev["found_share"] >= 0.999))
+    gpu = load("gpu_node")
+    if gpu:
+        best = max(gpu["shared_gpu"] + gpu["gpu_actor"], key=lambda figure: figure["per_second"])
+        actors = best.get("actors", 1)
+        value = f"{best['per_second']:.0f}/s with {actors} actor(s), {best['speedup_vs_cpu_actor']:.1f}x the CPU actor"
+        table.append((f"encoder actors on a {gpu['gpu']}", value, "", None))
     return table
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--skip", default="", help="comma-separated: encode, precision, compare, mining, e2e")
+    parser.add_argument("--skip", default="", help="comma-separated: encode, precision, compare, mining, e2e, ray")
     parser.add_argument("--mining-sizes", default="10000,100000")
     parser.add_argument("--e2e-sizes", default="100000", help="add 1000000 for the 1M target (long)")
     args = parser.parse_args()
@@ -107,6 +128,8 @@ def main() -> None:
         run("bench_mining.py", "--sizes", args.mining_sizes)
     if "e2e" not in skip:
         run("bench_e2e.py", "--sizes", args.e2e_sizes)
+    if "ray" not in skip:
+        run("bench_ray.py")
     table = rows()
     width = max((len(row[0]) for row in table), default=10)
     print(f"\n{'figure':{width}}  {'target':46}  met  value")
