@@ -810,6 +810,9 @@ def check_destination(path: str | None, inputs: Sequence[str] = (), parts: bool 
         others = [] if not target.exists() else [item for item in target.iterdir() if not _PART.fullmatch(item.name)]
         if others:
             raise DupfindError(f"{path}: holds {others[0].name}, not only Parquet parts; name a new or empty folder")
+        for source in inputs:
+            if source != "-" and Path(source).resolve().is_relative_to(target.resolve()):
+                raise DupfindError(f"{path}: holds the input {source}; write the result to another folder")
         return
     if target.is_dir() or path.endswith(("/", os.sep)):
         raise DupfindError(f"{path}: is a directory")

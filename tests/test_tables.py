@@ -227,3 +227,8 @@ def test_a_folder_is_a_destination_only_for_parts(tmp_path: Path) -> None:
         check_destination(f"{tmp_path}/new/")
     with pytest.raises(DupfindError, match="is a directory"):
         check_destination(str(tmp_path))
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "part-00000.parquet").write_bytes(b"")
+    for source in (tmp_path / "parts", tmp_path / "parts" / "part-00000.parquet", tmp_path / "parts" / "part-*"):
+        with pytest.raises(DupfindError, match="holds the input"):
+            check_destination(f"{tmp_path}/parts/", [str(source)], parts=True)

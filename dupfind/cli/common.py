@@ -631,6 +631,8 @@ class EngineOptions:
 
     def work_folder(self, output: str | None) -> Path:
         """--work-dir, else the output's name with `.work` (absolute: the cluster's workers run elsewhere)."""
+        from dupfind.tables import is_folder_output
+
         if self.work_dir is not None:
             folder = Path(self.work_dir).absolute()
         elif output is not None and output != "-":
@@ -639,6 +641,8 @@ class EngineOptions:
             raise DupfindError("--engine ray keeps its embeddings in --work-dir: give one, or --output")
         if folder.exists() and not folder.is_dir():
             raise DupfindError(f"--work-dir {folder}: is not a folder")
+        if is_folder_output(output) and folder.resolve().is_relative_to(Path(str(output)).resolve()):
+            raise DupfindError(f"--work-dir {folder}: is inside the output folder {output}, which is replaced whole")
         return folder
 
     def check(self, source: str, embedding: EmbedderOptions) -> EmbedderOptions:

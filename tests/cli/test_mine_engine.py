@@ -45,6 +45,7 @@ def test_engine_ray_without_ray_installed_is_one_line_and_exit_2(
         (["--engine", "ray", "--gpus-per-actor", "-1", "--work-dir", "w"], "--gpus-per-actor must be at least 0"),
         (["--engine", "ray", "--gpus-per-actor", "1", "--work-dir", "w"], "--gpus-per-actor needs --backend torch"),
         (["--engine", "ray", "--device", "cuda", "--work-dir", "w"], "puts the encoder actors on GPUs"),
+        (["--engine", "ray", "--work-dir", "pairs/work", "-o", "pairs/"], "is inside the output folder pairs/"),
     ],
 )
 def test_bad_engine_options_fail_before_anything_runs(
