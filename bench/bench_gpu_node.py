@@ -32,20 +32,21 @@ import numpy as np
 import pandas as pd
 from bench_e2e import DATA, questions, run
 
+from dupfind.ray_engine import EncodeActor, EncoderSpec
+
 RESULTS = Path(__file__).resolve().parent / "results" / "gpu_node.json"
 
 
-def torch_actor(device: str, batch_size: int, folder: Path) -> Any:
+def torch_actor(device: str, batch_size: int, folder: Path) -> EncodeActor:
     """The encoder actor of `--engine ray --backend torch` on a device (cuda: as with `--gpus-per-actor`)."""
     from dupfind.backends.torch_backend import torch_fingerprint
     from dupfind.model import resolve_model
-    from dupfind.ray_engine import EncoderSpec, _EncodeActor
 
     fingerprint = torch_fingerprint(resolve_model(None), device)
-    return _EncodeActor(EncoderSpec.of(None, "torch", fingerprint, batch_size, device=device), str(folder))
+    return EncodeActor(EncoderSpec.of(None, "torch", fingerprint, batch_size, device=device), str(folder))
 
 
-def encode_all(actor: Any, texts: list[str]) -> float:
+def encode_all(actor: EncodeActor, texts: list[str]) -> float:
     """Seconds the actor takes to encode and store `texts`, block by block, after one warm-up block."""
     import pyarrow as pa
 

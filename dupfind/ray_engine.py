@@ -428,18 +428,18 @@ def _actor_pool(workers: Workers) -> tuple[int, float]:
     return max(1, workers.actors or fits), cpus
 
 
-def _bound_actor(spec: EncoderSpec, folder: str) -> type[_EncodeActor]:
-    """`_EncodeActor` of this spec and folder as a class without constructor arguments: Ray Data keeps
+def _bound_actor(spec: EncoderSpec, folder: str) -> type[EncodeActor]:
+    """`EncodeActor` of this spec and folder as a class without constructor arguments: Ray Data keeps
     constructor arguments in the object store, from where a restarted actor may not get them back."""
 
-    class BoundEncodeActor(_EncodeActor):
+    class BoundEncodeActor(EncodeActor):
         def __init__(self) -> None:
             super().__init__(spec, folder)
 
     return BoundEncodeActor
 
 
-class _EncodeActor:
+class EncodeActor:
     """Loads the encoder once; encodes a batch of texts and writes it as one shard, atomically."""
 
     def __init__(self, spec: EncoderSpec, folder: str) -> None:
