@@ -329,19 +329,21 @@ def mine_texts(
     top_k: int = DEFAULT_TOP_K,
     index: str = "auto",
     tokens: TokenCounts | None = None,
+    mining_progress: Progress | None = None,
 ) -> MinedPairs:
     """Mine duplicate pairs among texts, each row keeping its best `top_k` neighbours.
 
     Identical texts (up to case and whitespace) are embedded once and paired with score 1.0; they count
     as neighbours like any other, so a question repeated many times keeps `top_k` pairs per row, not all
     of them. `tokens` are the texts' token counts when already known; `index` is `mine_embeddings`'.
+    `mining_progress(done, total)` counts the distinct texts mined (the embedder reports the encoding).
     """
     check_threshold(threshold)
     check_top_k(top_k)
     first, inverse = unique_texts(texts)
     unique_tokens = None if tokens is None else tokens[first]
     embeddings = embedder.embed([texts[row] for row in first], unique_tokens)
-    return mine_grouped(embeddings, inverse, threshold, top_k, index)
+    return mine_grouped(embeddings, inverse, threshold, top_k, index, mining_progress)
 
 
 def mine_grouped(
@@ -350,9 +352,10 @@ def mine_grouped(
     threshold: float,
     top_k: int = DEFAULT_TOP_K,
     index: str = "auto",
+    progress: Progress | None = None,
 ) -> MinedPairs:
     """`mine_texts` on the embeddings of the distinct texts: row `i`'s text is `inverse[i]` (see `unique_texts`)."""
-    mined, truncated = _mine(embeddings, threshold, top_k, None, index)
+    mined, truncated = _mine(embeddings, threshold, top_k, progress, index)
     return expand_identical(mined, truncated, inverse, top_k)
 
 

@@ -584,15 +584,17 @@ def mine_texts_ray(
     params: ann.IvfParams = ann.IvfParams(),
     progress: Progress | None = None,
     tokens: TokenCounts | None = None,
+    mining_progress: Progress | None = None,
 ) -> RayMined:
     """`dupfind.mining.mine_texts` on the cluster: identical texts (up to case and whitespace) embedded once
     and paired with score 1.0, as locally; the others mined with the inverted-file index (as `--index ann`).
-    `progress(done, total)` is called as texts are encoded; `tokens`: the texts' token counts, if known."""
+    `progress(done, total)` is called as texts are encoded, `mining_progress(done, total)` as cells are
+    scored; `tokens`: the texts' token counts, if known."""
     check_threshold(threshold)
     check_top_k(top_k)
     first, inverse = unique_texts(texts)
     distinct = [texts[row] for row in first.tolist()]
     counts = None if tokens is None else np.asarray(tokens)[first]
     embeddings, encoded = embed_ray(distinct, spec, work_dir, workers, progress, counts)
-    mined, truncated = mine_embeddings_ray(embeddings, threshold, top_k, params)
+    mined, truncated = mine_embeddings_ray(embeddings, threshold, top_k, params, mining_progress)
     return RayMined(expand_identical(mined, truncated, inverse, top_k), encoded, len(distinct))

@@ -9,7 +9,7 @@ from dupfind import ann
 from dupfind.embedder import Embedder
 from dupfind.encoding import encode, normalize
 from dupfind.errors import DupfindError
-from dupfind.mining import MinedPairs, mine_embeddings, mine_texts, normalize_text
+from dupfind.mining import MinedPairs, mine_embeddings, mine_grouped, mine_texts, normalize_text
 from tests.conftest import FakeEncoder
 
 
@@ -218,3 +218,14 @@ def test_pruning_parts_of_the_hits_first_keeps_the_same_pairs() -> None:
     np.testing.assert_array_equal(whole.right, merged.right)
     np.testing.assert_array_equal(whole.scores, merged.scores)
     np.testing.assert_array_equal(whole_truncated, truncated)
+
+
+@pytest.mark.parametrize("index", ["exact", "ann"])
+def test_mining_reports_its_progress_to_the_end(index: str) -> None:
+    rng = np.random.default_rng(3)
+    rows = rng.normal(size=(3000, 16)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    seen: list[tuple[int, int]] = []
+    mine_grouped(rows, np.arange(len(rows)), 0.9, 5, index, lambda done, total: seen.append((done, total)))
+    assert len(seen) > 1 and sum(done for done, _ in seen) == len(rows)
+    assert {total for _, total in seen} == {len(rows)}

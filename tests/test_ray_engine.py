@@ -229,16 +229,19 @@ def test_mining_on_ray_is_the_local_inverted_file_index(local_ray: None, fault: 
     marker = die_once_marker().with_name("die-once-scoring")
     if fault != "none":
         marker.touch()
+    seen: list[tuple[int, int]] = []
     try:
         (local, local_truncated), (remote, remote_truncated) = (
             _mine(rows, 0.8, 5, None, "ann"),
-            mine_embeddings_ray(rows, 0.8, 5),
+            mine_embeddings_ray(rows, 0.8, 5, progress=lambda done, total: seen.append((done, total))),
         )
     finally:
         marker.unlink(missing_ok=True)
     died = marker.with_name("died-scoring")
     assert died.exists() == (fault != "none")  # a worker did die, and the task was run again
     died.unlink(missing_ok=True)
+    cells = {total for _, total in seen}
+    assert len(cells) == 1 and sum(done for done, _ in seen) == cells.pop() > 1  # every cell, each once
     assert local.truncated > 0 and len(local) > 1000
     np.testing.assert_array_equal(local.left, remote.left)
     np.testing.assert_array_equal(local.right, remote.right)

@@ -114,8 +114,12 @@ def mine(
     with stage("count tokens"):
         tokens = embedder.count_tokens(questions.texts)
     _warn_long(embedder.count_truncated(tokens), embedder.max_seq_length)
-    with embedding_progress(embedder, "Encoding", quiet) as progressing, stage("encode and mine"):
-        mined = mine_texts(progressing, questions.texts, threshold, top_k, index=index, tokens=tokens)
+    with (
+        embedding_progress(embedder, "Encoding", quiet) as progressing,
+        progress_bar("Mining", quiet) as mining,
+        stage("encode and mine"),
+    ):
+        mined = mine_texts(progressing, questions.texts, threshold, top_k, index, tokens, mining)
     _warn_truncated(mined, top_k, threshold)
     described = f"cosine ≥ {threshold:.3f}"
     if decide is not None:
@@ -165,9 +169,21 @@ def _mine_on_ray(
             tokens = embedder.count_tokens(questions.texts)
         _warn_long(embedder.count_truncated(tokens), embedder.max_seq_length)
         spec = engine.encoder_spec(embedding, embedder)
-        with progress_bar("Encoding on Ray", quiet) as progress, stage("encode and mine on Ray"):
+        with (
+            progress_bar("Encoding on Ray", quiet) as encoding,
+            progress_bar("Mining on Ray (cells)", quiet) as mining,
+            stage("encode and mine on Ray"),
+        ):
             found = mine_texts_ray(
-                questions.texts, spec, work_dir, threshold, top_k, engine.workers(), progress=progress, tokens=tokens
+                questions.texts,
+                spec,
+                work_dir,
+                threshold,
+                top_k,
+                engine.workers(),
+                progress=encoding,
+                tokens=tokens,
+                mining_progress=mining,
             )
     mined = found.pairs
     _warn_truncated(mined, top_k, threshold)
