@@ -26,6 +26,7 @@ from dupfind.cli.common import (
 
 if TYPE_CHECKING:
     from dupfind.index import Index
+    from dupfind.model import ModelRef
     from dupfind.tables import QuestionReader
 
 index_app = command_group("index", "Build and grow an index of questions, for `search` and `mine --against`.")
@@ -56,7 +57,7 @@ def build(
     check_destination(output, [file])
     ref = embedding.resolve()
     if engine.on_ray:
-        index = _index_on_ray(file, reader, embedding, engine, output, quiet)
+        index = _index_on_ray(file, reader, embedding, engine, ref, output, quiet)
     else:
         questions = read_questions(reader, file, quiet)
         embedder = embedding.load()
@@ -68,7 +69,13 @@ def build(
 
 
 def _index_on_ray(
-    file: str, reader: QuestionReader, embedding: EmbedderOptions, engine: EngineOptions, output: str, quiet: bool
+    file: str,
+    reader: QuestionReader,
+    embedding: EmbedderOptions,
+    engine: EngineOptions,
+    ref: ModelRef,
+    output: str,
+    quiet: bool,
 ) -> Index:
     """`index build --engine ray`: read and encode on a Ray cluster, keeping the embeddings in the work folder."""
     from dupfind.index import new_index
@@ -87,7 +94,7 @@ def _index_on_ray(
         f"{embedded.encoded} of {embedded.distinct} distinct questions encoded now, the rest read from {work_dir}",
         quiet,
     )
-    return new_index(embedding.resolve(), questions.ids, questions.texts, embedded.embeddings)
+    return new_index(ref, questions.ids, questions.texts, embedded.embeddings)
 
 
 @command("add", index_app)

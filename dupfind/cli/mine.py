@@ -36,6 +36,8 @@ from dupfind.cli.common import (
 from dupfind.mining import DEFAULT_TOP_K
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from dupfind.mining import MinedPairs
     from dupfind.tables import QuestionReader
 
@@ -121,12 +123,7 @@ def mine(
     ):
         mined = mine_texts(progressing, questions.texts, threshold, top_k, index, tokens, mining)
     _warn_truncated(mined, top_k, threshold)
-    described = f"cosine ≥ {threshold:.3f}"
-    if decide is not None:
-        candidates = len(mined)
-        with rerank_progress(reranking.load(embedding), quiet) as reranker, stage("re-rank"):
-            mined = reranker.rerank(mined, questions.texts, decide)
-        described = f"re-rank score ≥ {decide:.3f} among {candidates} candidates with {described}"
+    mined, described = _rerank(mined, questions.texts, reranking, embedding, threshold, decide, quiet)
     frame = mined.head(limit).to_frame(questions.ids, questions.texts)
     with stage("write"):
         write_table(frame, output, fmt, title=f"Duplicate pairs ({described})")
@@ -235,11 +232,7 @@ def _mine_against(
         )
     _warn_truncated(found.pairs, top_k, threshold)
     ids, texts = [*questions.ids, *corpus.ids], [*questions.texts, *corpus.texts]
-    pairs, described = found.pairs, f"cosine ≥ {threshold:.3f}"
-    if decide is not None:
-        with rerank_progress(reranking.load(embedding), quiet) as reranker, stage("re-rank"):
-            pairs = reranker.rerank(pairs, texts, decide)
-        described = f"re-rank score ≥ {decide:.3f} among {len(found.pairs)} candidates with {described}"
+    pairs, described = _rerank(found.pairs, texts, reranking, embedding, threshold, decide, quiet)
     frame = pairs.head(limit).to_frame(ids, texts)
     write_table(frame, output, fmt, title=f"Duplicate pairs with {against} ({described})")
     if decide is None:
@@ -249,6 +242,24 @@ def _mine_against(
         summary = f"{len(pairs)} pairs with {described}, with {len(corpus)} questions of {against}"
         summary += f" and within {file}" if also_within else ""
     info(summary, quiet)
+
+
+def _rerank(
+    mined: MinedPairs,
+    texts: Sequence[str],
+    reranking: RerankOptions,
+    embedding: EmbedderOptions,
+    threshold: float,
+    decide: float | None,
+    quiet: bool,
+) -> tuple[MinedPairs, str]:
+    """The pairs the re-ranker keeps (all of them without --rerank: `decide` None), and the rule they passed."""
+    described = f"cosine ≥ {threshold:.3f}"
+    if decide is None:
+        return mined, described
+    with rerank_progress(reranking.load(embedding), quiet) as reranker, stage("re-rank"):
+        kept = reranker.rerank(mined, texts, decide)
+    return kept, f"re-rank score ≥ {decide:.3f} among {len(mined)} candidates with {described}"
 
 
 def _warn_truncated(mined: MinedPairs, top_k: int, threshold: float) -> None:

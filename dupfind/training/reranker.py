@@ -30,7 +30,7 @@ from dupfind.evaluation.retrieval import top_neighbours
 from dupfind.model import Thresholds, builtin_model_dir
 from dupfind.reranker import Candidates, RerankSettings, write_settings
 from dupfind.training.splits import DEFAULT_HOLDOUT, duplicate_clusters, split_holdout
-from dupfind.training.trainer import Log, prepare_output, publish
+from dupfind.training.trainer import Log, checkpoint_selection, prepare_output, publish
 from dupfind.training.weights import store_fp16
 
 if TYPE_CHECKING:
@@ -220,18 +220,7 @@ def _fit(examples: pd.DataFrame, held: pd.DataFrame, tmp: Path, recipe: Reranker
         warmup_steps=math.ceil(recipe.warmup_ratio * steps),
         seed=recipe.seed,
         data_seed=recipe.seed,
-        eval_strategy="steps",
-        save_strategy="steps",
-        eval_steps=every,
-        save_steps=every,
-        save_only_model=True,
-        save_total_limit=2,
-        load_best_model_at_end=True,
-        metric_for_best_model="holdout_ap",
-        greater_is_better=True,
-        logging_steps=max(1, steps // 20),
-        report_to="none",
-        disable_tqdm=not progress,
+        **checkpoint_selection(every, steps, "holdout_ap", progress),
     )
     trainer = CrossEncoderTrainer(
         model=model,

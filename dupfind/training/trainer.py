@@ -110,19 +110,28 @@ def _training_arguments(recipe: Recipe, checkpoints: Path, steps: int, progress:
         multi_dataset_batch_sampler=recipe.multi_dataset_sampler,
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         dataloader_pin_memory=torch.cuda.is_available(),
-        eval_strategy="steps" if selecting else "no",
-        save_strategy="steps" if selecting else "no",
-        eval_steps=every,
-        save_steps=every,
-        save_only_model=True,
-        save_total_limit=2,
-        load_best_model_at_end=selecting,
-        metric_for_best_model="holdout_score",
-        greater_is_better=True,
-        logging_steps=max(1, steps // 20),
-        report_to="none",
-        disable_tqdm=not progress,
+        **checkpoint_selection(every, steps, "holdout_score", progress, selecting),
     )
+
+
+def checkpoint_selection(every: int, steps: int, metric: str, progress: bool, selecting: bool = True) -> dict[str, Any]:
+    """Training arguments that evaluate and save a checkpoint every `every` of `steps` steps and end with the
+    best by the held-out `metric` (none without `selecting`); a log line every 5 % of the steps. Shared by the
+    bi-encoder's and the re-ranker's trainers."""
+    return {
+        "eval_strategy": "steps" if selecting else "no",
+        "save_strategy": "steps" if selecting else "no",
+        "eval_steps": every,
+        "save_steps": every,
+        "save_only_model": True,
+        "save_total_limit": 2,
+        "load_best_model_at_end": selecting,
+        "metric_for_best_model": metric,
+        "greater_is_better": True,
+        "logging_steps": max(1, steps // 20),
+        "report_to": "none",
+        "disable_tqdm": not progress,
+    }
 
 
 def _steps(datasets: dict[str, Any], recipe: Recipe) -> int:
