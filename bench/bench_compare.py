@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from dupfind.model import builtin_model_dir
+from dupfind.vectors.model import builtin_model_dir
 
 RESULTS = Path(__file__).resolve().parent / "results" / "compare.json"
 QUESTIONS = ("What is your favorite anime and why?", "What's your favorite anime? And why?")

@@ -29,9 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dupfind.backends import DEFAULT_BACKEND, INT8_BACKENDS, load_encoder
-from dupfind.encoding import DEFAULT_BATCH_SIZE, Embeddings, Encoder, encode
-from dupfind.model import BUILTIN_MINING_THRESHOLD, builtin_model_dir
+from dupfind.thresholds import BUILTIN_MINING_THRESHOLD
+from dupfind.vectors.backends import DEFAULT_BACKEND, INT8_BACKENDS, load_encoder
+from dupfind.vectors.encoding import DEFAULT_BATCH_SIZE, Embeddings, Encoder, encode
+from dupfind.vectors.model import builtin_model_dir
 
 QUESTIONS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "quora" / "train-questions.csv"
 RESULTS = Path(__file__).resolve().parent / "results" / "encode.json"

@@ -1,6 +1,6 @@
 """What one node of `mine --engine ray --backend torch --gpus-per-actor G` encodes per second, on a GPU machine.
 
-Ray is not needed: each actor of the pool is `dupfind.ray_engine`'s encoder actor, which loads the encoder
+Ray is not needed: each actor of the pool is `dupfind.ray.engine`'s encoder actor, which loads the encoder
 once and, per block of `SHARD_ROWS` questions, encodes it and writes it as a Parquet shard. This script runs
 that same actor class in plain processes, as Ray would place them on one node:
 
@@ -32,15 +32,15 @@ import numpy as np
 import pandas as pd
 from bench_e2e import DATA, questions, run
 
-from dupfind.ray_engine import EncodeActor, EncoderSpec
+from dupfind.ray.engine import EncodeActor, EncoderSpec
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gpu_node.json"
 
 
 def torch_actor(device: str, batch_size: int, folder: Path) -> EncodeActor:
     """The encoder actor of `--engine ray --backend torch` on a device (cuda: as with `--gpus-per-actor`)."""
-    from dupfind.backends.torch_backend import torch_fingerprint
-    from dupfind.model import resolve_model
+    from dupfind.vectors.backends.torch_backend import torch_fingerprint
+    from dupfind.vectors.model import resolve_model
 
     fingerprint = torch_fingerprint(resolve_model(None), device)
     return EncodeActor(EncoderSpec.of(None, "torch", fingerprint, batch_size, device=device), str(folder))
@@ -50,7 +50,7 @@ def encode_all(actor: EncodeActor, texts: list[str]) -> float:
     """Seconds the actor takes to encode and store `texts`, block by block, after one warm-up block."""
     import pyarrow as pa
 
-    from dupfind.ray_engine import SHARD_ROWS
+    from dupfind.ray.engine import SHARD_ROWS
 
     actor(pa.table({"text": texts[:SHARD_ROWS]}))  # warm-up: CUDA context, kernels
     started = time.perf_counter()
@@ -61,8 +61,8 @@ def encode_all(actor: EncodeActor, texts: list[str]) -> float:
 
 def actor_rate(texts: list[str], device: str, batch_size: int, folder: Path) -> dict[str, Any]:
     """Questions per second of one encoder actor over `texts`, and its vectors."""
-    from dupfind.embedding_cache import text_keys
-    from dupfind.ray_engine import read_embeddings
+    from dupfind.ray.engine import read_embeddings
+    from dupfind.vectors.cache import text_keys
 
     started = time.perf_counter()
     actor = torch_actor(device, batch_size, folder)

@@ -33,12 +33,12 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dupfind.cli.common import EmbedderOptions  # noqa: E402
-from dupfind.cli.label import DEFAULT_FLOOR, Prompt, Session, candidate_pairs, distinct_pairs  # noqa: E402
-from dupfind.evaluation.pairs import best_f1, classify  # noqa: E402
-from dupfind.labeling import DEFAULT_WIDTH, Estimate, LabelRows, LabelsWriter, estimate, is_settled  # noqa: E402
-from dupfind.mining import MinedPairs  # noqa: E402
-from dupfind.tables import QuestionReader  # noqa: E402
+from dupfind.cli.commands.label import DEFAULT_FLOOR, Prompt, Session, candidate_pairs, distinct_pairs  # noqa: E402
+from dupfind.cli.option_groups import EmbedderOptions  # noqa: E402
+from dupfind.io.questions import QuestionReader  # noqa: E402
+from dupfind.pairs.mining import MinedPairs  # noqa: E402
+from dupfind.quality.evaluation.pairs import best_f1, classify  # noqa: E402
+from dupfind.quality.labeling import DEFAULT_WIDTH, Estimate, LabelRows, LabelsWriter, estimate, is_settled  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "quora"
 RESULTS = ROOT / "bench" / "results" / "label.json"
@@ -86,10 +86,10 @@ def run_coprocess(seed: int, cluster: dict[Any, str], answers: int, workdir: Pat
 
 def pairs_candidates() -> tuple[list[str], MinedPairs, np.ndarray]:
     """dev-pairs.csv as candidates: texts, the pairs (question1 row i with question2 row n+i), gold labels."""
-    from dupfind.backends import load_encoder
-    from dupfind.embedder import Embedder
-    from dupfind.embedding_cache import EmbeddingCache
-    from dupfind.encoding import cosines
+    from dupfind.vectors.backends import load_encoder
+    from dupfind.vectors.cache import EmbeddingCache
+    from dupfind.vectors.embedder import Embedder
+    from dupfind.vectors.encoding import cosines
 
     frame = pd.read_csv(DATA / "dev-pairs.csv").dropna()
     texts = frame["question1"].astype(str).tolist() + frame["question2"].astype(str).tolist()

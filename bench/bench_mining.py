@@ -43,10 +43,10 @@ THRESHOLD = 0.744  # the issue's threshold; the calibrated default is higher, wi
 
 def real_embeddings(backend: str | None) -> np.ndarray:
     """The distinct real questions, encoded with the built-in model through the embedding cache."""
-    from dupfind.backends import load_encoder
-    from dupfind.embedder import Embedder
-    from dupfind.embedding_cache import EmbeddingCache
-    from dupfind.mining import normalize_text
+    from dupfind.pairs.mining import normalize_text
+    from dupfind.vectors.backends import load_encoder
+    from dupfind.vectors.cache import EmbeddingCache
+    from dupfind.vectors.embedder import Embedder
 
     texts: dict[str, str] = {}
     for name in ("train", "dev"):
@@ -76,7 +76,7 @@ def run_method(method: str, embeddings_file: Path, pairs_file: Path, threshold: 
     """Mine in this process (a child of the bench); the pairs go to `pairs_file`, the figures are returned."""
     embeddings = np.load(embeddings_file, allow_pickle=False)
     if method in ("exact", "ann"):
-        from dupfind.mining import mine_embeddings
+        from dupfind.pairs.mining import mine_embeddings
 
         def mine() -> tuple[np.ndarray, np.ndarray]:
             mined = mine_embeddings(embeddings, threshold, top_k, index=method)

@@ -2,7 +2,7 @@
 
 Encodes ../shared/data/quora/dev-pairs.csv and dev-questions.csv with the fp32 and the int8 encoder of a
 backend (each at its own built-in thresholds, calibrated on train-* only) and checks, with
-`dupfind.evaluation.precision_guard`: pair F1 at the pair threshold and AP within 0.3 points of fp32;
+`dupfind.quality.evaluation.precision_guard`: pair F1 at the pair threshold and AP within 0.3 points of fp32;
 mining F1 at the mining threshold within 0.3 points and ≥ 98% of the pairs fp32 mines found; retrieval
 nDCG@10 within 0.002. Exits 1 if a check fails.
 
@@ -25,14 +25,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from dupfind.backends import DEFAULT_BACKEND, load_encoder
-from dupfind.calibration import calibrate_mining, calibrate_pairs
-from dupfind.embedder import Embedder
-from dupfind.embedding_cache import EmbeddingCache
-from dupfind.evaluation.labeled import clusters_from_frame, pairs_from_frame
-from dupfind.evaluation.pairs import pair_scores
-from dupfind.evaluation.precision_guard import judge, quality
-from dupfind.model import load_thresholds, resolve_model
+from dupfind.quality.calibration import calibrate_mining, calibrate_pairs
+from dupfind.quality.evaluation.labeled import clusters_from_frame, pairs_from_frame
+from dupfind.quality.evaluation.pairs import pair_scores
+from dupfind.quality.evaluation.precision_guard import judge, quality
+from dupfind.thresholds import load_thresholds
+from dupfind.vectors.backends import DEFAULT_BACKEND, load_encoder
+from dupfind.vectors.cache import EmbeddingCache
+from dupfind.vectors.embedder import Embedder
+from dupfind.vectors.model import resolve_model
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "quora"
 RESULTS = Path(__file__).resolve().parent / "results" / "precision.json"

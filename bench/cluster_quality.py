@@ -19,10 +19,11 @@ from numpy.typing import NDArray
 from sklearn.metrics import adjusted_rand_score
 from sklearn.metrics.cluster import pair_confusion_matrix
 
-from dupfind.backends import load_encoder
-from dupfind.clustering import DEFAULT_CLUSTER_TOP_K, METHODS, cluster_embeddings
-from dupfind.encoding import Embeddings, encode
-from dupfind.model import load_thresholds, resolve_model
+from dupfind.pairs.clustering import DEFAULT_CLUSTER_TOP_K, METHODS, cluster_embeddings
+from dupfind.thresholds import load_thresholds
+from dupfind.vectors.backends import load_encoder
+from dupfind.vectors.encoding import Embeddings, encode
+from dupfind.vectors.model import resolve_model
 
 DEV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "quora" / "dev-questions.csv"
 

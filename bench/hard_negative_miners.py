@@ -26,10 +26,10 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dupfind.training.negatives import HARD_NEGATIVE_CHOICES, HARD_NEGATIVE_MARGIN  # noqa: E402
-from dupfind.training.recipes import get_recipe  # noqa: E402
-from dupfind.training.splits import read_pairs  # noqa: E402
-from dupfind.training.trainer import train  # noqa: E402
+from dupfind.quality.training.negatives import HARD_NEGATIVE_CHOICES, HARD_NEGATIVE_MARGIN  # noqa: E402
+from dupfind.quality.training.recipes import get_recipe  # noqa: E402
+from dupfind.quality.training.splits import read_pairs  # noqa: E402
+from dupfind.quality.training.trainer import train  # noqa: E402
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dupfind.backends import load_encoder
-from dupfind.encoding import encode, normalize
-from dupfind.index import Index, open_index, save_index
-from dupfind.model import Thresholds
+from dupfind.pairs.index import Index, open_index, save_index
+from dupfind.thresholds import Thresholds
+from dupfind.vectors.backends import load_encoder
+from dupfind.vectors.encoding import encode, normalize
 
 
 def milliseconds(times: list[float]) -> str:

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dupfind.backends import load_encoder
-from dupfind.embedder import Embedder
-from dupfind.evaluation.labeled import clusters_from_frame, pairs_from_frame
-from dupfind.evaluation.mining import rank_candidates
-from dupfind.evaluation.pairs import evaluate_pairs
-from dupfind.evaluation.retrieval import evaluate_retrieval
+from dupfind.quality.evaluation.labeled import clusters_from_frame, pairs_from_frame
+from dupfind.quality.evaluation.mining import rank_candidates
+from dupfind.quality.evaluation.pairs import evaluate_pairs
+from dupfind.quality.evaluation.retrieval import evaluate_retrieval
+from dupfind.vectors.backends import load_encoder
+from dupfind.vectors.embedder import Embedder
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "quora"
 COLUMNS = ("pair F1", "pair AP", "mining F1", "mining AP", "ndcg@10", "mrr@10", "accuracy@1")

@@ -18,59 +18,63 @@ __version__ = "0.3.0"
 
 _EXPORTS = {
     "DupfindError": "dupfind.errors",
-    "Encoder": "dupfind.encoding",
-    "Embedder": "dupfind.embedder",
-    "EmbeddingCache": "dupfind.embedding_cache",
-    "load_encoder": "dupfind.backends",
-    "register_backend": "dupfind.backends",
-    "load_reranker": "dupfind.backends",
-    "Reranker": "dupfind.reranker",
-    "PairScorer": "dupfind.reranker",
-    "MinedPairs": "dupfind.mining",
-    "mine_embeddings": "dupfind.mining",
-    "mine_texts": "dupfind.mining",
-    "AgainstPairs": "dupfind.corpus",
-    "index_questions": "dupfind.corpus",
-    "mine_against_corpus": "dupfind.corpus",
-    "Questions": "dupfind.tables",
-    "load_questions": "dupfind.tables",
-    "QuestionReader": "dupfind.tables",
-    "read_table": "dupfind.tables",
-    "write_table": "dupfind.tables",
-    "Thresholds": "dupfind.model",
-    "load_thresholds": "dupfind.model",
-    "resolve_model": "dupfind.model",
-    "Clusters": "dupfind.clustering",
-    "cluster_embeddings": "dupfind.clustering",
-    "cluster_pairs": "dupfind.clustering",
-    "cluster_texts": "dupfind.clustering",
-    "Deduplicated": "dupfind.dedupe",
-    "choose_kept": "dupfind.dedupe",
-    "deduplicate": "dupfind.dedupe",
-    "Index": "dupfind.index",
-    "new_index": "dupfind.index",
-    "open_index": "dupfind.index",
-    "save_index": "dupfind.index",
-    "Neighbours": "dupfind.search",
-    "mine_against": "dupfind.search",
-    "nearest": "dupfind.search",
+    "Encoder": "dupfind.vectors.encoding",
+    "Embedder": "dupfind.vectors.embedder",
+    "EmbeddingCache": "dupfind.vectors.cache",
+    "load_encoder": "dupfind.vectors.backends",
+    "register_backend": "dupfind.vectors.backends",
+    "load_pair_scorer": "dupfind.vectors.backends",
+    "Reranker": "dupfind.pairs.rerank",
+    "PairScorer": "dupfind.vectors.pair_scorer",
+    "MinedPairs": "dupfind.pairs.mining",
+    "mine_embeddings": "dupfind.pairs.mining",
+    "mine_texts": "dupfind.pairs.mining",
+    "AgainstPairs": "dupfind.pairs.corpus",
+    "index_questions": "dupfind.pairs.corpus",
+    "mine_against_corpus": "dupfind.pairs.corpus",
+    "Questions": "dupfind.io.questions",
+    "load_questions": "dupfind.io.questions",
+    "QuestionReader": "dupfind.io.questions",
+    "read_table": "dupfind.io.read",
+    "write_table": "dupfind.io.write",
+    "Thresholds": "dupfind.thresholds",
+    "load_thresholds": "dupfind.thresholds",
+    "resolve_model": "dupfind.vectors.model",
+    "Clusters": "dupfind.pairs.clustering",
+    "cluster_embeddings": "dupfind.pairs.clustering",
+    "cluster_pairs": "dupfind.pairs.clustering",
+    "cluster_texts": "dupfind.pairs.clustering",
+    "Deduplicated": "dupfind.pairs.dedupe",
+    "choose_kept": "dupfind.pairs.dedupe",
+    "deduplicate": "dupfind.pairs.dedupe",
+    "Index": "dupfind.pairs.index",
+    "new_index": "dupfind.pairs.index",
+    "open_index": "dupfind.pairs.index",
+    "save_index": "dupfind.pairs.index",
+    "Neighbours": "dupfind.pairs.search",
+    "mine_against": "dupfind.pairs.search",
+    "nearest": "dupfind.pairs.search",
 }
 
 if TYPE_CHECKING:
-    from dupfind.backends import load_encoder, load_reranker, register_backend
-    from dupfind.clustering import Clusters, cluster_embeddings, cluster_pairs, cluster_texts
-    from dupfind.corpus import AgainstPairs, index_questions, mine_against_corpus
-    from dupfind.dedupe import Deduplicated, choose_kept, deduplicate
-    from dupfind.embedder import Embedder
-    from dupfind.embedding_cache import EmbeddingCache
-    from dupfind.encoding import Encoder
     from dupfind.errors import DupfindError
-    from dupfind.index import Index, new_index, open_index, save_index
-    from dupfind.mining import MinedPairs, mine_embeddings, mine_texts
-    from dupfind.model import Thresholds, load_thresholds, resolve_model
-    from dupfind.reranker import PairScorer, Reranker
-    from dupfind.search import Neighbours, mine_against, nearest
-    from dupfind.tables import QuestionReader, Questions, load_questions, read_table, write_table
+    from dupfind.io.questions import QuestionReader, Questions, load_questions
+    from dupfind.io.read import read_table
+    from dupfind.io.write import write_table
+    from dupfind.pairs.clustering import Clusters, cluster_embeddings, cluster_pairs, cluster_texts
+    from dupfind.pairs.corpus import AgainstPairs, index_questions, mine_against_corpus
+    from dupfind.pairs.dedupe import Deduplicated, choose_kept, deduplicate
+    from dupfind.pairs.index import Index, new_index, open_index, save_index
+    from dupfind.pairs.mining import MinedPairs, mine_embeddings, mine_texts
+    from dupfind.pairs.rerank import Reranker
+    from dupfind.pairs.search import Neighbours, mine_against, nearest
+    from dupfind.thresholds import Thresholds, load_thresholds
+    from dupfind.vectors.backends import load_encoder, load_pair_scorer, register_backend
+    from dupfind.vectors.cache import EmbeddingCache
+    from dupfind.vectors.embedder import Embedder
+    from dupfind.vectors.encoding import Encoder
+    from dupfind.vectors.model import resolve_model
+    from dupfind.vectors.pair_scorer import PairScorer
 
 
 def __getattr__(name: str) -> Any:

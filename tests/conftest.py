@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from dupfind.backends import register_backend, unregister_backend
-from dupfind.encoding import Embeddings
+from dupfind.vectors.backends import register_backend, unregister_backend
+from dupfind.vectors.encoding import Embeddings
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 QUORA = SHARED / "data" / "quora"
@@ -131,7 +131,7 @@ def use_fake_reranker(
 @pytest.fixture(scope="session")
 def real_encoder():  # type: ignore[no-untyped-def]
     """The built-in model on the default backend (slow tests only)."""
-    from dupfind.backends import load_encoder
+    from dupfind.vectors.backends import load_encoder
 
     return load_encoder(backend="openvino")
 

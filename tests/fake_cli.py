@@ -11,9 +11,9 @@ import os
 import time
 from collections.abc import Sequence
 
-from dupfind.backends import register_backend
 from dupfind.cli import main
-from dupfind.encoding import Embeddings
+from dupfind.vectors.backends import register_backend
+from dupfind.vectors.encoding import Embeddings
 from tests.conftest import FakeEncoder, FakePairScorer
 
 

@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from dupfind.backends import register_backend
-from dupfind.encoding import Embeddings
 from dupfind.errors import DupfindError
-from dupfind.mining import Hits
+from dupfind.pairs.mining import Hits
+from dupfind.vectors.backends import register_backend
+from dupfind.vectors.encoding import Embeddings
 from tests.conftest import FakeEncoder
 
 
@@ -67,7 +67,7 @@ def scoring_dies_once(score_cell: Callable[..., Hits]) -> Callable[..., Hits]:
 
 def set_up_worker() -> None:
     """Register the fake backends, and let a mining task die once on demand."""
-    from dupfind import ray_engine
+    from dupfind.ray import engine as ray_engine
 
     register_backend("fake", lambda model: FakeEncoder())
     register_backend("fake-dies-once", lambda model: DiesOnceEncoder())

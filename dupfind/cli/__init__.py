@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from dupfind.cli import (  # noqa: F401  (importing a command module registers its commands)
+from dupfind.cli.app import app, guard_standard_streams
+from dupfind.cli.commands import (  # noqa: F401  (importing a command module registers its commands)
     cache,
     clusters,
     compare,
@@ -17,7 +18,6 @@ from dupfind.cli import (  # noqa: F401  (importing a command module registers i
     search,
     train,
 )
-from dupfind.cli.common import app, guard_standard_streams
 
 
 def main() -> None:

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from dupfind.backends import register_backend, unregister_backend
 from dupfind.cli import app
-from dupfind.encoding import Embeddings
+from dupfind.vectors.backends import register_backend, unregister_backend
+from dupfind.vectors.encoding import Embeddings
 from tests.conftest import FakeEncoder
 
 runner = CliRunner()
@@ -152,7 +152,7 @@ def test_device_cuda_without_cuda_fails_before_the_model_loads(loads: list[str],
 
 
 def test_a_progress_bar_opened_inside_another_shares_its_display(monkeypatch: pytest.MonkeyPatch) -> None:
-    import dupfind.cli.common as common
+    import dupfind.cli.output as common
 
     monkeypatch.setattr(common, "stderr_is_terminal", lambda: True)
     with common.progress_bar("Encoding", False) as encoding:

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from dupfind.backends import register_backend, unregister_backend
 from dupfind.cli import app
-from dupfind.encoding import Encoder
+from dupfind.vectors.backends import register_backend, unregister_backend
+from dupfind.vectors.encoding import Encoder
 from tests.cli.test_dedupe import check_round_trip
 from tests.conftest import EXAMPLES
 

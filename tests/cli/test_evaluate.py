@@ -11,12 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dupfind.cli import app
-from dupfind.model import (
-    BUILTIN_MINING_THRESHOLD,
-    builtin_model_dir,
-    load_thresholds,
-    resolve_model,
-)
+from dupfind.thresholds import BUILTIN_MINING_THRESHOLD, load_thresholds
+from dupfind.vectors.model import builtin_model_dir, resolve_model
 from tests.conftest import FakeEncoder
 
 runner = CliRunner()
@@ -217,7 +213,7 @@ def test_mine_and_compare_use_the_calibrated_thresholds(
 def test_calibrate_a_model_it_cannot_write_fails_before_encoding(
     use_fake_encoder: FakeEncoder, pairs_csv: Path, model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("dupfind.calibration.os.access", lambda path, mode: False)
+    monkeypatch.setattr("dupfind.quality.calibration.os.access", lambda path, mode: False)
     code, _, err = run("calibrate", str(pairs_csv), "--model", str(model_dir))
     assert code == 2 and "cannot write dupfind.json" in err and "--dry-run" in err
     assert not use_fake_encoder.calls

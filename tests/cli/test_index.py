@@ -9,8 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dupfind.cli import app
-from dupfind.index import open_index
-from dupfind.model import DEFAULT_MODEL
+from dupfind.pairs.index import open_index
+from dupfind.vectors.model import DEFAULT_MODEL
 from tests.conftest import EXAMPLES, FakeEncoder
 
 runner = CliRunner()
@@ -93,8 +93,8 @@ def test_a_model_named_by_the_index_is_never_fetched(
 
     import numpy as np
 
-    from dupfind.index import Index, save_index
-    from dupfind.model import Thresholds
+    from dupfind.pairs.index import Index, save_index
+    from dupfind.thresholds import Thresholds
 
     monkeypatch.setenv("DUPFIND_ALLOW_DOWNLOADS", "1")  # not even then
     name = "attacker/evil-model"

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from dupfind.backends import register_backend, unregister_backend
 from dupfind.cli import app
+from dupfind.vectors.backends import register_backend, unregister_backend
 from tests.conftest import EXAMPLES, FakeEncoder
 
 ROOT = Path(__file__).resolve().parents[2]

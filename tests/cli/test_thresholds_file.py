@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dupfind.cli import app
-from dupfind.model import DEFAULT_MODEL, load_thresholds, resolve_model
+from dupfind.thresholds import load_thresholds
+from dupfind.vectors.model import DEFAULT_MODEL, resolve_model
 from tests.conftest import FakeEncoder
 
 runner = CliRunner()
@@ -73,7 +74,7 @@ def test_a_project_file_for_another_model_does_not_apply(
 def test_a_bad_project_file_is_one_line(
     use_fake_encoder: FakeEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str
 ) -> None:
-    from dupfind.model import fingerprint, resolve_model
+    from dupfind.vectors.model import fingerprint, resolve_model
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "dupfind.toml").write_text(content.replace("{fp}", fingerprint(resolve_model(None))), encoding="utf-8")

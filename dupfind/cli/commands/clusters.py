@@ -1,0 +1,56 @@
+"""`dupfind clusters`: every question with its group of duplicates."""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from dupfind.cli.app import command
+from dupfind.cli.option_groups import EmbedderOptions, RerankOptions, embedder_options, input_options, rerank_options
+from dupfind.cli.options import (
+    FileArgument,
+    FormatOption,
+    MethodOption,
+    OutputOption,
+    QuietOption,
+    ThresholdOption,
+    TopKOption,
+)
+from dupfind.cli.pipelines import check_group_options, group_questions
+from dupfind.pairs.clustering import DEFAULT_CLUSTER_TOP_K, DEFAULT_METHOD
+
+if TYPE_CHECKING:
+    from dupfind.io.questions import QuestionReader
+
+
+@command("clusters")
+@input_options
+@embedder_options
+@rerank_options
+def clusters(
+    file: FileArgument,
+    reader: QuestionReader,
+    embedding: EmbedderOptions,
+    reranking: RerankOptions,
+    threshold: ThresholdOption = None,
+    method: MethodOption = DEFAULT_METHOD,
+    top_k: TopKOption = DEFAULT_CLUSTER_TOP_K,
+    output: OutputOption = None,
+    output_format: FormatOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Group duplicate questions: every input row with cluster_id, cluster_size and representative.
+
+    Blank questions keep their row, with empty cluster columns.
+
+    Example: dupfind clusters questions.csv --id-col id -o clusters.csv
+    """
+    from dupfind.io.destinations import check_destination
+    from dupfind.io.formats import output_format as choose_format
+    from dupfind.io.write import write_table
+
+    check_group_options(threshold, method, top_k)
+    fmt = choose_format(output, output_format, sys.stdout.isatty())
+    check_destination(output, [file])
+    questions, groups, _ = group_questions(file, reader, embedding, reranking, threshold, method, top_k, quiet)
+    write_table(groups.to_frame(questions), output, fmt, title="Groups of duplicates")

@@ -1,0 +1,161 @@
+"""`dupfind train`: fine-tune a model on labeled pairs, calibrated, with a model card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dupfind.cli.app import command
+from dupfind.cli.option_groups import EmbedderOptions, embedder_options
+from dupfind.cli.options import (
+    ClusterColOption,
+    FormatInOption,
+    LabelColOption,
+    ModelOption,
+    Question1ColOption,
+    Question2ColOption,
+    QuietOption,
+    TextColOption,
+    check_range,
+)
+from dupfind.cli.output import embedding_progress, info
+from dupfind.quality.evaluation.labeled import CLUSTER_COLUMN, PAIR_COLUMNS
+
+PairsFileOption = Annotated[
+    str, typer.Option("--pairs", help="Labeled pairs: question1, question2, is_duplicate (0/1).")
+]
+HoldoutOption = Annotated[
+    float, typer.Option("--holdout", help="Share of the pairs held out (at most 2,000) to select and calibrate.")
+]
+Fp16Option = Annotated[
+    bool, typer.Option("--fp16", help="Store the weights in float16: half the size, loaded as float32.")
+]
+ForceOption = Annotated[bool, typer.Option("--force", help="Replace a non-empty output directory.")]
+
+
+@command("train", aliases={"--batch-size": "--pairs-per-batch"})
+def train(
+    pairs: PairsFileOption,
+    output: Annotated[str, typer.Option("--output", "-o", help="Directory to write the trained model to.")],
+    recipe: Annotated[str, typer.Option("--recipe", help="seed (the seed model's card) or best.")] = "best",
+    model: ModelOption = None,
+    epochs: Annotated[float | None, typer.Option("--epochs", help="Epochs [default: the recipe's].")] = None,
+    pairs_per_batch: Annotated[
+        int | None, typer.Option("--pairs-per-batch", help="Pairs per training batch [default: the recipe's].")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed [default: the recipe's, 42].")] = None,
+    holdout: HoldoutOption = 0.1,
+    question1_col: Question1ColOption = PAIR_COLUMNS[0],
+    question2_col: Question2ColOption = PAIR_COLUMNS[1],
+    label_col: LabelColOption = PAIR_COLUMNS[2],
+    format_in: FormatInOption = None,
+    fp16: Fp16Option = False,
+    force: ForceOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Fine-tune a model on labeled pairs and write it, with calibrated thresholds and a model card.
+
+    Example: dupfind train --pairs train-pairs.csv -o my-model && dupfind mine questions.csv --model my-model
+    """
+    from dupfind.quality.training.recipes import get_recipe
+    from dupfind.quality.training.splits import read_pairs
+    from dupfind.quality.training.trainer import prepare_output
+    from dupfind.quality.training.trainer import train as run_training
+
+    chosen = get_recipe(recipe, epochs, pairs_per_batch, seed)
+    target = Path(output).expanduser()
+    prepare_output(target, force)
+    frame = read_pairs(pairs, (question1_col, question2_col, label_col), format_in)
+    info(f"Read {len(frame)} pairs ({int(frame['label'].sum())} duplicates) from {pairs}", quiet)
+    result = run_training(
+        frame,
+        target,
+        chosen,
+        model,
+        holdout,
+        force,
+        progress=not quiet,
+        log=lambda message: info(message, quiet),
+        fp16=fp16,
+    )
+    info(
+        f"Wrote {result.output} in {result.seconds / 60:.1f} min; thresholds: pair {result.thresholds.pair:.3f}, "
+        f"mining {result.thresholds.mining:.3f}",
+        quiet,
+    )
+
+
+@command("train-reranker")
+@embedder_options
+def train_reranker(
+    pairs: PairsFileOption,
+    output: Annotated[str, typer.Option("--output", "-o", help="Directory to write the trained re-ranker to.")],
+    embedding: EmbedderOptions,
+    questions: Annotated[
+        str | None,
+        typer.Option("--questions", help="Questions with gold clusters: adds positives by cluster and hard negatives."),
+    ] = None,
+    text_col: TextColOption = None,
+    cluster_col: ClusterColOption = CLUSTER_COLUMN,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 42,
+    holdout: HoldoutOption = 0.1,
+    question1_col: Question1ColOption = PAIR_COLUMNS[0],
+    question2_col: Question2ColOption = PAIR_COLUMNS[1],
+    label_col: LabelColOption = PAIR_COLUMNS[2],
+    format_in: FormatInOption = None,
+    fp16: Fp16Option = False,
+    force: ForceOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Train a cross-encoder re-ranker for --rerank, and write it calibrated, with a model card.
+
+    It starts from the built-in all-MiniLM-L6-v2 weights; hard negatives come from the bi-encoder of --model,
+    whose candidate thresholds it is calibrated with.
+
+    Example: dupfind train-reranker --pairs train-pairs.csv --questions train-questions.csv -o my-reranker
+    """
+    import pandas as pd
+
+    from dupfind.io.read import read_table
+    from dupfind.quality.evaluation.labeled import clusters_from_frame
+    from dupfind.quality.training.reranker import RerankerRecipe
+    from dupfind.quality.training.reranker import train_reranker as run_training
+    from dupfind.quality.training.splits import read_pairs
+    from dupfind.quality.training.trainer import prepare_output
+    from dupfind.vectors.model import fingerprint
+
+    check_range("--holdout", holdout, 0.0, 1.0)
+    target = Path(output).expanduser()
+    prepare_output(target, force)
+    ref = embedding.resolve()
+    frame = read_pairs(pairs, (question1_col, question2_col, label_col), format_in)
+    info(f"Read {len(frame)} pairs ({int(frame['label'].sum())} duplicates) from {pairs}", quiet)
+    clustered = None
+    if questions is not None:
+        gold = clusters_from_frame(questions, read_table(questions, format_in)[0], text_col, cluster_col)
+        clustered = pd.DataFrame({"question": gold.texts, "cluster": gold.clusters})
+        info(f"Read {len(clustered)} questions in {int(gold.clusters.max()) + 1} clusters from {questions}", quiet)
+    embedder = embedding.load()
+    with embedding_progress(embedder, "Encoding", quiet) as progressing:
+        result = run_training(
+            frame,
+            clustered,
+            target,
+            progressing,
+            fingerprint(ref),
+            embedding.thresholds_for(ref),
+            RerankerRecipe(seed=seed),
+            holdout,
+            force,
+            progress=not quiet,
+            log=lambda message: info(message, quiet),
+            fp16=fp16,
+        )
+    thresholds = result.settings.thresholds
+    info(
+        f"Wrote {result.output} in {result.seconds / 60:.1f} min; thresholds: pair {thresholds.pair:.3f}, "
+        f"mining {thresholds.mining:.3f}",
+        quiet,
+    )

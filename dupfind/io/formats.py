@@ -1,0 +1,77 @@
+"""Reading question tables (CSV, TSV, JSONL, JSON, Parquet, text; files or stdin) and writing results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dupfind.errors import DupfindError
+
+if TYPE_CHECKING:
+    pass
+from dupfind.io.destinations import is_folder_output
+
+INPUT_FORMATS = ("csv", "tsv", "jsonl", "json", "parquet", "txt")
+
+
+OUTPUT_FORMATS = ("table", "csv", "tsv", "jsonl", "json", "parquet")
+
+
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".txt": "txt",
+}
+
+
+def format_from_path(path: str) -> str | None:
+    """The format named by a file's extension (`.gz` looked through), or None."""
+    name = path.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    return _EXTENSIONS.get(Path(name).suffix)
+
+
+def _sniff_format(raw: bytes) -> str:
+    head = raw.lstrip()[:1]
+    if head == b"{":
+        return "jsonl"
+    if head == b"[":
+        return "json"
+    return "txt"
+
+
+def output_format(output: str | None, fmt: str | None, stdout_is_terminal: bool, like_input: str | None = None) -> str:
+    """The output format: `--format`, else `-o`'s extension, else a table to a terminal and JSONL to a pipe.
+
+    With `like_input` (the input's format, or its path), for results that are rows of the input as `dedupe`
+    writes, the default is the input's own format instead, text included.
+    """
+    allowed = OUTPUT_FORMATS if like_input is None else (*OUTPUT_FORMATS, "txt")
+    if fmt is not None:
+        if fmt not in allowed:
+            raise DupfindError(f"unknown output format '{fmt}' (choose from {', '.join(allowed)})")
+        if fmt != "parquet" and is_folder_output(output):
+            raise DupfindError(f"{output}: a folder is written as Parquet parts; use --format parquet, or name a file")
+        if fmt == "table" and output not in (None, "-"):
+            raise DupfindError("the table format is for the terminal; pick csv, tsv, jsonl, json or parquet for a file")
+        return fmt
+    if is_folder_output(output):
+        return "parquet"
+    if output is not None and output != "-":
+        guessed = format_from_path(output)
+        if guessed is None or guessed not in allowed:
+            raise DupfindError(f"{output}: cannot tell the output format from the extension; use --format")
+        return guessed
+    if like_input is not None:
+        same = like_input if like_input in INPUT_FORMATS else format_from_path(like_input)
+        if like_input == "-" or same is None:
+            raise DupfindError(f"{like_input}: cannot tell the output format; use --format or --format-in")
+        return same
+    return "table" if stdout_is_terminal else "jsonl"

@@ -1,0 +1,270 @@
+"""Reading question tables (CSV, TSV, JSONL, JSON, Parquet, text; files or stdin) and writing results."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import gzip
+import io
+import json
+import os
+import re
+import stat
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, cast
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from dupfind.errors import DupfindError
+from dupfind.io.atomic import replacing, replacing_folder
+
+if TYPE_CHECKING:
+    import pyarrow
+from dupfind.io.destinations import is_folder_output
+from dupfind.io.questions import Questions
+from dupfind.io.read import _ABSENT, Table, _is_missing
+
+PART_ROWS = 1_000_000  # rows of each part of a folder output (Parquet)
+
+
+def write_rows(
+    questions: Questions, positions: Sequence[int] | NDArray[np.int64], output: str | None, fmt: str
+) -> None:
+    """Write the input's rows at `positions` (taken once each, in file order) to `output` (None or `-`: stdout).
+
+    In the input's own format they come back exactly as they went in: the same bytes for text formats
+    (header, lines that were not rows, such as blank lines, kept in place), the same Arrow types and
+    metadata for Parquet. In another format their values are written like any table (`txt`: the questions).
+    """
+    chosen = np.unique(np.asarray(positions, dtype=np.int64))
+    table = questions.table
+    if table is not None and fmt == table.fmt:
+        if table.arrow is not None:
+            taken = table.arrow.take(chosen)
+            _write_parquet(output, lambda handle: _write_arrow(taken, handle))
+        else:
+            _write_bytes(_rows_text(table, chosen).encode(table.encoding), output)
+        return
+    frame = questions.frame.iloc[chosen]
+    if fmt != "txt":
+        write_table(frame, output, fmt)
+        return
+    lines = ["" if _is_missing(value) else str(value) for value in frame[questions.text_col]]
+    _refuse_breaks(output, questions.text_col, lines, "a text file", r"[\r\n]")
+    _write_bytes("".join(f"{line}\n" for line in lines).encode("utf-8"), output)
+
+
+def _rows_text(table: Table, chosen: NDArray[np.int64]) -> str:
+    if table.fmt == "json":
+        separator = table.gaps[1] if len(table.pieces) > 1 else ","
+        return table.gaps[0] + separator.join(table.pieces[i] for i in chosen) + table.gaps[-1]
+    keep = np.zeros(len(table.pieces), dtype=bool)
+    keep[chosen] = True
+    parts = [table.gaps[0]]
+    for piece, gap, kept in zip(table.pieces, table.gaps[1:], keep.tolist(), strict=True):
+        parts.extend((piece, gap) if kept else (gap,))
+    return "".join(parts)
+
+
+def _write_bytes(data: bytes, output: str | None) -> None:
+    if output is None or output == "-":
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    with atomic_output(output, binary=True) as handle:
+        handle.write(data)
+
+
+def _write_arrow(arrow: pyarrow.Table, handle: IO[bytes]) -> None:
+    import pyarrow.parquet as pq
+
+    pq.write_table(arrow, handle)
+
+
+def write_table(frame: pd.DataFrame, output: str | None, fmt: str, title: str | None = None) -> None:
+    """Write a frame to stdout or, atomically (temp file + rename), to a file."""
+    if output is None or output == "-":
+        if fmt == "table":
+            _print_table(frame, title)
+        elif fmt == "parquet":
+            _write_parquet(output, lambda handle: frame.to_parquet(handle, index=False))
+        else:
+            _write_text(frame, fmt, sys.stdout, output)
+            sys.stdout.flush()
+        return
+    if fmt == "table":
+        raise DupfindError("the table format is for the terminal; pick csv, tsv, jsonl, json or parquet for a file")
+    if fmt == "parquet" and is_folder_output(output):
+        write_parquet_parts(frame, output)
+        return
+    if fmt == "parquet":
+        _write_parquet(output, lambda handle: frame.to_parquet(handle, index=False))
+        return
+    with atomic_output(output) as handle:
+        _write_text(frame, fmt, handle, output)
+
+
+def write_parquet_parts(frame: pd.DataFrame, folder: str, part_rows: int = PART_ROWS) -> None:
+    """Write a frame as a folder of Parquet parts (`part-00000.parquet`, ...), `part_rows` rows each, in the
+    frame's order, all or nothing (`dupfind.io.atomic.replacing_folder`). One part, empty, for an empty frame.
+    Read back as one table by `pandas.read_parquet(folder)`, Arrow datasets, Ray Data or DuckDB."""
+    import pyarrow
+    import pyarrow.parquet as pq
+
+    table = pyarrow.Table.from_pandas(frame, preserve_index=False)
+    try:
+        with replacing_folder(folder) as staging:
+            for part, start in enumerate(range(0, max(1, len(frame)), part_rows)):
+                with replacing(staging / f"part-{part:05d}.parquet") as handle:
+                    pq.write_table(table.slice(start, part_rows), handle)
+    except pyarrow.ArrowException as exc:
+        raise DupfindError(f"{folder}: cannot write Parquet ({str(exc).splitlines()[0]})") from exc
+    except OSError as exc:
+        raise DupfindError(f"{folder}: cannot write ({exc.strerror or exc})") from exc
+
+
+def _write_parquet(output: str | None, write: Any) -> None:
+    """Run `write(handle)` on stdout (not a terminal) or an atomic file; Arrow's complaints become one line."""
+    import pyarrow
+
+    try:
+        if output is None or output == "-":
+            if sys.stdout.isatty():
+                raise DupfindError("Parquet is binary: write it to a file with -o, or pipe it")
+            sys.stdout.flush()
+            write(sys.stdout.buffer)
+            return
+        with atomic_output(output, binary=True) as handle:
+            write(handle)
+    except pyarrow.ArrowException as exc:
+        raise DupfindError(f"{output or '-'}: cannot write Parquet ({str(exc).splitlines()[0]})") from exc
+
+
+@contextmanager
+def atomic_output(path: str, binary: bool = False) -> Iterator[IO[Any]]:
+    """Write `path` all or nothing (`dupfind.io.atomic.replacing`), gzip-compressed when it ends in `.gz`.
+
+    A symlink is written through (its target is replaced); a device or FIFO is written directly. A new
+    file gets the umask's mode (0666 & ~umask), a replaced one keeps its mode (and, as root, its owner).
+    """
+    target = Path(os.path.realpath(path))
+    if target.is_dir():
+        raise DupfindError(f"{path}: is a directory")
+    if not target.parent.exists():
+        raise DupfindError(f"{path}: the folder {Path(path).parent} does not exist")
+    compress = Path(path).name.endswith(".gz")
+    try:
+        regular = not target.exists() or stat.S_ISREG(target.stat().st_mode)
+        with replacing(target) if regular else open(target, "wb") as raw, _stream(raw, compress, binary) as handle:
+            yield handle
+    except OSError as exc:
+        raise DupfindError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+
+
+@contextmanager
+def _stream(raw: IO[bytes], compress: bool, binary: bool) -> Iterator[IO[Any]]:
+    """`raw`, gzip-compressed if asked, as bytes or as UTF-8 text; everything is flushed into `raw` at the end."""
+    stream = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="wb", mtime=0)) if compress else raw
+    if binary:
+        yield stream
+    else:
+        text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+        yield text
+        text.flush()
+        text.detach()
+    if compress:
+        stream.close()
+
+
+def _write_text(frame: pd.DataFrame, fmt: str, handle: IO[str], output: str | None) -> None:
+    if fmt == "csv":
+        frame.to_csv(handle, index=False, quoting=csv.QUOTE_MINIMAL)
+    elif fmt == "tsv":
+        _write_tsv(frame, handle, output)
+    elif fmt == "json":
+        handle.write(json.dumps(_records(frame), ensure_ascii=False, indent=1) + "\n")
+    else:
+        for start in range(0, len(frame), 1000):
+            chunk = _records(frame.iloc[start : start + 1000])
+            handle.write("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in chunk))
+
+
+def _write_tsv(frame: pd.DataFrame, handle: IO[str], output: str | None) -> None:
+    """TSV has no quoting, so a value holding a tab or a line break cannot be written: that is an error.
+
+    Cells are formatted as the CSV writer formats them (written as CSV, then read back cell by cell).
+    """
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, quoting=csv.QUOTE_MINIMAL)
+    rows = list(csv.reader(io.StringIO(buffer.getvalue(), newline="")))
+    for column, name in enumerate(rows[0]):
+        _refuse_breaks(output, name, [name, *(row[column] for row in rows[1:])], "TSV", r"[\t\r\n]", first=0)
+    handle.write("".join("\t".join(row) + "\n" for row in rows))
+
+
+def _refuse_breaks(output: str | None, column: str, values: list[str], kind: str, pattern: str, first: int = 1) -> None:
+    """A one-line error for the first value matching `pattern` (a tab or line break that `kind` cannot hold);
+    rows are numbered from `first` (0: the header)."""
+    for row, value in enumerate(values, start=first):
+        if re.search(pattern, value):
+            raise DupfindError(
+                f"{output or '-'}: column '{column}' row {row} holds a tab or line break, which {kind} "
+                "cannot hold; write csv, jsonl, json or parquet instead"
+            )
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows as JSON-ready dicts with exact values: full float precision, integers as integers, timestamps in
+    ISO format to the last digit, nulls as None; keys a JSON input row lacked are left out."""
+    absent: dict[str, NDArray[np.int64]] = frame.attrs.get(_ABSENT, {})
+    columns = [str(column) for column in frame.columns]
+    values = [_json_values(frame.iloc[:, i]) for i in range(len(columns))]
+    records = [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
+    for column, labels in absent.items():
+        if column in frame.columns:
+            for position in np.flatnonzero(frame.index.isin(labels)).tolist():
+                del records[position][column]
+    return records
+
+
+def _json_values(series: pd.Series) -> list[Any]:
+    if series.dtype in (np.float32, np.float16):
+        return [None if np.isnan(value) else float(str(value)) for value in series.to_numpy()]
+    return [_json_value(value) for value in series.tolist()]
+
+
+def _json_value(value: Any) -> Any:
+    if _is_missing(value):
+        return None
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, np.generic):
+        return _json_value(value.item())
+    if isinstance(value, (datetime.date, datetime.time, pd.Timedelta)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(key): _json_value(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_json_value(item) for item in value]
+    if isinstance(value, (bytes, bytearray)):
+        return value.decode("utf-8", errors="backslashreplace")
+    return str(value)
+
+
+def _print_table(frame: pd.DataFrame, title: str | None) -> None:
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    table = RichTable(title=title, show_lines=False)
+    for column in frame.columns:
+        numeric = pd.api.types.is_float_dtype(frame[column])
+        table.add_column(str(column), justify="right" if numeric else "left", overflow="fold")
+    for row in frame.itertuples(index=False):
+        table.add_row(*[f"{value:.4f}" if isinstance(value, float) else str(value) for value in row])
+    Console().print(table)

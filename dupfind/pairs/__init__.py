@@ -1,0 +1,1 @@
+"""Pairs of duplicates from vectors: mining, search, indexes, clusters, dedupe and re-ranking."""

@@ -1,0 +1,194 @@
+"""Grouping duplicates: connected components or centred communities over the mined pairs."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dupfind.errors import DupfindError
+from dupfind.pairs.mining import MinedPairs, check_threshold, mine_embeddings, unique_texts
+from dupfind.vectors.encoding import Embeddings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dupfind.io.questions import Questions
+    from dupfind.pairs.rerank import Reranker
+    from dupfind.vectors.embedder import Embedder
+
+METHODS = ("communities", "components")
+DEFAULT_METHOD = "communities"
+DEFAULT_CLUSTER_TOP_K = 50
+
+
+@dataclass(frozen=True)
+class Clusters:
+    """A partition of rows into groups of duplicates (a question alone is a group of one).
+
+    `labels[i]` is row i's group, numbered from 0 in the order of each group's first row;
+    `representatives[g]` is the row standing for group g.
+    """
+
+    labels: NDArray[np.int64]
+    representatives: NDArray[np.int64]
+
+    @property
+    def sizes(self) -> NDArray[np.int64]:
+        """The number of rows in each group."""
+        return np.bincount(self.labels, minlength=len(self.representatives)).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.representatives)
+
+    def describe(self, rule: str, method: str) -> str:
+        """A one-line summary: rows, groups, how they were made (`rule`: which pairs are duplicates, e.g.
+        "cosine ≥ 0.8"), groups of duplicates and the largest."""
+        sizes = self.sizes
+        largest = int(sizes.max()) if len(sizes) else 0
+        return (
+            f"{len(self.labels)} questions in {len(self)} groups ({rule}, {method}): "
+            f"{int((sizes > 1).sum())} groups of duplicates, the largest of {largest}"
+        )
+
+    def to_frame(self, questions: Questions) -> pd.DataFrame:
+        """The whole input table with `cluster_id` (from 1), `cluster_size` and `representative` (an id);
+        rows without a question (blank) get nulls."""
+        import pandas as pd
+
+        frame = questions.frame.copy()
+        count = len(frame)
+        cluster_id = pd.array([pd.NA] * count, dtype="Int64")
+        cluster_size = pd.array([pd.NA] * count, dtype="Int64")
+        representative: list[object] = [None] * count
+        cluster_id[questions.rows] = self.labels + 1
+        cluster_size[questions.rows] = self.sizes[self.labels]
+        for row, label in zip(questions.rows.tolist(), self.labels.tolist(), strict=True):
+            representative[row] = questions.ids[int(self.representatives[label])]
+        frame["cluster_id"] = cluster_id
+        frame["cluster_size"] = cluster_size
+        frame["representative"] = pd.Series(representative, index=frame.index, dtype=object)
+        return frame
+
+
+def check_method(method: str) -> None:
+    """Reject unknown clustering methods."""
+    if method not in METHODS:
+        raise DupfindError(f"unknown --method '{method}' (choose from {', '.join(METHODS)})")
+
+
+def components(n: int, pairs: MinedPairs) -> NDArray[np.int64]:
+    """The connected component of each of `n` rows in the graph of the pairs (duplicates of duplicates join)."""
+    from scipy.sparse.csgraph import connected_components
+
+    _, labels = connected_components(_adjacency(n, pairs), directed=False)
+    return np.asarray(labels, dtype=np.int64)
+
+
+def communities(n: int, pairs: MinedPairs) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Greedy centred communities: labels of the `n` rows and the centre of each community.
+
+    The free row with the most free neighbours becomes a centre and takes all its free
+    neighbours, so every member is paired with its centre (no chains A~B~C); repeat.
+    """
+    adjacency = _adjacency(n, pairs)
+    starts, neighbours = adjacency.indptr, adjacency.indices
+    free = np.diff(starts).astype(np.int64)
+    labels = np.full(n, -1, dtype=np.int64)
+    centres: list[int] = []
+    heap = [(-int(count), row) for row, count in enumerate(free)]
+    heapq.heapify(heap)
+    while heap:
+        count, row = heapq.heappop(heap)
+        if labels[row] >= 0:
+            continue
+        if -count != free[row]:
+            heapq.heappush(heap, (-int(free[row]), row))
+            continue
+        around = neighbours[starts[row] : starts[row + 1]]
+        members = np.r_[row, around[labels[around] < 0]]
+        labels[members] = len(centres)
+        centres.append(row)
+        for member in members.tolist():
+            np.subtract.at(free, neighbours[starts[member] : starts[member + 1]], 1)
+    return labels, np.asarray(centres, dtype=np.int64)
+
+
+def _adjacency(n: int, pairs: MinedPairs) -> Any:
+    from scipy.sparse import csr_matrix
+
+    rows = np.r_[pairs.left, pairs.right]
+    cols = np.r_[pairs.right, pairs.left]
+    return csr_matrix((np.r_[pairs.scores, pairs.scores], (rows, cols)), shape=(n, n))
+
+
+def cluster_pairs(embeddings: Embeddings, pairs: MinedPairs, method: str = DEFAULT_METHOD) -> Clusters:
+    """Group rows linked by the pairs; a community's representative is its centre, a component's the
+    member most similar on average to the others."""
+    check_method(method)
+    n = len(embeddings)
+    if method == "communities":
+        labels, centres = communities(n, pairs)
+    else:
+        labels = components(n, pairs)
+        centres = _most_central(embeddings, labels)
+    return _renumber(labels, centres)
+
+
+def cluster_embeddings(
+    embeddings: Embeddings, threshold: float, method: str = DEFAULT_METHOD, top_k: int = DEFAULT_CLUSTER_TOP_K
+) -> Clusters:
+    """Mine the pairs with cosine ≥ threshold (each row keeping its best `top_k`) and group them."""
+    check_method(method)
+    return cluster_pairs(embeddings, mine_embeddings(embeddings, threshold, top_k), method)
+
+
+def cluster_texts(
+    embedder: Embedder,
+    texts: Sequence[str],
+    threshold: float,
+    method: str = DEFAULT_METHOD,
+    top_k: int = DEFAULT_CLUSTER_TOP_K,
+    rerank: tuple[Reranker, float] | None = None,
+) -> tuple[Clusters, Embeddings]:
+    """Group texts into duplicates; identical texts (up to case and whitespace) are embedded once and
+    always share a group. Returns the groups and the embedding of every text.
+
+    `rerank`: a re-ranker and its threshold; the pairs mined at `threshold` are then only candidates, and
+    the re-ranker keeps those that are duplicates.
+    """
+    check_threshold(threshold)
+    check_method(method)
+    first, inverse = unique_texts(texts)
+    distinct = [texts[i] for i in first]
+    embeddings = embedder.embed(distinct)
+    pairs = mine_embeddings(embeddings, threshold, top_k)
+    if rerank is not None:
+        reranker, rerank_threshold = rerank
+        pairs = reranker.rerank(pairs, distinct, rerank_threshold)
+    clusters = cluster_pairs(embeddings, pairs, method)
+    rows = Clusters(clusters.labels[inverse], first[clusters.representatives])
+    return rows, embeddings[inverse]
+
+
+def _most_central(embeddings: Embeddings, labels: NDArray[np.int64]) -> NDArray[np.int64]:
+    """For each group, the member with the highest mean cosine to its group (first row on ties)."""
+    count = int(labels.max()) + 1 if len(labels) else 0
+    sums = np.zeros((count, embeddings.shape[1]), dtype=np.float64)
+    np.add.at(sums, labels, embeddings)
+    affinity = np.einsum("ij,ij->i", embeddings, sums[labels])
+    order = np.lexsort((np.arange(len(labels)), -affinity, labels))
+    return order[np.r_[0, np.flatnonzero(np.diff(labels[order])) + 1]] if len(order) else order
+
+
+def _renumber(labels: NDArray[np.int64], centres: NDArray[np.int64]) -> Clusters:
+    """Number the groups in the order of their first row."""
+    _, first = np.unique(labels, return_index=True)
+    order = np.argsort(first, kind="stable")
+    new = np.empty_like(order)
+    new[order] = np.arange(len(order))
+    return Clusters(new[labels], centres[order])

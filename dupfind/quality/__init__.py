@@ -1,0 +1,1 @@
+"""How good the decisions are: evaluation, calibration, labeling and training."""

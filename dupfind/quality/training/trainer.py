@@ -1,0 +1,268 @@
+"""Running sentence-transformers' trainer on a recipe, and writing the trained model, calibrated and carded."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from contextlib import redirect_stdout
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import pandas as pd
+
+from dupfind.errors import DupfindError
+from dupfind.quality.calibration import thresholds_from_holdout
+from dupfind.quality.training.card import TrainResult, model_card
+from dupfind.quality.training.holdout import HoldoutScores, evaluate_holdout, holdout_evaluator
+from dupfind.quality.training.negatives import NegativeMiner, hard_negatives
+from dupfind.quality.training.recipes import Recipe
+from dupfind.quality.training.splits import DEFAULT_HOLDOUT, split_holdout
+from dupfind.quality.training.weights import store_fp16
+from dupfind.thresholds import load_thresholds, save_thresholds
+from dupfind.vectors.model import resolve_model
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+Log = Callable[[str], None]
+RANKING_MINI_BATCH = 32  # sequences encoded at once by the ranking loss: bounds training memory, not its result
+
+
+def build_datasets(
+    pairs: pd.DataFrame,
+    recipe: Recipe,
+    model: SentenceTransformer | None = None,
+    progress: bool = False,
+    miner: NegativeMiner = hard_negatives,
+) -> dict[str, Any]:
+    """The two training sets: duplicate pairs (anchor, positive[, negative]) for the ranking loss, labeled pairs
+    for the other. A recipe with hard negatives needs `model` to mine them with `miner`.
+
+    A recipe that asks for fewer pairs than there are draws a seeded random sample (`recipe.seed`).
+    """
+    from datasets import Dataset
+
+    duplicates = pairs[pairs["label"] == 1]
+    duplicates = _sample(duplicates, recipe.ranking_pairs, recipe.seed)
+    labeled = _sample(pairs, recipe.labeled_pairs, recipe.seed)
+    ranking = {"anchor": duplicates["sentence1"].tolist(), "positive": duplicates["sentence2"].tolist()}
+    if recipe.hard_negatives:
+        if model is None:
+            raise ValueError("a recipe with hard negatives needs the model to mine them")
+        anchors, positives = ranking["anchor"], ranking["positive"]
+        ranking["negative"] = miner(pairs, anchors, positives, model, recipe.seed, progress)
+    return {
+        "duplicates": Dataset.from_dict(ranking),
+        "labeled": Dataset.from_dict(
+            {
+                "sentence1": labeled["sentence1"].tolist(),
+                "sentence2": labeled["sentence2"].tolist(),
+                "label": labeled["label"].astype(float).tolist(),
+            }
+        ),
+    }
+
+
+def _sample(frame: pd.DataFrame, size: int | None, seed: int) -> pd.DataFrame:
+    if size is None or size >= len(frame):
+        return frame.sample(frac=1.0, random_state=seed)
+    return frame.sample(n=size, random_state=seed)
+
+
+def _losses(model: SentenceTransformer, recipe: Recipe) -> dict[str, Any]:
+    from sentence_transformers.sentence_transformer import losses
+
+    directions: tuple[Literal["query_to_doc", "doc_to_query"], ...] = (
+        ("query_to_doc", "doc_to_query") if recipe.symmetric else ("query_to_doc",)
+    )
+    # GradCache: the same loss and gradients as MultipleNegativesRankingLoss over the whole batch, computed in
+    # mini-batches, so memory no longer grows with batch size x sequences per row (10.8 GB -> under 4 GB for best)
+    ranking = losses.CachedMultipleNegativesRankingLoss(
+        model, scale=20.0, directions=directions, mini_batch_size=RANKING_MINI_BATCH
+    )
+    labeled: Any
+    if recipe.labeled_loss == "OnlineContrastiveLoss":
+        labeled = losses.OnlineContrastiveLoss(model, margin=0.5)
+    else:
+        labeled = losses.CosineSimilarityLoss(model)
+    return {"duplicates": ranking, "labeled": labeled}
+
+
+def _training_arguments(recipe: Recipe, checkpoints: Path, steps: int, progress: bool) -> Any:
+    import torch
+    from sentence_transformers.sentence_transformer import SentenceTransformerTrainingArguments
+
+    selecting = recipe.selection_evals > 0 and steps >= 2 * recipe.selection_evals
+    every = max(1, steps // recipe.selection_evals) if selecting else steps
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(checkpoints),
+        num_train_epochs=recipe.epochs,
+        per_device_train_batch_size=recipe.batch_size,
+        learning_rate=recipe.learning_rate,
+        lr_scheduler_type="linear",
+        warmup_steps=math.ceil(recipe.warmup_ratio * steps),
+        seed=recipe.seed,
+        data_seed=recipe.seed,
+        batch_sampler=recipe.batch_sampler,
+        multi_dataset_batch_sampler=recipe.multi_dataset_sampler,
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        dataloader_pin_memory=torch.cuda.is_available(),
+        **checkpoint_selection(every, steps, "holdout_score", progress, selecting),
+    )
+
+
+def checkpoint_selection(every: int, steps: int, metric: str, progress: bool, selecting: bool = True) -> dict[str, Any]:
+    """Training arguments that evaluate and save a checkpoint every `every` of `steps` steps and end with the
+    best by the held-out `metric` (none without `selecting`); a log line every 5 % of the steps. Shared by the
+    bi-encoder's and the re-ranker's trainers."""
+    return {
+        "eval_strategy": "steps" if selecting else "no",
+        "save_strategy": "steps" if selecting else "no",
+        "eval_steps": every,
+        "save_steps": every,
+        "save_only_model": True,
+        "save_total_limit": 2,
+        "load_best_model_at_end": selecting,
+        "metric_for_best_model": metric,
+        "greater_is_better": True,
+        "logging_steps": max(1, steps // 20),
+        "report_to": "none",
+        "disable_tqdm": not progress,
+    }
+
+
+def _steps(datasets: dict[str, Any], recipe: Recipe) -> int:
+    batches = [-(-len(dataset) // recipe.batch_size) for dataset in datasets.values()]
+    per_epoch = len(batches) * min(batches) if recipe.multi_dataset_sampler == "round_robin" else sum(batches)
+    return max(1, int(per_epoch * recipe.epochs))
+
+
+def prepare_output(output: Path, force: bool) -> Path:
+    """Check the output directory can be written; returns the temporary directory to train into."""
+    if output.exists() and not output.is_dir():
+        raise DupfindError(f"'{output}' exists and is not a directory")
+    if output.is_dir() and any(output.iterdir()) and not force:
+        raise DupfindError(f"'{output}' exists and is not empty (use --force to replace it)")
+    tmp = output.with_name(output.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    return tmp
+
+
+def publish(tmp: Path, output: Path) -> None:
+    """Move the finished model into place, replacing what was there only now."""
+    old = output.with_name(output.name + ".old")
+    if output.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        output.rename(old)
+    tmp.rename(output)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def train(
+    pairs: pd.DataFrame,
+    output: Path,
+    recipe: Recipe,
+    base: str | None = None,
+    holdout: float = DEFAULT_HOLDOUT,
+    force: bool = False,
+    progress: bool = True,
+    log: Log = lambda message: None,
+    miner: NegativeMiner = hard_negatives,
+    fp16: bool = False,
+) -> TrainResult:
+    """Fine-tune `base` (None: the built-in model) on labeled pairs and write it, calibrated and carded, to `output`.
+
+    `miner` finds the hard negatives of a recipe that has them (`negatives.hard_negatives` unless another is given).
+    `fp16`: store the weights in float16 (`weights.store_fp16`), as dupfind ships its models.
+
+    Everything is written to `output.tmp` first, which replaces `output` only once complete.
+    """
+    started = time.monotonic()
+    tmp = prepare_output(output, force)
+    try:
+        result = _train_into(tmp, pairs, recipe, base, holdout, progress, log, started, miner)
+        if fp16:
+            store_fp16(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    publish(tmp, output)
+    return replace(result, output=output)
+
+
+def _train_into(
+    tmp: Path,
+    pairs: pd.DataFrame,
+    recipe: Recipe,
+    base: str | None,
+    holdout: float,
+    progress: bool,
+    log: Log,
+    started: float,
+    miner: NegativeMiner,
+) -> TrainResult:
+    train_pairs, held = split_holdout(pairs, holdout, recipe.seed)
+    log(f"Training on {len(train_pairs)} pairs; {len(held)} held out (sharing no question) to select and calibrate")
+    model = _load_model(base)
+    model.max_seq_length = recipe.max_seq_length
+    before = evaluate_holdout(model, held, progress)
+    log(_describe("Before", before))
+
+    from sentence_transformers.sentence_transformer import SentenceTransformerTrainer
+
+    if recipe.hard_negatives:
+        log("Finding a hard negative for each duplicate pair (encoding the training questions)")
+    datasets = build_datasets(train_pairs, recipe, model, progress, miner)
+    steps = _steps(datasets, recipe)
+    trainer = SentenceTransformerTrainer(
+        model=model,
+        args=_training_arguments(recipe, tmp / "checkpoints", steps, progress),
+        train_dataset=datasets,
+        loss=_losses(model, recipe),
+        evaluator=holdout_evaluator(held) if recipe.selection_evals else None,
+    )
+    if not progress:
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+    with redirect_stdout(sys.stderr):  # the trainer prints its logs to stdout, which carries only data
+        trainer.train()
+    after = evaluate_holdout(model, held, progress)
+    log(_describe("After", after))
+
+    shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    thresholds = thresholds_from_holdout(after.pair_threshold, load_thresholds(resolve_model(base)))
+    details: dict[str, object] = {
+        "source": "held-out split of the training pairs; mining = pair + the base model's mining - pair offset",
+        "holdout_pairs": len(held),
+        "pair_f1": after.pair_f1,
+    }
+    save_thresholds(tmp, thresholds, details)
+    seconds = time.monotonic() - started
+    result = TrainResult(tmp, thresholds, before, after, len(train_pairs), len(held), seconds)
+    (tmp / "README.md").write_text(model_card(result, recipe, base, datasets), encoding="utf-8")
+    return result
+
+
+def _load_model(base: str | None) -> SentenceTransformer:
+    from dupfind.vectors.backends.torch_backend import load_sentence_transformer
+
+    return load_sentence_transformer(resolve_model(base))
+
+
+def _describe(when: str, scores: HoldoutScores) -> str:
+    return (
+        f"{when}: held-out pair F1 {scores.pair_f1:.3f} (threshold {scores.pair_threshold:.3f}), "
+        f"AP {scores.pair_ap:.3f}; "
+        f"mining F1 {scores.mining_f1:.3f} (threshold {scores.mining_threshold:.3f}), AP {scores.mining_ap:.3f}; "
+        f"ndcg@10 {scores.retrieval_ndcg:.3f}"
+    )

@@ -1,0 +1,1 @@
+"""The Ray engine: read, encode and mine on a Ray cluster."""

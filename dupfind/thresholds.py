@@ -1,0 +1,207 @@
+"""Which thresholds are in force: a model's calibrated ones, a project file's, an index's and a re-ranker's.
+
+A model's thresholds live in `dupfind.json` beside its weights (one section per precision); a project may
+override them per model in `dupfind.toml`; a re-ranker stores its own thresholds and the cosine from which each
+bi-encoder proposes candidates to it. `resolve_rule` combines them, once the model is known, into the `Rule`
+that every pipeline takes: the cosine a pair needs, and with a re-ranker the re-rank score it needs too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from dupfind.errors import DupfindError
+from dupfind.io.atomic import write_bytes_durably
+from dupfind.vectors.model import THRESHOLDS_FILE, ModelRef, _json_object, fingerprint, model_dir
+
+PROJECT_FILE = "dupfind.toml"
+
+
+# Best-F1 thresholds of the built-in model (torch backend), measured on ../shared/data/quora/train-* (never dev)
+# with `dupfind calibrate --pairs train-pairs.csv --questions train-questions.csv --dry-run`: pair 0.7437
+# (F1 0.735 on 40,621 pairs), mining 0.8056 over top-20 candidates (F1 0.447 on 68,926 questions).
+BUILTIN_PAIR_THRESHOLD = 0.744
+BUILTIN_MINING_THRESHOLD = 0.806
+PRECISION_SECTIONS = ("int8",)  # sections of dupfind.json holding the thresholds of another precision
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Decision thresholds of a model: one for deciding a single pair, one for mining a corpus."""
+
+    pair: float
+    mining: float
+
+
+# int8 has not been calibrated on the whole of train-* yet, so it takes the fp32 values; on the first 5,000
+# train pairs and questions its best-F1 thresholds were -0.010 (pair) and +0.003 (mining) away from fp32's
+# (bench/bench_precision.py): `dupfind calibrate --precision int8` stores thresholds of its own.
+BUILTIN_THRESHOLDS = {
+    "fp32": Thresholds(BUILTIN_PAIR_THRESHOLD, BUILTIN_MINING_THRESHOLD),
+    "int8": Thresholds(BUILTIN_PAIR_THRESHOLD, BUILTIN_MINING_THRESHOLD),
+}
+
+
+def load_thresholds(ref: ModelRef, precision: str = "fp32") -> Thresholds:
+    """The model's calibrated thresholds at a precision: `dupfind.json` beside its weights (the section of that
+    precision when calibrated at it, else its fp32 thresholds), else the built-in defaults of that precision."""
+    defaults = BUILTIN_THRESHOLDS.get(precision, BUILTIN_THRESHOLDS["fp32"])
+    if ref.path is None:
+        return defaults
+    file = ref.path / THRESHOLDS_FILE
+    if not file.is_file():
+        return defaults
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+        section = data if precision == "fp32" else data.get(precision, data)
+        return Thresholds(float(section["pair_threshold"]), float(section["mining_threshold"]))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise DupfindError(f"{file}: not a valid thresholds file ({exc})") from exc
+
+
+def save_thresholds(
+    model_dir: Path, thresholds: Thresholds, details: dict[str, object] | None = None, precision: str = "fp32"
+) -> Path:
+    """Store calibrated thresholds beside a model's weights, so `mine` and `compare` use them by default.
+
+    fp32 thresholds are the file's top level; those of another precision its section of that name (the
+    other precisions' thresholds are kept).
+    """
+    file = model_dir / THRESHOLDS_FILE
+    data: dict[str, object] = {"pair_threshold": thresholds.pair, "mining_threshold": thresholds.mining}
+    if details:
+        data["calibration"] = details
+    if precision != "fp32":
+        data = {**_json_object(file), precision: data}
+    else:
+        data = {**{key: value for key, value in _json_object(file).items() if key in PRECISION_SECTIONS}, **data}
+    write_bytes_durably(file, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+    return file
+
+
+def project_thresholds_file(path: str | None) -> Path | None:
+    """The per-project thresholds file in force: `path` (`--thresholds FILE`), else `./dupfind.toml` if there."""
+    if path is not None:
+        return Path(path).expanduser()
+    found = Path(PROJECT_FILE)
+    return found if found.is_file() else None
+
+
+def read_project_thresholds(file: Path, ref: ModelRef, precision: str = "fp32") -> Thresholds | None:
+    """The thresholds a project file holds for this model (by content fingerprint) at a precision, or None."""
+    import tomllib
+
+    if not file.is_file():
+        raise DupfindError(f"{file}: no such thresholds file")
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+        entry = data.get("models", {}).get(_project_key(ref, precision))
+        if entry is None:
+            return None
+        return Thresholds(_threshold(entry["pair"]), _threshold(entry["mining"]))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise DupfindError(f"{file}: not a valid dupfind thresholds file ({str(exc).splitlines()[0]})") from exc
+
+
+def store_project_thresholds(file: Path, ref: ModelRef, thresholds: Thresholds, precision: str = "fp32") -> None:
+    """Write this model's thresholds into a project file, keeping those of other models; atomically."""
+    import tomllib
+
+    models: dict[str, dict[str, object]] = {}
+    if file.is_file():
+        try:
+            models = dict(tomllib.loads(file.read_text(encoding="utf-8")).get("models", {}))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, AttributeError) as exc:
+            raise DupfindError(f"{file}: not a valid dupfind thresholds file; not replaced ({exc})") from exc
+    models[_project_key(ref, precision)] = {"name": ref.name, "pair": thresholds.pair, "mining": thresholds.mining}
+    lines = [
+        "# Decision thresholds per model (by content fingerprint), for the questions of this project.",
+        "# Written by `dupfind calibrate --thresholds`; read from the working directory or with --thresholds.",
+    ]
+    for key, entry in sorted(models.items()):
+        lines += ["", f"[models.{json.dumps(key)}]"]
+        lines += [f"{name} = {json.dumps(value)}" for name, value in entry.items()]
+    write_bytes_durably(file, ("\n".join(lines) + "\n").encode("utf-8"))
+
+
+def _project_key(ref: ModelRef, precision: str) -> str:
+    """A model's entry in a project file: its content fingerprint, with the precision unless fp32."""
+    return fingerprint(ref) if precision == "fp32" else f"{fingerprint(ref)}-{precision}"
+
+
+def _threshold(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1.0 <= float(value) <= 1.0:
+        raise ValueError(f"a threshold must be a number between -1 and 1, not {value!r}")
+    return float(value)
+
+
+RERANK_KEY = "rerank"
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Where a bi-encoder proposes candidates for the re-ranker: cosine thresholds for pairs and for mining."""
+
+    pair: float
+    mining: float
+
+
+@dataclass(frozen=True)
+class RerankSettings:
+    """What a re-ranker stores beside its weights (`dupfind.json`, key `rerank`).
+
+    `thresholds`: its own score's best-F1 thresholds (pair, mining). `candidates`: the bi-encoder threshold of
+    each bi-encoder it was calibrated with, by model fingerprint; `margin`: how far below a bi-encoder's own
+    thresholds to propose candidates when it is not one of those.
+    """
+
+    thresholds: Thresholds
+    candidates: dict[str, Candidates]
+    margin: Candidates
+
+    def candidates_for(self, model_fingerprint: str, own: Thresholds) -> Candidates:
+        """The candidate thresholds of a bi-encoder: calibrated if known, else its own thresholds less the margin."""
+        if model_fingerprint in self.candidates:
+            return self.candidates[model_fingerprint]
+        return Candidates(own.pair - self.margin.pair, own.mining - self.margin.mining)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "pair": self.thresholds.pair,
+            "mining": self.thresholds.mining,
+            "candidates": {key: vars(value) for key, value in self.candidates.items()},
+            "margin": vars(self.margin),
+        }
+
+    @classmethod
+    def from_json(cls, data: object, source: Path) -> RerankSettings:
+        try:
+            assert isinstance(data, dict)
+            candidates = {
+                str(key): Candidates(float(value["pair"]), float(value["mining"]))
+                for key, value in dict(data["candidates"]).items()
+            }
+            margin = Candidates(float(data["margin"]["pair"]), float(data["margin"]["mining"]))
+            return cls(Thresholds(float(data["pair"]), float(data["mining"])), candidates, margin)
+        except (AssertionError, KeyError, TypeError, ValueError) as exc:
+            raise DupfindError(f"{source}: not a re-ranker's settings ({type(exc).__name__}: {exc})") from exc
+
+
+def read_settings(ref: ModelRef) -> RerankSettings:
+    """The re-ranker settings stored in a model's `dupfind.json`; a `DupfindError` if it is not a re-ranker."""
+    file = model_dir(ref) / THRESHOLDS_FILE
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DupfindError(f"'{ref.name}' is not a dupfind re-ranker: cannot read {file} ({exc})") from exc
+    if not isinstance(data, dict) or RERANK_KEY not in data:
+        raise DupfindError(f"'{ref.name}' is not a dupfind re-ranker: {file} has no '{RERANK_KEY}' settings")
+    return RerankSettings.from_json(data[RERANK_KEY], file)
+
+
+def write_settings(directory: Path, settings: RerankSettings, details: dict[str, object]) -> None:
+    """Store a re-ranker's settings and how they were found in `directory/dupfind.json`."""
+    data = {RERANK_KEY: settings.to_json(), "calibration": details}
+    (directory / THRESHOLDS_FILE).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,1 @@
+"""Questions become vectors: models, encoders, backends, the embedding cache and pair scorers."""

@@ -1,0 +1,83 @@
+"""The int8 model: the exported model quantised locally, once, with NNCF post-training quantisation.
+
+Calibration data: the 300 questions shipped in `dupfind/data/int8_calibration_questions.txt`, every 229th
+row of the Quora train-questions.csv (rows 0, 229, …; 68,926 // 300 = 229) with whitespace collapsed: the
+model's training distribution, never dev. Each is one calibration sample (no padding). The int8 OpenVINO IR
+is built beside the fp32 export it comes from (`cache_dir()/models/<fingerprint>/openvino-int8/`), so it is
+keyed by the model's content fingerprint like the export. nncf is imported only while building.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from dupfind.errors import DupfindError
+from dupfind.vectors.backends.export import (
+    OPENVINO_XML,
+    TOKENIZER_FILE,
+    ExportedModel,
+    Features,
+    build_atomically,
+    ensure_openvino_ir,
+    load_tokenizer,
+    tokenize,
+)
+
+CALIBRATION_FILE = "data/int8_calibration_questions.txt"
+OPENVINO_INT8_DIR = "openvino-int8"
+
+
+def calibration_questions() -> list[str]:
+    """The questions whose activations set the int8 quantisation ranges."""
+    return files("dupfind").joinpath(CALIBRATION_FILE).read_text(encoding="utf-8").splitlines()
+
+
+def calibration_samples(exported: ExportedModel) -> list[Features]:
+    """The model inputs of each calibration question, one question per sample, lower-cased if the model says so."""
+    tokenizer = load_tokenizer(exported.path / TOKENIZER_FILE, exported.max_seq_length)
+    texts = [text.lower() if exported.do_lower_case else text for text in calibration_questions()]
+    return [tokenize(tokenizer, [text], exported.input_names) for text in texts]
+
+
+def ensure_int8_openvino(exported: ExportedModel) -> Path:
+    """The int8 OpenVINO IR, quantised from the fp32 IR first if it is not there yet."""
+    source = ensure_openvino_ir(exported)
+    target = exported.path / OPENVINO_INT8_DIR
+    if not (target / OPENVINO_XML).is_file():
+        build_atomically(target, lambda folder: _quantize_openvino(exported, source, folder / OPENVINO_XML))
+    return target / OPENVINO_XML
+
+
+def _nncf() -> Any:
+    try:
+        import nncf
+    except ImportError as exc:
+        raise DupfindError(
+            "--precision int8 needs nncf to build the int8 model once: pip install 'dupfind[int8]'"
+        ) from exc
+    nncf.set_log_level(logging.ERROR)
+    return nncf
+
+
+def _quantize_openvino(exported: ExportedModel, source: Path, out_file: Path) -> None:
+    """Quantise the fp32 IR with NNCF (transformer preset: SmoothQuant, fast bias correction)."""
+    import openvino as ov
+
+    nncf = _nncf()
+    samples = calibration_samples(exported)
+    warnings.warn("building the int8 model once (a minute or two)", stacklevel=4)
+    # NNCF draws progress bars on stdout, which carries only data: they are dropped.
+    with open(os.devnull, "w", encoding="utf-8") as devnull, contextlib.redirect_stdout(devnull):
+        quantized = nncf.quantize(
+            ov.Core().read_model(source),
+            nncf.Dataset(samples),
+            model_type=nncf.ModelType.TRANSFORMER,
+            subset_size=len(samples),
+        )
+    ov.save_model(quantized, out_file, compress_to_fp16=False)

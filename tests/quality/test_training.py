@@ -1,0 +1,213 @@
+"""`dupfind train` and dupfind.quality.training, with a tiny randomly initialised model (a few seconds)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from dupfind.cli import app
+from dupfind.quality.calibration import thresholds_from_holdout
+from dupfind.quality.training.splits import read_pairs, split_holdout
+from dupfind.thresholds import Thresholds
+from dupfind.vectors.model import builtin_model_dir
+
+runner = CliRunner()
+TOPICS = ["python", "paris", "guitar", "taxes", "running", "coffee", "chess", "linux", "stocks", "bread"]
+
+
+def make_pairs(per_topic: int = 4) -> pd.DataFrame:
+    """Duplicates phrase the same topic twice; non-duplicates pair two topics."""
+    rows = []
+    for t, topic in enumerate(TOPICS):
+        other = TOPICS[(t + 1) % len(TOPICS)]
+        for i in range(per_topic):
+            rows.append((f"How do I learn {topic} fast {i}?", f"What is the quickest way to learn {topic} {i}?", 1))
+            rows.append((f"Is {topic} hard {i}?", f"Why is {other} popular {i}?", 0))
+    return pd.DataFrame(rows, columns=["question1", "question2", "is_duplicate"])
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A one-layer BERT with 32 hidden units and the built-in model's tokenizer, as a sentence-transformers dir."""
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    root = tmp_path_factory.mktemp("tiny")
+    tokenizer = AutoTokenizer.from_pretrained(str(builtin_model_dir()))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(root / "bert")
+    tokenizer.save_pretrained(root / "bert")
+    transformer = Transformer(str(root / "bert"), max_seq_length=64)
+    model = SentenceTransformer(modules=[transformer, Pooling(32, "mean")], device="cpu")
+    model.save_pretrained(str(root / "model"))
+    return root / "model"
+
+
+@pytest.fixture
+def pairs_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "pairs.csv"
+    make_pairs().to_csv(path, index=False)
+    return path
+
+
+def train(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, ["train", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.mark.slow  # runs sentence-transformers' trainer (a tiny model, but a real training loop)
+@pytest.mark.parametrize("recipe", ["seed", "best"])
+def test_train_writes_a_loadable_calibrated_model(
+    tiny_model: Path, pairs_csv: Path, tmp_path: Path, recipe: str
+) -> None:
+    from dupfind.thresholds import load_thresholds
+    from dupfind.vectors.backends import load_encoder
+    from dupfind.vectors.encoding import encode
+    from dupfind.vectors.model import resolve_model
+
+    out = tmp_path / "trained"
+    code, stdout, stderr = train(
+        "--pairs",
+        str(pairs_csv),
+        "-o",
+        str(out),
+        "--model",
+        str(tiny_model),
+        "--recipe",
+        recipe,
+        "--pairs-per-batch",
+        "8",
+        "--holdout",
+        "0.25",
+        "-q",
+    )
+    assert code == 0, stderr
+    assert stdout == ""
+    assert not (tmp_path / "trained.tmp").exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["pairs.csv", "trained"]
+    thresholds = json.loads((out / "dupfind.json").read_text())
+    assert -1 <= thresholds["pair_threshold"] <= 1 and -1 <= thresholds["mining_threshold"] <= 1
+    assert load_thresholds(resolve_model(str(out))).pair == thresholds["pair_threshold"]
+    card = (out / "README.md").read_text()
+    assert f"--recipe {recipe}" in card and "| before (base model) | after |" in card and "learning_rate" in card
+    embeddings = encode(load_encoder(str(out)), ["How do I learn python?", "Why is chess popular?"])
+    assert embeddings.shape == (2, 32)
+    assert np.isfinite(embeddings).all()
+
+
+def test_refuses_a_non_empty_output_without_force(pairs_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    code, _, stderr = train("--pairs", str(pairs_csv), "-o", str(out))
+    assert code == 2
+    assert "not empty" in stderr and "--force" in stderr
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_missing_columns_and_bad_labels_are_one_line_errors(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.csv"
+    make_pairs().drop(columns="is_duplicate").to_csv(missing, index=False)
+    code, _, stderr = train("--pairs", str(missing), "-o", str(tmp_path / "a"))
+    assert code == 2 and "no column 'is_duplicate'" in stderr
+
+    bad = tmp_path / "bad.csv"
+    make_pairs().assign(is_duplicate=[0.7] * 80).to_csv(bad, index=False)
+    code, _, stderr = train("--pairs", str(bad), "-o", str(tmp_path / "b"))
+    assert code == 2 and "must hold 0 or 1" in stderr
+
+    code, _, stderr = train("--pairs", str(bad), "-o", str(tmp_path / "c"), "--recipe", "fancy")
+    assert code == 2 and "unknown recipe 'fancy'" in stderr
+
+
+def test_read_pairs_accepts_boolean_labels_and_drops_blank_questions(tmp_path: Path) -> None:
+    path = tmp_path / "pairs.csv"
+    pd.DataFrame({"q1": ["a?", " ", "c?"], "q2": ["b?", "x?", "d?"], "dup": ["True", "0", "false"]}).to_csv(
+        path, index=False
+    )
+    pairs = read_pairs(str(path), ("q1", "q2", "dup"))
+    assert pairs.to_dict("list") == {"sentence1": ["a?", "c?"], "sentence2": ["b?", "d?"], "label": [1, 0]}
+
+
+def test_holdout_shares_no_question_with_training() -> None:
+    pairs = read_pairs_frame(make_pairs(per_topic=6))
+    chained = pd.DataFrame({"sentence1": ["x?", "y?"], "sentence2": ["y?", "z?"], "label": [1, 0]})
+    pairs = pd.concat([pairs, chained], ignore_index=True)
+    train_part, held = split_holdout(pairs, 0.2, seed=1)
+    assert len(train_part) + len(held) == len(pairs)
+    assert 0.15 * len(pairs) <= len(held) <= 0.35 * len(pairs)
+    questions = lambda frame: set(frame["sentence1"]) | set(frame["sentence2"])  # noqa: E731
+    assert not questions(train_part) & questions(held)
+
+
+def read_pairs_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.rename(columns={"question1": "sentence1", "question2": "sentence2", "is_duplicate": "label"})
+
+
+def test_mining_threshold_keeps_the_base_models_offset_from_the_pair_threshold() -> None:
+    expected = Thresholds(pair=0.70, mining=pytest.approx(0.749))
+    assert thresholds_from_holdout(0.70, Thresholds(pair=0.744, mining=0.793)) == expected
+    assert thresholds_from_holdout(0.70, Thresholds(pair=0.5, mining=0.9)).mining == 1.0
+
+
+def test_a_failed_run_leaves_no_temporary_directory(tmp_path: Path) -> None:
+    pairs = tmp_path / "few.csv"
+    make_pairs().head(4).to_csv(pairs, index=False)
+    code, _, stderr = train("--pairs", str(pairs), "-o", str(tmp_path / "out"))
+    assert code == 2 and "too few pairs" in stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["few.csv"]
+
+
+class FixedEncoder:
+    """Stands in for a SentenceTransformer: each text's embedding is looked up in a table."""
+
+    def __init__(self, vectors: dict[str, list[float]]) -> None:
+        self.vectors = vectors
+
+    def encode(self, texts: list[str], **_: object) -> np.ndarray:
+        rows = np.array([self.vectors[text] for text in texts], dtype=np.float32)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_hard_negatives_prefer_labels_then_close_questions_outside_the_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dupfind.quality.training import negatives as training
+
+    monkeypatch.setattr(training, "HARD_NEGATIVE_CHOICES", 1)  # always the nearest eligible question
+
+    pairs = pd.DataFrame(
+        {
+            "sentence1": ["a", "a", "b", "d", "g"],
+            "sentence2": ["b", "c", "c", "e", "h"],
+            "label": [1, 1, 1, 0, 1],
+        }
+    )
+    vectors = {
+        "a": [1.0, 0.0, 0.0],
+        "b": [0.9, 0.1, 0.0],
+        "c": [1.0, 0.02, 0.0],  # a's duplicate (through b), closer to a than b is
+        "d": [0.0, 1.0, 0.0],
+        "e": [0.0, 0.0, 1.0],
+        "f": [0.8, 0.3, 0.0],  # near a, in no duplicate pair: the hard negative
+        "g": [0.9, 0.12, 0.0],  # nearer a than f, but too close to a's positive b to trust as a negative
+        "h": [0.0, 0.0, 1.0],
+    }
+    model = FixedEncoder(vectors)
+    frame = pd.concat([pairs, pd.DataFrame({"sentence1": ["f"], "sentence2": ["e"], "label": [0]})], ignore_index=True)
+    anchors, positives = ["a", "d", "g"], ["b", "f", "h"]
+    negatives = training.hard_negatives(frame, anchors, positives, model, seed=0)  # type: ignore[arg-type]
+    assert negatives[0] == "f"  # not c (same cluster), not g (within the margin of b's score)
+    assert negatives[1] == "e"  # d is labeled not a duplicate of e
+    assert negatives[2] == "e"  # the only question scoring below g's positive h, outside g's cluster
