@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dupfind.cli.commands.label import DEFAULT_FLOOR, Prompt, Session, candidate_pairs, distinct_pairs  # noqa: E402
-from dupfind.cli.option_groups import EmbedderOptions  # noqa: E402
+from dupfind.cli.model_options import EmbedderOptions  # noqa: E402
 from dupfind.io.questions import QuestionReader  # noqa: E402
 from dupfind.pairs.mining import MinedPairs  # noqa: E402
 from dupfind.quality.evaluation.pairs import best_f1, classify  # noqa: E402

@@ -1,8 +1,4 @@
-"""What every command shares: the Typer app, error handling, stderr messages, progress bars, and the options.
-
-Options that several commands take are declared once here: as `Annotated` types, and as groups that a
-decorator adds to a command and hands it as one object (`input_options` → a `QuestionReader`,
-`embedder_options` → `EmbedderOptions`), in the manner of sqlite-utils' shared option decorators."""
+"""The Typer app and what every command runs inside: error handling, exit codes, signals, standard streams."""
 
 from __future__ import annotations
 
@@ -17,16 +13,13 @@ import traceback
 import warnings
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from typer.core import TyperCommand
 
-from dupfind.errors import DupfindError
-
-if TYPE_CHECKING:
-    pass
 from dupfind.cli.output import _state, error, warn
+from dupfind.errors import DupfindError
 
 app = typer.Typer(
     name="dupfind",

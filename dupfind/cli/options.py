@@ -1,8 +1,5 @@
-"""What every command shares: the Typer app, error handling, stderr messages, progress bars, and the options.
-
-Options that several commands take are declared once here: as `Annotated` types, and as groups that a
-decorator adds to a command and hands it as one object (`input_options` → a `QuestionReader`,
-`embedder_options` → `EmbedderOptions`), in the manner of sqlite-utils' shared option decorators."""
+"""Options that several commands take, declared once as `Annotated` types, and the machinery that adds a group
+of them to a command and hands it one object (`add_options`), in the manner of sqlite-utils' shared decorators."""
 
 from __future__ import annotations
 
@@ -93,8 +90,6 @@ FormatInOption = Annotated[
 
 
 EncodingOption = Annotated[str, typer.Option("--encoding", help="Text encoding of the input.")]
-
-
 
 
 def check_range(flag: str, value: float | None, low: float, high: float | None = None) -> None:

@@ -1,8 +1,4 @@
-"""What every command shares: the Typer app, error handling, stderr messages, progress bars, and the options.
-
-Options that several commands take are declared once here: as `Annotated` types, and as groups that a
-decorator adds to a command and hands it as one object (`input_options` → a `QuestionReader`,
-`embedder_options` → `EmbedderOptions`), in the manner of sqlite-utils' shared option decorators."""
+"""What the command line says on stderr: messages, warnings, stage timings (-v) and progress bars."""
 
 from __future__ import annotations
 
@@ -25,7 +21,6 @@ _state = {"verbose": False, "quiet": False}
 
 
 _displays: list[Any] = []  # the progress display on screen, if any
-
 
 
 @contextmanager

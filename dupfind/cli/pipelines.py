@@ -1,4 +1,4 @@
-"""What every command shares: the Typer app, error handling, stderr messages, progress bars, and the options.
+"""The command line's own pipelines (to move into the library).
 
 Options that several commands take are declared once here: as `Annotated` types, and as groups that a
 decorator adds to a command and hands it as one object (`input_options` → a `QuestionReader`,
@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dupfind.cli.input_options import read_questions
+from dupfind.cli.model_options import EmbedderOptions, RerankOptions
+from dupfind.cli.options import check_choice, check_range
+from dupfind.cli.output import embedding_progress, info, rerank_progress, stage
+
 if TYPE_CHECKING:
     from dupfind.io.questions import QuestionReader, Questions
     from dupfind.pairs.clustering import Clusters
@@ -15,17 +20,6 @@ if TYPE_CHECKING:
     from dupfind.thresholds import Thresholds
     from dupfind.vectors.embedder import Embedder
     from dupfind.vectors.encoding import Embeddings
-from dupfind.cli.option_groups import EmbedderOptions, RerankOptions
-from dupfind.cli.options import check_choice, check_range
-from dupfind.cli.output import embedding_progress, info, report_input, rerank_progress, stage
-
-
-def read_questions(reader: QuestionReader, source: str, quiet: bool) -> Questions:
-    """Read a question file with the command's input options, and say what was read."""
-    with stage("read"):
-        questions = reader.load(source)
-    report_input(questions, quiet)
-    return questions
 
 
 def open_corpus(

@@ -2,8 +2,8 @@
 
 `replacing(path)` is the one mechanism: a temporary file beside the target, fsynced, given the mode of the file
 it replaces (a new one the umask's), renamed over it, the folder fsynced. A symlink is written through (its
-target is replaced). `tables.atomic_output` builds user outputs on it; caches and memo files use it directly.
-`replacing_folder(path)` does the same for a folder of files (`tables.write_parquet_parts`).
+target is replaced). `dupfind.io.write.atomic_output` builds user outputs on it; caches and memo files use it directly.
+`replacing_folder(path)` does the same for a folder of files (`dupfind.io.write.write_parquet_parts`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Reading question tables (CSV, TSV, JSONL, JSON, Parquet, text; files or stdin) and writing results."""
+"""Where results may be written: an output is checked (not an input, writable, a folder of parts) before any work."""
 
 from __future__ import annotations
 
@@ -6,13 +6,8 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from dupfind.errors import DupfindError
-
-if TYPE_CHECKING:
-    pass
-
 
 _PART = re.compile(r"part-\d{5,}\.parquet")
 

@@ -1,14 +1,10 @@
-"""Reading question tables (CSV, TSV, JSONL, JSON, Parquet, text; files or stdin) and writing results."""
+"""Which format a file is in: from its extension, sniffed from its bytes, or chosen for an output."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from dupfind.errors import DupfindError
-
-if TYPE_CHECKING:
-    pass
 from dupfind.io.destinations import is_folder_output
 
 INPUT_FORMATS = ("csv", "tsv", "jsonl", "json", "parquet", "txt")

@@ -1,20 +1,18 @@
-"""Reading question tables (CSV, TSV, JSONL, JSON, Parquet, text; files or stdin) and writing results."""
+"""The questions of a table: which column holds them, their ids, and the blank ones skipped
+(`QuestionReader` carries the reader options of every command)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
 from dupfind.errors import DupfindError
-
-if TYPE_CHECKING:
-    pass
 from dupfind.io.read import _NOT_TEXT, Table, _is_missing, read_rows
 
 TEXT_COLUMN_NAMES = ("question", "text", "title", "body")

@@ -1,4 +1,5 @@
-"""Reading question tables (CSV, TSV, JSONL, JSON, Parquet, text; files or stdin) and writing results."""
+"""Reading tables exactly as they are: CSV, TSV, JSONL, JSON, Parquet and text, from files or stdin, gzipped or
+not; a bad line is a one-line error naming the file and line (or is skipped and counted)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,10 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from dupfind.errors import DupfindError
+from dupfind.io.formats import INPUT_FORMATS, _sniff_format, format_from_path
 
 if TYPE_CHECKING:
     import pyarrow
-from dupfind.io.formats import INPUT_FORMATS, _sniff_format, format_from_path
 
 _CSV_DELIMITERS = (";", "|", "\t")
 

@@ -1,4 +1,5 @@
-"""Reading question tables (CSV, TSV, JSONL, JSON, Parquet, text; files or stdin) and writing results."""
+"""Writing results: a table on the terminal, CSV, TSV, JSONL, JSON or Parquet files (atomically), or a folder of
+Parquet parts; values and types come back as they were read."""
 
 from __future__ import annotations
 
@@ -22,12 +23,12 @@ from numpy.typing import NDArray
 
 from dupfind.errors import DupfindError
 from dupfind.io.atomic import replacing, replacing_folder
-
-if TYPE_CHECKING:
-    import pyarrow
 from dupfind.io.destinations import is_folder_output
 from dupfind.io.questions import Questions
 from dupfind.io.read import _ABSENT, Table, _is_missing
+
+if TYPE_CHECKING:
+    import pyarrow
 
 PART_ROWS = 1_000_000  # rows of each part of a folder output (Parquet)
 

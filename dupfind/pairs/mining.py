@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
+from dupfind.errors import DupfindError
+from dupfind.pairs import ann
+from dupfind.vectors.encoding import Embeddings, Progress, TokenCounts, available_cores
+
 if TYPE_CHECKING:
     import pandas as pd
 
     from dupfind.vectors.embedder import Embedder
-
-from dupfind.errors import DupfindError
-from dupfind.pairs import ann
-from dupfind.vectors.encoding import Embeddings, Progress, TokenCounts, available_cores
 
 DEFAULT_TOP_K = 10
 INDEXES = ("exact", "ann", "auto")

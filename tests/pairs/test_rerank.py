@@ -96,8 +96,6 @@ def test_builtin_bi_encoder_is_not_a_reranker() -> None:
 
 def test_progress_counts_each_batch(fake_pair_scorer: FakePairScorer) -> None:
     calls: list[tuple[int, int]] = []
-    reranker = Reranker(
-        fake_pair_scorer, batch_size=2, progress=lambda done, total: calls.append((done, total))
-    )
+    reranker = Reranker(fake_pair_scorer, batch_size=2, progress=lambda done, total: calls.append((done, total)))
     reranker.score(["a", "b", "c"], ["d", "e", "f"])
     assert calls == [(2, 3), (1, 3)]

@@ -12,7 +12,7 @@ import pytest
 
 from dupfind.errors import DupfindError
 from dupfind.quality.calibration import Calibration, store_calibration
-from dupfind.quality.evaluation.precision_guard import Quality, judge
+from dupfind.quality.evaluation.precision_guard import MAX_AP_DROP, MAX_F1_DROP, MAX_NDCG_DROP, Quality, judge
 from dupfind.thresholds import BUILTIN_THRESHOLDS, Thresholds, load_thresholds, save_thresholds
 from dupfind.vectors.backends import check_device, check_precision
 from dupfind.vectors.backends.quantize import calibration_questions
@@ -80,11 +80,16 @@ def _quality(f1: float = 0.8, ap: float = 0.8, mining: float = 0.5, ndcg: float 
     return Quality(f1, f1, ap, mining, 10, ndcg)
 
 
+def _near_duplicates() -> np.typing.NDArray[np.float32]:
+    """50 unit vectors: 25 near-duplicate pairs."""
+    embeddings = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
+    embeddings[1::2] = embeddings[::2] + 0.01
+    return embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+
+
 def test_the_guard_fails_a_candidate_that_finds_other_duplicates() -> None:
     rng = np.random.default_rng(0)
-    embeddings = rng.standard_normal((50, 8)).astype(np.float32)
-    embeddings[1::2] = embeddings[::2] + 0.01  # 25 near-duplicate pairs
-    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    embeddings = _near_duplicates()
     at = (Thresholds(0.9, 0.9), Thresholds(0.9, 0.9))
     same = judge(_quality(), _quality(), embeddings, embeddings, at)
     assert same.passed and same.pairs_kept == 1.0
@@ -92,6 +97,37 @@ def test_the_guard_fails_a_candidate_that_finds_other_duplicates() -> None:
     worse = judge(_quality(), _quality(f1=0.796, ndcg=0.8975), embeddings, shuffled, at)
     assert not worse.passed
     assert [name for name, passed in worse.checks.items() if not passed] == ["pair F1", "mined pairs kept", "nDCG@10"]
+
+
+@pytest.mark.parametrize(
+    ("field", "drop", "check"),
+    [
+        ("f1", MAX_F1_DROP, "pair F1"),
+        ("ap", MAX_AP_DROP, "pair AP"),
+        ("mining", MAX_F1_DROP, "mining F1"),
+        ("ndcg", MAX_NDCG_DROP, "nDCG@10"),
+    ],
+)
+def test_the_guard_allows_a_drop_up_to_its_limit_and_no_more(field: str, drop: float, check: str) -> None:
+    embeddings = _near_duplicates()
+    at = (Thresholds(0.9, 0.9), Thresholds(0.9, 0.9))
+    reference = _quality(f1=0.5, ap=0.5, mining=0.5, ndcg=0.5)
+    at_limit = judge(
+        reference,
+        _quality(**{"f1": 0.5, "ap": 0.5, "mining": 0.5, "ndcg": 0.5, field: 0.5 - drop * 0.99}),
+        embeddings,
+        embeddings,
+        at,
+    )
+    past_limit = judge(
+        reference,
+        _quality(**{"f1": 0.5, "ap": 0.5, "mining": 0.5, "ndcg": 0.5, field: 0.5 - drop * 1.01}),
+        embeddings,
+        embeddings,
+        at,
+    )
+    assert at_limit.passed
+    assert [name for name, passed in past_limit.checks.items() if not passed] == [check]
 
 
 def test_the_calibration_questions_are_shipped_small() -> None:
@@ -109,7 +145,7 @@ def test_the_calibration_questions_are_every_229th_train_question() -> None:
 
 @pytest.mark.slow
 @needs_quora()
-def test_the_guard_keeps_int8_opt_in_on_a_dev_slice(real_encoder) -> None:  # type: ignore[no-untyped-def]
+def test_int8_finds_nearly_the_duplicates_of_fp32_on_a_dev_slice(real_encoder) -> None:  # type: ignore[no-untyped-def]
     import pickle
 
     import pandas as pd
@@ -134,8 +170,9 @@ def test_the_guard_keeps_int8_opt_in_on_a_dev_slice(real_encoder) -> None:  # ty
         figures.append(quality(pair_scores(embedder, pairs), pairs.labels, embeddings[-1], clusters.clusters, at))
     thresholds = (load_thresholds(ref, "fp32"), load_thresholds(ref, "int8"))
     guard = judge(figures[0], figures[1], embeddings[0], embeddings[1], thresholds)
-    # Measured on full dev (bench/bench_precision.py): int8 fails mining F1 (-0.38 points) and finds 94.3 % of
-    # fp32's mined pairs; on this slice pair F1 and the pairs kept fail. While the guard fails, fp32 stays the
-    # default: when this assertion breaks, re-run bench_precision.py on full dev and decide the default again.
-    assert not guard.passed, (guard.checks, guard.reference, guard.candidate)
-    assert set(guard.checks) == {"pair F1", "pair AP", "mining F1", "mined pairs kept", "nDCG@10"}
+    # Whether int8 passes depends on the CPU (it does with AVX-512 VNNI or AMX, not on AVX2 alone:
+    # docs/benchmarks.md), so this test asserts only what holds on every CPU: int8 finds nearly the same
+    # duplicates, and the verdict is the conjunction of the checks.
+    assert guard.pairs_kept >= 0.9, (guard.checks, guard.reference, guard.candidate)
+    assert abs(guard.reference.pair_f1 - guard.candidate.pair_f1) < 0.03
+    assert guard.passed == all(guard.checks.values())

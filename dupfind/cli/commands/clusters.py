@@ -6,7 +6,8 @@ import sys
 from typing import TYPE_CHECKING
 
 from dupfind.cli.app import command
-from dupfind.cli.option_groups import EmbedderOptions, RerankOptions, embedder_options, input_options, rerank_options
+from dupfind.cli.input_options import input_options
+from dupfind.cli.model_options import EmbedderOptions, RerankOptions, embedder_options, rerank_options
 from dupfind.cli.options import (
     FileArgument,
     FormatOption,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from dupfind.cli.app import command
-from dupfind.cli.option_groups import EmbedderOptions, RerankOptions, embedder_options, rerank_options
+from dupfind.cli.model_options import EmbedderOptions, RerankOptions, embedder_options, rerank_options
 from dupfind.cli.options import ThresholdOption, check_range
 
 

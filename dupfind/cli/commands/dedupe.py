@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dupfind.cli.app import command
-from dupfind.cli.option_groups import EmbedderOptions, RerankOptions, embedder_options, input_options, rerank_options
+from dupfind.cli.input_options import input_options
+from dupfind.cli.model_options import EmbedderOptions, RerankOptions, embedder_options, rerank_options
 from dupfind.cli.options import FileArgument, MethodOption, QuietOption, ThresholdOption, TopKOption, check_choice
 from dupfind.cli.output import info
 from dupfind.cli.pipelines import check_group_options, group_questions

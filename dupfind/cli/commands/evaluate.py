@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from dupfind.cli.app import command, command_group
-from dupfind.cli.option_groups import EmbedderOptions, RerankOptions, embedder_options, rerank_options
+from dupfind.cli.model_options import EmbedderOptions, RerankOptions, embedder_options, rerank_options
 from dupfind.cli.options import (
     ClusterColOption,
     EncodingOption,

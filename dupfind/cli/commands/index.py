@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dupfind.cli.app import command, command_group
-from dupfind.cli.option_groups import EmbedderOptions, EngineOptions, embedder_options, engine_options, input_options
+from dupfind.cli.engine_options import EngineOptions, engine_options
+from dupfind.cli.input_options import input_options, read_questions
+from dupfind.cli.model_options import EmbedderOptions, embedder_options
 from dupfind.cli.options import FileArgument, QuietOption
 from dupfind.cli.output import embedding_progress, info, progress_bar, report_input, stage
-from dupfind.cli.pipelines import read_questions
 
 if TYPE_CHECKING:
     from dupfind.io.questions import QuestionReader

@@ -13,10 +13,10 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, Protocol
 import typer
 
 from dupfind.cli.app import command
-from dupfind.cli.option_groups import EmbedderOptions, embedder_options, input_options
+from dupfind.cli.input_options import input_options, read_questions
+from dupfind.cli.model_options import EmbedderOptions, embedder_options
 from dupfind.cli.options import QuietOption, check_range
 from dupfind.cli.output import embedding_progress, info, warn
-from dupfind.cli.pipelines import read_questions
 from dupfind.errors import DupfindError
 from dupfind.pairs.mining import DEFAULT_TOP_K
 from dupfind.quality.labeling import DEFAULT_WIDTH, Estimate, LabelRows, LabelsWriter, Sampler, is_settled, read_labels

@@ -8,15 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dupfind.cli.app import command
-from dupfind.cli.option_groups import (
-    EmbedderOptions,
-    EngineOptions,
-    RerankOptions,
-    embedder_options,
-    engine_options,
-    input_options,
-    rerank_options,
-)
+from dupfind.cli.engine_options import EngineOptions, engine_options
+from dupfind.cli.input_options import input_options, read_questions
+from dupfind.cli.model_options import EmbedderOptions, RerankOptions, embedder_options, rerank_options
 from dupfind.cli.options import (
     FileArgument,
     FormatOption,
@@ -27,7 +21,7 @@ from dupfind.cli.options import (
     check_range,
 )
 from dupfind.cli.output import embedding_progress, info, progress_bar, report_input, rerank_progress, stage, warn
-from dupfind.cli.pipelines import open_corpus, read_questions
+from dupfind.cli.pipelines import open_corpus
 from dupfind.pairs.mining import DEFAULT_TOP_K
 
 if TYPE_CHECKING:

@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from dupfind.cli.app import command
-from dupfind.cli.option_groups import EmbedderOptions, RerankOptions, embedder_options, input_options, rerank_options
+from dupfind.cli.input_options import input_options, read_questions
+from dupfind.cli.model_options import EmbedderOptions, RerankOptions, embedder_options, rerank_options
 from dupfind.cli.options import FormatOption, OutputOption, QuietOption, ThresholdOption, check_range
 from dupfind.cli.output import embedding_progress, info, rerank_progress, stage
-from dupfind.cli.pipelines import open_corpus, read_questions
+from dupfind.cli.pipelines import open_corpus
 from dupfind.pairs.search import DEFAULT_SEARCH_K
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from dupfind.cli.app import command
-from dupfind.cli.option_groups import EmbedderOptions, embedder_options
+from dupfind.cli.model_options import EmbedderOptions, embedder_options
 from dupfind.cli.options import (
     ClusterColOption,
     FormatInOption,

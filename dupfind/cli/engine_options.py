@@ -1,0 +1,150 @@
+"""Where the work runs: `engine_options` hands `mine` and `index build` an `EngineOptions` (local, or Ray)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from dupfind.cli.model_options import EmbedderOptions
+from dupfind.cli.options import (
+    add_options,
+    check_choice,
+    check_range,
+)
+from dupfind.cli.output import stage, stderr_is_terminal
+from dupfind.errors import DupfindError
+
+if TYPE_CHECKING:
+    from dupfind.ray.engine import EncoderSpec, Workers
+    from dupfind.vectors.embedder import Embedder
+
+ENGINES = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Where the work runs: in this process (`local`), or read, encoded (and mined) on a Ray cluster (`ray`),
+    which keeps its embeddings in a work folder for re-runs."""
+
+    engine: str = "local"
+    ray_address: str | None = None
+    work_dir: str | None = None
+    gpus_per_actor: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_choice("--engine", self.engine, ENGINES)
+        check_range("--gpus-per-actor", self.gpus_per_actor, 0)
+        ray_only = self.ray_address is not None or self.work_dir is not None or self.gpus_per_actor
+        if self.engine == "local" and ray_only:
+            raise DupfindError("--ray-address, --work-dir and --gpus-per-actor go with --engine ray")
+
+    @property
+    def on_ray(self) -> bool:
+        return self.engine == "ray"
+
+    def work_folder(self, output: str | None) -> Path:
+        """--work-dir, else the output's name with `.work` (absolute: the cluster's workers run elsewhere)."""
+        from dupfind.io.destinations import is_folder_output
+
+        if self.work_dir is not None:
+            folder = Path(self.work_dir).absolute()
+        elif output is not None and output != "-":
+            folder = Path(f"{output.rstrip('/')}.work").absolute()
+        else:
+            raise DupfindError("--engine ray keeps its embeddings in --work-dir: give one, or --output")
+        if folder.exists() and not folder.is_dir():
+            raise DupfindError(f"--work-dir {folder}: is not a folder")
+        if is_folder_output(output) and folder.resolve().is_relative_to(Path(str(output)).resolve()):
+            raise DupfindError(f"--work-dir {folder}: is inside the output folder {output}, which is replaced whole")
+        return folder
+
+    def check(self, source: str, embedding: EmbedderOptions) -> EmbedderOptions:
+        """Check that Ray is installed, that the input has files and that the encoder options fit the actors
+        (before anything starts); returns the options of this process's own encoder, which only counts tokens,
+        on the CPU."""
+        from dupfind.ray.engine import input_paths, require_ray
+        from dupfind.vectors.backends import check_backend
+
+        input_paths(source)
+        backend = check_backend(embedding.backend)
+        if self.gpus_per_actor and backend != "torch":
+            raise DupfindError(f"--gpus-per-actor needs --backend torch (the {backend} backend runs on CPUs)")
+        if embedding.device == "cuda" and not self.gpus_per_actor:
+            raise DupfindError("with --engine ray, --gpus-per-actor N puts the encoder actors on GPUs (not --device)")
+        require_ray()
+        return replace(embedding, device="cpu")
+
+    def encoder_spec(self, embedding: EmbedderOptions, embedder: Embedder) -> EncoderSpec:
+        """How the actors load the encoder: on a GPU with --gpus-per-actor, else like `embedder` on their CPUs."""
+        from dupfind.ray.engine import EncoderSpec
+        from dupfind.vectors.backends import check_backend
+        from dupfind.vectors.backends.torch_backend import torch_fingerprint
+
+        device = "cuda" if self.gpus_per_actor else "cpu"
+        fingerprint = torch_fingerprint(embedding.resolve(), device) if self.gpus_per_actor else embedder.fingerprint
+        backend = check_backend(embedding.backend)
+        return EncoderSpec.of(embedding.model, backend, fingerprint, embedding.batch_size, embedding.precision, device)
+
+    def workers(self) -> Workers:
+        from dupfind.ray.engine import Workers
+
+        return Workers(gpus=self.gpus_per_actor)
+
+    @contextmanager
+    def session(self, quiet: bool) -> Iterator[None]:
+        """Ray for the block: joined at --ray-address, else started here and shut down after."""
+        from dupfind.ray.engine import ray_session
+
+        with stage("start Ray"), ray_session(self.ray_address, progress_bars=stderr_is_terminal() and not quiet):
+            yield
+
+
+engine_options = add_options(
+    "engine",
+    {
+        "engine": (
+            Annotated[
+                str,
+                typer.Option("--engine", help="local, or ray: read, encode (and mine) on a Ray cluster (dupfind[ray])"),
+            ],
+            "local",
+        ),
+        "ray_address": (
+            Annotated[
+                str | None,
+                typer.Option(
+                    "--ray-address",
+                    help="With --engine ray: join this cluster (auto: $RAY_ADDRESS) [default: start one here].",
+                ),
+            ],
+            None,
+        ),
+        "work_dir": (
+            Annotated[
+                str | None,
+                typer.Option(
+                    "--work-dir",
+                    help="With --engine ray: embeddings kept for re-runs, on storage every node sees "
+                    "[default: OUTPUT.work].",
+                ),
+            ],
+            None,
+        ),
+        "gpus_per_actor": (
+            Annotated[
+                float,
+                typer.Option("--gpus-per-actor", help="With --engine ray: GPUs of each encoder actor (torch backend)."),
+            ],
+            0.0,
+        ),
+    },
+    EngineOptions,
+)
+
+
+"""Adds --engine, --ray-address, --work-dir and --gpus-per-actor; the command receives `engine: EngineOptions`."""
