@@ -5,7 +5,7 @@ The library API, usable without the command line::
     from dupfind import Embedder, EmbeddingCache, load_encoder, load_questions, mine_texts
     questions = load_questions("questions.csv")
     embedder = Embedder(load_encoder(), EmbeddingCache())   # the built-in all-MiniLM-L6-v2, cached
-    pairs = mine_texts(embedder, questions.texts, threshold=0.8)
+    pairs = mine_texts(embedder, questions.texts, rule=0.8)  # a Rule, or a cosine threshold alone
     print(pairs.to_frame(questions.ids, questions.texts))
 """
 

@@ -9,14 +9,17 @@ that every pipeline takes: the cosine a pair needs, and with a re-ranker the re-
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from dupfind.errors import DupfindError
 from dupfind.io.atomic import write_bytes_durably
 from dupfind.vectors.model import THRESHOLDS_FILE, ModelRef, _json_object, fingerprint, model_dir
 
 PROJECT_FILE = "dupfind.toml"
+Kind = Literal["pair", "mining"]  # deciding one pair, or mining a corpus (each has its own calibrated thresholds)
 
 
 # Best-F1 thresholds of the built-in model (torch backend), measured on ../shared/data/quora/train-* (never dev)
@@ -33,6 +36,9 @@ class Thresholds:
 
     pair: float
     mining: float
+
+    def of(self, kind: Kind) -> float:
+        return self.pair if kind == "pair" else self.mining
 
 
 # int8 has not been calibrated on the whole of train-* yet, so it takes the fp32 values; on the first 5,000
@@ -147,6 +153,9 @@ class Candidates:
     pair: float
     mining: float
 
+    def of(self, kind: Kind) -> float:
+        return self.pair if kind == "pair" else self.mining
+
 
 @dataclass(frozen=True)
 class RerankSettings:
@@ -205,3 +214,85 @@ def write_settings(directory: Path, settings: RerankSettings, details: dict[str,
     """Store a re-ranker's settings and how they were found in `directory/dupfind.json`."""
     data = {RERANK_KEY: settings.to_json(), "calibration": details}
     (directory / THRESHOLDS_FILE).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """When a pair is a duplicate: its cosine reaches `cosine`; with a re-ranker (`rerank` set), those pairs are
+    only candidates, and a duplicate's re-rank score reaches `rerank` too.
+
+    `source` says where the bi-encoder's thresholds came from (the model, an index or a project file).
+    """
+
+    cosine: float
+    rerank: float | None = None
+    source: str = "given"
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.cosine) or not -1.0 <= self.cosine <= 1.0:
+            raise DupfindError(f"a cosine threshold is between -1 and 1, not {self.cosine}")
+        if self.rerank is not None and (math.isnan(self.rerank) or not 0.0 <= self.rerank <= 1.0):
+            raise DupfindError(f"a re-rank threshold is a probability, between 0 and 1, not {self.rerank}")
+
+    @classmethod
+    def of(cls, rule: Rule | float) -> Rule:
+        """A rule as given: a float is a cosine threshold alone."""
+        return rule if isinstance(rule, Rule) else cls(float(rule))
+
+    @property
+    def reranks(self) -> bool:
+        return self.rerank is not None
+
+    def describe(self, candidates: int | None = None) -> str:
+        """The rule in words, e.g. "cosine ≥ 0.842", or "re-rank score ≥ 0.500 among 12 candidates with cosine ≥
+        0.700" (`candidates`: how many pairs the bi-encoder proposed, when known)."""
+        cosine = f"cosine ≥ {self.cosine:.3f}"
+        if self.rerank is None:
+            return cosine
+        among = "candidates" if candidates is None else f"{candidates} candidates"
+        return f"re-rank score ≥ {self.rerank:.3f} among {among} with {cosine}"
+
+    def is_duplicate(self, cosine: float, rerank: float | None = None) -> bool:
+        """Whether a pair with this cosine (and re-rank score, when the rule re-ranks) is a duplicate."""
+        if cosine < self.cosine:
+            return False
+        return self.rerank is None or (rerank is not None and rerank >= self.rerank)
+
+
+def thresholds_in_force(
+    ref: ModelRef, precision: str = "fp32", project_file: Path | None = None, fallback: Thresholds | None = None
+) -> tuple[Thresholds, str]:
+    """A bi-encoder's thresholds in force, and where they come from: the project file's when it has some for this
+    model, else `fallback` (an index's, calibrated when it was built), else the model's own at this precision."""
+    if project_file is not None:
+        found = read_project_thresholds(project_file, ref, precision)
+        if found is not None:
+            return found, str(project_file)
+    if fallback is not None:
+        return fallback, "the index"
+    return load_thresholds(ref, precision), f"model {ref.name}"
+
+
+def resolve_rule(
+    kind: Kind,
+    model: ModelRef,
+    *,
+    precision: str = "fp32",
+    project_file: Path | None = None,
+    fallback: Thresholds | None = None,
+    reranker: ModelRef | None = None,
+    threshold: float | None = None,
+) -> Rule:
+    """The rule in force for the bi-encoder `model` (resolved once it is known: an index names its own), deciding
+    one pair or mining (`kind`).
+
+    `threshold`, when given, replaces the calibrated one that decides: the cosine, or with a re-ranker its score.
+    With a re-ranker, the bi-encoder proposes candidates at the cosine the re-ranker stores for it.
+    """
+    own, source = thresholds_in_force(model, precision, project_file, fallback)
+    if reranker is None:
+        return Rule(own.of(kind) if threshold is None else threshold, source=source)
+    settings = read_settings(reranker)
+    candidates = settings.candidates_for(fingerprint(model), own)
+    decide = settings.thresholds.of(kind) if threshold is None else threshold
+    return Rule(candidates.of(kind), decide, source)

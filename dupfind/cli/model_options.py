@@ -15,12 +15,13 @@ from dupfind.cli.options import (
     check_range,
 )
 from dupfind.cli.output import stage, verbose
-from dupfind.errors import DupfindError
 from dupfind.vectors.encoding import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from dupfind.pairs.rerank import Reranker
-    from dupfind.thresholds import Thresholds
+    from dupfind.thresholds import Kind, Rule, Thresholds
     from dupfind.vectors.embedder import Embedder
     from dupfind.vectors.model import ModelRef
 
@@ -41,19 +42,40 @@ class EmbedderOptions:
         check_range("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)
 
     def thresholds_for(self, ref: ModelRef, fallback: Thresholds | None = None) -> Thresholds:
-        """The thresholds in force for a model: the project file's (`--thresholds`, else ./dupfind.toml) when it
-        has them for this model, else `fallback` (e.g. an index's), else the model's own calibrated ones."""
-        from dupfind.thresholds import load_thresholds, project_thresholds_file, read_project_thresholds
+        """The bi-encoder's thresholds in force: the project file's (`--thresholds`, else ./dupfind.toml) when it
+        has them for this model, else `fallback` (an index's), else the model's own calibrated ones."""
+        from dupfind.thresholds import project_thresholds_file, thresholds_in_force
 
         file = project_thresholds_file(self.thresholds)
-        found = None if file is None else read_project_thresholds(file, ref, self.precision)
-        if found is not None:
-            if verbose():
-                print(f"dupfind: thresholds from {file}: pair {found.pair}, mining {found.mining}", file=sys.stderr)
-            return found
-        if file is not None and verbose():
-            print(f"dupfind: {file} has no thresholds for model {ref.name}; using the model's", file=sys.stderr)
-        return load_thresholds(ref, self.precision) if fallback is None else fallback
+        found, source = thresholds_in_force(ref, self.precision, file, fallback)
+        _tell_source(file, source, ref, f"pair {found.pair}, mining {found.mining}")
+        return found
+
+    def rule(
+        self,
+        kind: Kind,
+        ref: ModelRef,
+        reranking: RerankOptions,
+        threshold: float | None,
+        fallback: Thresholds | None = None,
+    ) -> Rule:
+        """The rule in force for the bi-encoder `ref` (resolved once it is known: an index names its own), with
+        --threshold (the cosine, or with a re-ranker its score) and the re-ranker; checked before anything loads."""
+        from dupfind.thresholds import project_thresholds_file, resolve_rule
+
+        check_range("--threshold", threshold, 0 if reranking.enabled else -1, 1)
+        file = project_thresholds_file(self.thresholds)
+        rule = resolve_rule(
+            kind,
+            ref,
+            precision=self.precision,
+            project_file=file,
+            fallback=fallback,
+            reranker=reranking.model(),
+            threshold=threshold,
+        )
+        _tell_source(file, rule.source, ref, rule.describe())
+        return rule
 
     def resolve(self) -> ModelRef:
         """The model these options name; raises a `DupfindError` for a bad model, backend, precision or device,
@@ -133,46 +155,50 @@ receives `embedding: EmbedderOptions`."""
 
 @dataclass(frozen=True)
 class RerankOptions:
-    """`--rerank`: a cross-encoder (`--reranker`, default the built-in one) decides among the bi-encoder's
-    candidates, which it proposes at the recall-oriented threshold stored with the re-ranker."""
+    """`--reranker NAME|DIR` (or `--rerank`, the built-in one): a cross-encoder decides among the bi-encoder's
+    candidates, which it proposes at the recall-oriented cosine stored with the re-ranker."""
 
-    rerank: bool
+    rerank: bool = False
     reranker: str | None = None
 
-    def __post_init__(self) -> None:
-        if self.reranker is not None and not self.rerank:
-            raise DupfindError("--reranker goes with --rerank")
+    @property
+    def enabled(self) -> bool:
+        return self.rerank or self.reranker is not None
 
     def name(self) -> str | None:
-        """The re-ranker's name as given (None: the built-in one), for reports."""
+        """The re-ranker's name as given (None: no re-ranking), for reports."""
         from dupfind.vectors.model import DEFAULT_RERANKER
 
-        return (self.reranker or DEFAULT_RERANKER) if self.rerank else None
+        return (self.reranker or DEFAULT_RERANKER) if self.enabled else None
 
-    def thresholds(self, ref: ModelRef, own: Thresholds, kind: str, given: float | None) -> tuple[float, float]:
-        """The bi-encoder's candidate threshold and the re-rank threshold of a kind (`pair` or `mining`), for the
-        bi-encoder `ref` whose own thresholds are `own`; `given`: --threshold (a re-rank score). Checked before
-        anything loads. Without --rerank: (-1, -1), unused."""
-        from dupfind.thresholds import read_settings
-        from dupfind.vectors.model import fingerprint, resolve_reranker
+    def model(self) -> ModelRef | None:
+        """The re-ranker these options name, None without re-ranking; a `DupfindError` if it cannot be had."""
+        from dupfind.vectors.model import resolve_reranker
 
-        if not self.rerank:
-            return -1.0, -1.0
-        check_range("--threshold", given, 0, 1)
-        settings = read_settings(resolve_reranker(self.reranker))
-        candidates = settings.candidates_for(fingerprint(ref), own)
-        decide: float = getattr(settings.thresholds, kind) if given is None else given
-        return float(getattr(candidates, kind)), decide
+        return resolve_reranker(self.reranker) if self.enabled else None
 
-    def load(self, embedding: EmbedderOptions) -> Reranker:
-        """The re-ranker, on the backend of the bi-encoder, with the score cache when the embedding cache is on."""
+    def load(self, embedding: EmbedderOptions) -> Reranker | None:
+        """The re-ranker (None without re-ranking), on the backend of the bi-encoder, with the score cache when
+        the embedding cache is on."""
         from dupfind.pairs.rerank import Reranker
         from dupfind.vectors.backends import load_pair_scorer
         from dupfind.vectors.pair_scorer import score_cache
 
+        if not self.enabled:
+            return None
         with stage("load re-ranker"):
             scorer = load_pair_scorer(self.reranker, embedding.backend)
         return Reranker(scorer, score_cache() if embedding.cache else None)
+
+
+def _tell_source(file: Path | None, source: str, ref: ModelRef, thresholds: str) -> None:
+    """With -v, where the thresholds in force come from."""
+    if not verbose():
+        return
+    if file is not None and source == str(file):
+        print(f"dupfind: thresholds from {file}: {thresholds}", file=sys.stderr)
+    elif file is not None:
+        print(f"dupfind: {file} has no thresholds for model {ref.name}; using {source}'s", file=sys.stderr)
 
 
 rerank_options = add_options(
@@ -182,7 +208,9 @@ rerank_options = add_options(
             Annotated[
                 bool,
                 typer.Option(
-                    "--rerank", help="A cross-encoder re-ranker decides among the bi-encoder's candidates (slower)."
+                    "--rerank",
+                    help="Re-rank with the built-in re-ranker: a cross-encoder decides among the bi-encoder's "
+                    "candidates (slower).",
                 ),
             ],
             False,
@@ -190,7 +218,9 @@ rerank_options = add_options(
         "reranker": (
             Annotated[
                 str | None,
-                typer.Option("--reranker", help="With --rerank: a built-in re-ranker or a re-ranker's folder."),
+                typer.Option(
+                    "--reranker", help="Re-rank with this re-ranker: a built-in name or a folder from train-reranker."
+                ),
             ],
             None,
         ),

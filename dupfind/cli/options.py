@@ -59,6 +59,24 @@ FormatOption = Annotated[
 ]
 
 
+ReportFormatOption = Annotated[
+    str, typer.Option("--format", "-f", help="table (lines to read) or json (one JSON value on stdout).")
+]
+REPORT_FORMATS = ("table", "json")
+JsonOption = Annotated[bool, typer.Option("--json", hidden=True, help="Deprecated: --format json.")]
+
+
+def report_format(fmt: str, as_json: bool) -> str:
+    """The report format of `--format` (checked), or json for the deprecated `--json`, which warns."""
+    from dupfind.cli.output import warn
+
+    check_choice("--format", fmt, REPORT_FORMATS)
+    if as_json:
+        warn("--json is deprecated and goes in the next release: use --format json")
+        return "json"
+    return fmt
+
+
 FileArgument = Annotated[str, typer.Argument(help="CSV, TSV, JSONL, JSON, Parquet or text file; - for stdin.")]
 
 

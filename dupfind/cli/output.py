@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from dupfind.vectors.encoding import Progress
 
@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from dupfind.vectors.embedder import Embedder
 
 _state = {"verbose": False, "quiet": False}
+
+MaybeReranker = TypeVar("MaybeReranker", bound="Reranker | None")
 
 
 _displays: list[Any] = []  # the progress display on screen, if any
@@ -105,10 +107,10 @@ def report_input(questions: Questions, quiet: bool) -> None:
 
 
 @contextmanager
-def rerank_progress(reranker: Reranker, quiet: bool) -> Iterator[Reranker]:
-    """The re-ranker with a progress bar on stderr while the block runs."""
-    with progress_bar("Re-ranking", quiet) as progress:
-        yield reranker.with_progress(progress)
+def rerank_progress(reranker: MaybeReranker, quiet: bool) -> Iterator[MaybeReranker]:
+    """The re-ranker (None: no re-ranking) with a progress bar on stderr while the block runs."""
+    with progress_bar("Re-ranking", quiet or reranker is None) as progress:
+        yield reranker if reranker is None else cast(MaybeReranker, reranker.with_progress(progress))
 
 
 @contextmanager

@@ -1,8 +1,5 @@
-"""The command line's own pipelines (to move into the library).
-
-Options that several commands take are declared once here: as `Annotated` types, and as groups that a
-decorator adds to a command and hands it as one object (`input_options` → a `QuestionReader`,
-`embedder_options` → `EmbedderOptions`), in the manner of sqlite-utils' shared option decorators."""
+"""What several commands do alike: open a corpus (an index, or a question file embedded now) after the rule that
+judges it is known, and group a file's questions (`clusters`, `dedupe`)."""
 
 from __future__ import annotations
 
@@ -17,30 +14,39 @@ if TYPE_CHECKING:
     from dupfind.io.questions import QuestionReader, Questions
     from dupfind.pairs.clustering import Clusters
     from dupfind.pairs.index import Index
-    from dupfind.thresholds import Thresholds
+    from dupfind.thresholds import Kind, Rule
     from dupfind.vectors.embedder import Embedder
     from dupfind.vectors.encoding import Embeddings
 
 
-def open_corpus(
-    source: str, reader: QuestionReader, embedding: EmbedderOptions, quiet: bool
-) -> tuple[Index, Embedder, Thresholds]:
-    """A corpus to search or mine against, the embedder of its model and the thresholds in force: an index file
-    as stored (its own model unless --model, which must be the same), or a question file embedded now."""
-    from dupfind.pairs.corpus import index_questions
+def corpus_rule(
+    source: str, embedding: EmbedderOptions, reranking: RerankOptions, kind: Kind, threshold: float | None
+) -> tuple[Index | None, Rule]:
+    """The index a corpus is (None: a question file, embedded later by `load_corpus`) and the rule in force for
+    the model that encodes it: an index's own model (or --model, which must be the same) and thresholds."""
     from dupfind.pairs.index import is_index, open_index
 
-    if is_index(source):
-        with stage("read index"):
-            index = open_index(source)
-        ref = index.find_model(embedding.model, source)
-        return index, embedding.load(ref.name), embedding.thresholds_for(ref, index.thresholds)
-    ref = embedding.resolve()
+    if not is_index(source):
+        return None, embedding.rule(kind, embedding.resolve(), reranking, threshold)
+    with stage("read index"):
+        index = open_index(source)
+    ref = index.find_model(embedding.model, source)
+    return index, embedding.rule(kind, ref, reranking, threshold, index.thresholds)
+
+
+def load_corpus(
+    source: str, stored: Index | None, reader: QuestionReader, embedding: EmbedderOptions, quiet: bool
+) -> tuple[Index, Embedder]:
+    """The corpus and the embedder of its model: the index as stored, or the question file embedded now."""
+    from dupfind.pairs.corpus import index_questions
+
+    if stored is not None:
+        return stored, embedding.load(stored.find_model(embedding.model, source).name)
     questions = read_questions(reader, source, quiet)
     embedder = embedding.load()
     with embedding_progress(embedder, f"Encoding {source}", quiet) as progressing:
-        index = index_questions(ref, progressing, questions)
-    return index, embedder, embedding.thresholds_for(ref, index.thresholds)
+        index = index_questions(embedding.resolve(), progressing, questions)
+    return index, embedder
 
 
 def check_group_options(threshold: float | None, method: str, top_k: int) -> None:
@@ -65,23 +71,13 @@ def group_questions(
     """Read a file and group its questions into duplicates (for `clusters` and `dedupe`)."""
     from dupfind.pairs.clustering import cluster_texts
 
-    ref = embedding.resolve()
-    own = embedding.thresholds_for(ref)
-    decide = None
-    if reranking.rerank:
-        threshold, decide = reranking.thresholds(ref, own, "mining", threshold)
-    threshold = own.mining if threshold is None else threshold
+    rule = embedding.rule("mining", embedding.resolve(), reranking, threshold)
     questions = read_questions(reader, file, quiet)
     embedder = embedding.load()
-    with embedding_progress(embedder, "Encoding", quiet) as progressing:
-        if decide is None:
-            groups, embeddings = cluster_texts(progressing, questions.texts, threshold, method, top_k)
-        else:
-            with rerank_progress(reranking.load(embedding), quiet) as reranker:
-                rerank = (reranker, decide)
-                groups, embeddings = cluster_texts(progressing, questions.texts, threshold, method, top_k, rerank)
-    rule = f"cosine ≥ {threshold:.3f}"
-    if decide is not None:
-        rule = f"re-rank score ≥ {decide:.3f} among candidates with {rule}"
-    info(groups.describe(rule, method), quiet)
+    with (
+        embedding_progress(embedder, "Encoding", quiet) as progressing,
+        rerank_progress(reranking.load(embedding), quiet) as reranker,
+    ):
+        groups, embeddings = cluster_texts(progressing, questions.texts, rule, method, top_k, reranker)
+    info(groups.describe(method), quiet)
     return questions, groups, embeddings

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from dupfind.errors import DupfindError
-from dupfind.pairs.mining import MinedPairs, check_threshold, mine_embeddings, unique_texts
+from dupfind.pairs.mining import MinedPairs, decide, mine_embeddings, unique_texts
+from dupfind.thresholds import Rule
 from dupfind.vectors.encoding import Embeddings
 
 if TYPE_CHECKING:
@@ -31,11 +32,12 @@ class Clusters:
     """A partition of rows into groups of duplicates (a question alone is a group of one).
 
     `labels[i]` is row i's group, numbered from 0 in the order of each group's first row;
-    `representatives[g]` is the row standing for group g.
+    `representatives[g]` is the row standing for group g; `rule` says which pairs were duplicates.
     """
 
     labels: NDArray[np.int64]
     representatives: NDArray[np.int64]
+    rule: Rule | None = None
 
     @property
     def sizes(self) -> NDArray[np.int64]:
@@ -45,13 +47,14 @@ class Clusters:
     def __len__(self) -> int:
         return len(self.representatives)
 
-    def describe(self, rule: str, method: str) -> str:
-        """A one-line summary: rows, groups, how they were made (`rule`: which pairs are duplicates, e.g.
-        "cosine ≥ 0.8"), groups of duplicates and the largest."""
+    def describe(self, method: str) -> str:
+        """A one-line summary: rows, groups, how they were made (the rule, e.g. "cosine ≥ 0.8", and the method),
+        groups of duplicates and the largest."""
         sizes = self.sizes
         largest = int(sizes.max()) if len(sizes) else 0
+        rule = "" if self.rule is None else f"{self.rule.describe()}, "
         return (
-            f"{len(self.labels)} questions in {len(self)} groups ({rule}, {method}): "
+            f"{len(self.labels)} questions in {len(self)} groups ({rule}{method}): "
             f"{int((sizes > 1).sum())} groups of duplicates, the largest of {largest}"
         )
 
@@ -144,34 +147,30 @@ def cluster_embeddings(
 ) -> Clusters:
     """Mine the pairs with cosine ≥ threshold (each row keeping its best `top_k`) and group them."""
     check_method(method)
-    return cluster_pairs(embeddings, mine_embeddings(embeddings, threshold, top_k), method)
+    return replace(
+        cluster_pairs(embeddings, mine_embeddings(embeddings, threshold, top_k), method), rule=Rule(threshold)
+    )
 
 
 def cluster_texts(
     embedder: Embedder,
     texts: Sequence[str],
-    threshold: float,
+    rule: Rule | float,
     method: str = DEFAULT_METHOD,
     top_k: int = DEFAULT_CLUSTER_TOP_K,
-    rerank: tuple[Reranker, float] | None = None,
+    reranker: Reranker | None = None,
 ) -> tuple[Clusters, Embeddings]:
-    """Group texts into duplicates; identical texts (up to case and whitespace) are embedded once and
-    always share a group. Returns the groups and the embedding of every text.
-
-    `rerank`: a re-ranker and its threshold; the pairs mined at `threshold` are then only candidates, and
-    the re-ranker keeps those that are duplicates.
-    """
-    check_threshold(threshold)
+    """Group texts into duplicates by a `Rule` (a float: a cosine threshold alone); identical texts (up to case
+    and whitespace) are embedded once and always share a group. Returns the groups and the embedding of every
+    text. When the rule re-ranks, `reranker` decides among the pairs mined at its cosine."""
+    rule = Rule.of(rule)
     check_method(method)
     first, inverse = unique_texts(texts)
     distinct = [texts[i] for i in first]
     embeddings = embedder.embed(distinct)
-    pairs = mine_embeddings(embeddings, threshold, top_k)
-    if rerank is not None:
-        reranker, rerank_threshold = rerank
-        pairs = reranker.rerank(pairs, distinct, rerank_threshold)
+    pairs = decide(mine_embeddings(embeddings, rule.cosine, top_k), distinct, rule, reranker)
     clusters = cluster_pairs(embeddings, pairs, method)
-    rows = Clusters(clusters.labels[inverse], first[clusters.representatives])
+    rows = Clusters(clusters.labels[inverse], first[clusters.representatives], rule)
     return rows, embeddings[inverse]
 
 

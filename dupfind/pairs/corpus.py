@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dupfind.errors import DupfindError
 from dupfind.io.questions import Questions
 from dupfind.pairs.index import Index, new_index
-from dupfind.pairs.mining import DEFAULT_TOP_K, MinedPairs, check_threshold, check_top_k, mine_grouped, unique_texts
-from dupfind.pairs.search import mine_against
+from dupfind.pairs.mining import DEFAULT_TOP_K, MinedPairs, check_top_k, decide, mine_grouped, unique_texts
+from dupfind.pairs.search import DEFAULT_SEARCH_K, Neighbours, mine_against
+from dupfind.thresholds import Rule
 from dupfind.vectors.embedder import Embedder
 from dupfind.vectors.model import ModelRef
+
+if TYPE_CHECKING:
+    from dupfind.pairs.rerank import Reranker
 
 
 def index_questions(ref: ModelRef, embedder: Embedder, questions: Questions) -> Index:
@@ -29,7 +35,11 @@ class AgainstPairs:
 
     pairs: MinedPairs
     new: int
-    with_corpus: int
+
+    @property
+    def with_corpus(self) -> int:
+        """How many pairs join a new question with a corpus question."""
+        return int((self.pairs.right >= self.new).sum())
 
     @property
     def within(self) -> int:
@@ -42,27 +52,49 @@ def mine_against_corpus(
     ids: Sequence[object],
     texts: Sequence[str],
     corpus: Index,
-    threshold: float,
+    rule: Rule | float,
     top_k: int = DEFAULT_TOP_K,
     also_within: bool = False,
     index: str = "auto",
+    reranker: Reranker | None = None,
 ) -> AgainstPairs:
-    """Pairs of a new question with a corpus question at cosine ≥ threshold, each new question keeping its best
-    `top_k`; with `also_within`, the pairs among the new questions too (as `mine_texts` finds them).
+    """Pairs of a new question with a corpus question by a `Rule` (a float: a cosine threshold alone), each new
+    question keeping its best `top_k`; with `also_within`, the pairs among the new questions too (as `mine_texts`
+    finds them). When the rule re-ranks, `reranker` decides among the pairs mined at its cosine.
 
     A new question with the same id and the same text as a corpus question is that question, not a duplicate
     of it: they are never paired.
     """
-    check_threshold(threshold)
+    rule = Rule.of(rule)
     check_top_k(top_k)
     first, inverse = unique_texts(texts)
     distinct = embedder.embed([texts[row] for row in first])
-    cross = mine_against(distinct[inverse], corpus.embeddings, threshold, top_k + 1)
+    cross = mine_against(distinct[inverse], corpus.embeddings, rule.cosine, top_k + 1)
     cross = _without_themselves(cross, ids, texts, corpus, top_k)
     parts = [cross.shifted(len(texts))]
     if also_within:
-        parts.append(mine_grouped(distinct, inverse, threshold, top_k, index))
-    return AgainstPairs(MinedPairs.concat(parts), len(texts), len(cross))
+        parts.append(mine_grouped(distinct, inverse, rule.cosine, top_k, index))
+    pairs = decide(MinedPairs.concat(parts), [*texts, *corpus.texts], rule, reranker)
+    return AgainstPairs(pairs, len(texts))
+
+
+def search_corpus(
+    embedder: Embedder,
+    corpus: Index,
+    queries: Sequence[str],
+    rule: Rule | float,
+    top_k: int = DEFAULT_SEARCH_K,
+    reranker: Reranker | None = None,
+) -> Neighbours:
+    """The `top_k` corpus questions nearest to each query, carrying the `Rule` that tells which are duplicates
+    (a float: a cosine threshold alone); when the rule re-ranks, `reranker` scores each hit and orders them."""
+    rule = Rule.of(rule)
+    found = corpus.search(embedder.embed(list(queries)), top_k)
+    if rule.reranks:
+        if reranker is None:
+            raise DupfindError(f"hits are duplicates by {rule.describe()}: that needs a re-ranker")
+        found = reranker.rerank_neighbours(found, queries, corpus.texts)
+    return replace(found, rule=rule)
 
 
 def _without_themselves(

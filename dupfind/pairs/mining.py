@@ -6,13 +6,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from dupfind.errors import DupfindError
 from dupfind.pairs import ann
+from dupfind.thresholds import Rule
 from dupfind.vectors.encoding import Embeddings, Progress, TokenCounts, available_cores
 
 if TYPE_CHECKING:
@@ -32,6 +33,12 @@ _TILE_COLS = 4096
 Hits = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32]]
 
 
+class Decider(Protocol):
+    """What decides among candidate pairs when a rule re-ranks: `dupfind.pairs.rerank.Reranker`."""
+
+    def decide(self, pairs: MinedPairs, texts: Sequence[str], rule: Rule) -> MinedPairs: ...
+
+
 @dataclass(frozen=True)
 class MinedPairs:
     """Pairs of row positions with their cosine scores, best first (ties: lower rows first).
@@ -39,7 +46,8 @@ class MinedPairs:
     Within one set of rows `left < right`; pairs of a query with a corpus (`mine_against`) have the query
     in `left` and the corpus row in `right`. `truncated` counts the rows that had more than `top_k`
     neighbours above the threshold, of which only the best `top_k` were kept. Re-ranked pairs
-    (`dupfind.pairs.rerank`) carry the re-ranker's score too, and rank by it.
+    (`dupfind.pairs.rerank`) carry the re-ranker's score too, and rank by it. Pairs found by a pipeline carry
+    the `rule` they passed and, when re-ranked, how many `candidates` the bi-encoder proposed.
     """
 
     left: NDArray[np.int64]
@@ -47,6 +55,12 @@ class MinedPairs:
     scores: NDArray[np.float32]
     truncated: int = 0
     rerank_scores: NDArray[np.float32] | None = None
+    rule: Rule | None = None
+    candidates: int | None = None
+
+    def describe(self) -> str:
+        """The rule these pairs passed, in words (e.g. "cosine ≥ 0.842")."""
+        return "" if self.rule is None else self.rule.describe(self.candidates)
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -325,25 +339,38 @@ def normalize_text(text: str) -> str:
 def mine_texts(
     embedder: Embedder,
     texts: Sequence[str],
-    threshold: float,
+    rule: Rule | float,
     top_k: int = DEFAULT_TOP_K,
     index: str = "auto",
     tokens: TokenCounts | None = None,
     mining_progress: Progress | None = None,
+    reranker: Decider | None = None,
 ) -> MinedPairs:
-    """Mine duplicate pairs among texts, each row keeping its best `top_k` neighbours.
+    """Mine the duplicate pairs among texts by a `Rule` (a float: a cosine threshold alone), each row keeping its
+    best `top_k` neighbours; when the rule re-ranks, `reranker` decides among the pairs mined at its cosine.
 
     Identical texts (up to case and whitespace) are embedded once and paired with score 1.0; they count
     as neighbours like any other, so a question repeated many times keeps `top_k` pairs per row, not all
     of them. `tokens` are the texts' token counts when already known; `index` is `mine_embeddings`'.
     `mining_progress(done, total)` counts the distinct texts mined (the embedder reports the encoding).
     """
-    check_threshold(threshold)
+    rule = Rule.of(rule)
     check_top_k(top_k)
     first, inverse = unique_texts(texts)
     unique_tokens = None if tokens is None else tokens[first]
     embeddings = embedder.embed([texts[row] for row in first], unique_tokens)
-    return mine_grouped(embeddings, inverse, threshold, top_k, index, mining_progress)
+    mined = mine_grouped(embeddings, inverse, rule.cosine, top_k, index, mining_progress)
+    return decide(mined, texts, rule, reranker)
+
+
+def decide(pairs: MinedPairs, texts: Sequence[str], rule: Rule, reranker: Decider | None = None) -> MinedPairs:
+    """The pairs (rows of `texts`, mined at the rule's cosine) that pass the rule, carrying it: all of them,
+    unless the rule re-ranks, then those whose re-rank score reaches it."""
+    if not rule.reranks:
+        return replace(pairs, rule=rule)
+    if reranker is None:
+        raise DupfindError(f"pairs are duplicates by {rule.describe()}: that needs a re-ranker")
+    return reranker.decide(pairs, texts, rule)
 
 
 def mine_grouped(

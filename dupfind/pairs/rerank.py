@@ -15,6 +15,7 @@ import numpy as np
 from dupfind.errors import DupfindError
 from dupfind.pairs.mining import MinedPairs
 from dupfind.pairs.search import Neighbours
+from dupfind.thresholds import Rule
 from dupfind.vectors.cache import EmbeddingCache
 from dupfind.vectors.encoding import DEFAULT_BATCH_SIZE, Progress, check_batch_size
 from dupfind.vectors.pair_scorer import PairScorer, Scores, pair_keys
@@ -72,6 +73,12 @@ class Reranker:
         scores = self.score([texts[row] for row in pairs.left.tolist()], [texts[row] for row in pairs.right.tolist()])
         kept = replace(pairs, rerank_scores=scores).take(np.flatnonzero(scores >= threshold))
         return kept.sorted()
+
+    def decide(self, pairs: MinedPairs, texts: Sequence[str], rule: Rule) -> MinedPairs:
+        """The candidate `pairs` that pass a re-ranking `rule`, carrying it and how many candidates there were."""
+        if rule.rerank is None:
+            raise DupfindError(f"pairs are duplicates by {rule.describe()}: there is nothing to re-rank")
+        return replace(self.rerank(pairs, texts, rule.rerank), rule=rule, candidates=len(pairs))
 
     def rerank_neighbours(self, found: Neighbours, queries: Sequence[str], corpus: Sequence[str]) -> Neighbours:
         """Search hits (`found.rows[q]` of `corpus` for `queries[q]`) with their re-rank scores, best first by

@@ -11,6 +11,7 @@ from numpy.typing import NDArray
 
 from dupfind.errors import DupfindError
 from dupfind.pairs.mining import DEFAULT_TOP_K, MinedPairs, check_threshold, check_top_k
+from dupfind.thresholds import Rule
 from dupfind.vectors.encoding import Embeddings
 
 if TYPE_CHECKING:
@@ -25,23 +26,34 @@ class Neighbours:
     """The best corpus rows of each query, best first: `rows[q, r]` has cosine `scores[q, r]`.
 
     Re-ranked neighbours (`Reranker.rerank_neighbours`) carry the re-rank scores, and are best first by them.
+    Neighbours found by a pipeline (`dupfind.pairs.corpus.search_corpus`) carry the `rule` that tells which hits
+    are duplicates.
     """
 
     rows: NDArray[np.int64]
     scores: NDArray[np.float32]
     rerank_scores: NDArray[np.float32] | None = None
+    rule: Rule | None = None
+
+    def duplicates(self) -> NDArray[np.bool_]:
+        """Which hits are duplicates by the rule (none without one)."""
+        if self.rule is None:
+            return np.zeros(self.rows.shape, dtype=bool)
+        above = self.scores >= self.rule.cosine
+        if self.rule.rerank is None:
+            return above
+        if self.rerank_scores is None:
+            return np.zeros(self.rows.shape, dtype=bool)
+        return above & (self.rerank_scores >= self.rule.rerank)
 
     def to_frame(
         self,
         ids: Sequence[object],
         texts: Sequence[str],
-        threshold: float,
         queries: tuple[Sequence[object], Sequence[str]] | None = None,
-        candidate: float = -1.0,
     ) -> pd.DataFrame:
         """One line per hit: `[query_id, query,] rank, score, [rerank_score,] duplicate, id, question` (`ids`,
-        `texts`: the corpus's; `queries`: the queries' ids and texts, shown when given). A hit is a duplicate when
-        its score reaches `threshold`; when re-ranked, when its re-rank score does and its cosine `candidate`."""
+        `texts`: the corpus's; `queries`: the queries' ids and texts, shown when given); `duplicate` by the rule."""
         import pandas as pd
 
         from dupfind.io.questions import id_column
@@ -54,12 +66,9 @@ class Neighbours:
             columns["query"] = [queries[1][q] for q in query.tolist()]
         columns["rank"] = np.tile(np.arange(1, self.rows.shape[1] + 1), self.rows.shape[0])
         columns["score"] = np.round(flat_scores, 6)
-        if self.rerank_scores is None:
-            columns["duplicate"] = flat_scores >= threshold
-        else:
-            reranked = self.rerank_scores.ravel().astype(np.float64)
-            columns["rerank_score"] = np.round(reranked, 6)
-            columns["duplicate"] = (flat_scores >= candidate) & (reranked >= threshold)
+        if self.rerank_scores is not None:
+            columns["rerank_score"] = np.round(self.rerank_scores.ravel().astype(np.float64), 6)
+        columns["duplicate"] = self.duplicates().ravel()
         columns["id"] = id_column([ids[row] for row in flat_rows.tolist()])
         columns["question"] = [texts[row] for row in flat_rows.tolist()]
         return pd.DataFrame(columns)

@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dupfind.cli import app
-from tests.conftest import FakePairScorer
+from dupfind.vectors.model import DEFAULT_RERANKER, fingerprint, resolve_model
+from tests.conftest import FAKE_RERANK_SETTINGS, FakePairScorer, write_fake_reranker
 
 runner = CliRunner()
 SWAP_A = "how do i convert an integer to a string in java"
@@ -35,9 +36,51 @@ def test_compare_rerank_rejects_a_word_swap_the_bi_encoder_accepts(use_fake_rera
     assert same.exit_code == 0 and "1.0000\tduplicate" in same.stdout
 
 
+def test_a_reranker_alone_turns_re_ranking_on(use_fake_reranker: Path) -> None:
+    result = runner.invoke(app, ["compare", SWAP_A, SWAP_B, "--format", "json", "--reranker", str(use_fake_reranker)])
+    assert result.exit_code == 1 and json.loads(result.stdout)["rerank_score"] <= 0.5
+
+
+@pytest.mark.skipif(DEFAULT_RERANKER is not None, reason="a re-ranker ships")
+def test_rerank_without_a_shipped_reranker_says_so(use_fake_reranker: Path) -> None:
+    result = runner.invoke(app, ["compare", "a", "b", "--rerank"])
+    assert result.exit_code == 2 and "no re-ranker ships" in result.stderr and "Traceback" not in result.output
+
+
+def _index_of_the_base_model(tmp_path: Path) -> tuple[Path, Path]:
+    """An index built with the `base` bi-encoder, and a re-ranker calibrated for it: candidates from cosine 0.2
+    (0.2 below the default model's own thresholds otherwise)."""
+    index = tmp_path / "corpus.dfi"
+    build = runner.invoke(
+        app, ["index", "build", str(_questions(tmp_path)), "--id-col", "id", "-m", "base", "-o", str(index)]
+    )
+    assert build.exit_code == 0, build.stderr
+    base = fingerprint(resolve_model("base"))
+    settings = {**FAKE_RERANK_SETTINGS, "candidates": {base: {"pair": 0.2, "mining": 0.2}}}
+    return index, write_fake_reranker(tmp_path / "reranker-for-base", settings)
+
+
+def test_search_an_index_proposes_candidates_for_the_index_model(use_fake_reranker: Path, tmp_path: Path) -> None:
+    index, reranker = _index_of_the_base_model(tmp_path)
+    for model in ([], ["--model", "base"]):
+        result = runner.invoke(app, ["search", str(index), SWAP_A, "-f", "jsonl", "--reranker", str(reranker), *model])
+        assert result.exit_code == 0, result.stderr
+        assert "re-rank score ≥ 0.750 and cosine ≥ 0.200" in result.stderr
+
+
+def test_mine_against_an_index_proposes_candidates_for_the_index_model(use_fake_reranker: Path, tmp_path: Path) -> None:
+    index, reranker = _index_of_the_base_model(tmp_path)
+    queries = tmp_path / "new.txt"
+    queries.write_text(f"{SWAP_B}\n", encoding="utf-8")
+    for model in ([], ["--model", "base"]):
+        result = runner.invoke(
+            app, ["mine", str(queries), "--against", str(index), "-f", "jsonl", "--reranker", str(reranker), *model]
+        )
+        assert result.exit_code == 0, result.stderr
+        assert "candidates with cosine ≥ 0.200" in result.stderr
+
+
 def test_rerank_options_are_checked_before_loading(use_fake_reranker: Path, fake_pair_scorer: FakePairScorer) -> None:
-    result = runner.invoke(app, ["compare", "a", "b", "--reranker", str(use_fake_reranker)])
-    assert result.exit_code == 2 and "--reranker goes with --rerank" in result.stderr
     result = runner.invoke(app, ["compare", "a", "b", "--rerank", "--reranker", str(use_fake_reranker), "-t", "-0.5"])
     assert result.exit_code == 2 and "between 0 and 1" in result.stderr
     result = runner.invoke(app, ["mine", "-", "--rerank", "--reranker", "base"], input="a\nb\n")

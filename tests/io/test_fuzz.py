@@ -43,7 +43,7 @@ def check(path: Path, **options: object) -> None:
         assert "\n" not in str(exc)
         return
     assert len(questions.texts) == len(questions.ids) > 0
-    mined = mine_texts(Embedder(FakeEncoder()), questions.texts, threshold=0.5)
+    mined = mine_texts(Embedder(FakeEncoder()), questions.texts, rule=0.5)
     assert all(a < b < len(questions.texts) for a, b in zip(mined.left.tolist(), mined.right.tolist(), strict=True))
 
 

@@ -97,7 +97,7 @@ def test_unique_texts_ignore_case_and_spaces() -> None:
 
 def test_cluster_texts_encodes_identical_texts_once(fake_encoder: FakeEncoder) -> None:
     texts = ["red apple pie", "Red  apple pie", "why is the sky blue", "red apple pie recipe", "blue sky why"]
-    clusters, embeddings = cluster_texts(Embedder(fake_encoder), texts, threshold=0.75, method="communities")
+    clusters, embeddings = cluster_texts(Embedder(fake_encoder), texts, rule=0.75, method="communities")
     assert sum(len(call) for call in fake_encoder.calls) == 4
     assert isinstance(clusters, Clusters) and embeddings.shape == (5, FakeEncoder.dim)
     assert clusters.labels[0] == clusters.labels[1]

@@ -159,7 +159,7 @@ def test_repeated_texts_expand_to_every_row(fake_encoder: FakeEncoder) -> None:
         "fix a flat tyre",
     ]
     texts = [base[i].upper() if rng.random() < 0.3 else base[i] for i in rng.integers(0, len(base), 40)]
-    mined = mine_texts(Embedder(fake_encoder), texts, threshold=0.6, top_k=3)
+    mined = mine_texts(Embedder(fake_encoder), texts, rule=0.6, top_k=3)
     expected, truncated = reference_expansion(texts, 0.6, 3, FakeEncoder())
     assert set(zip(mined.left.tolist(), mined.right.tolist(), strict=True)) == expected
     assert mined.truncated == truncated
@@ -170,7 +170,7 @@ def test_repeated_texts_expand_to_every_row(fake_encoder: FakeEncoder) -> None:
 @pytest.mark.parametrize("top_k", [1, 3, 10])
 def test_repeated_texts_keep_top_k_per_row_and_say_so_truly(fake_encoder: FakeEncoder, top_k: int) -> None:
     texts = ["How do I bake bread at home?"] * 1000 + ["How do I bake bread at home today?"] * 1000
-    mined = mine_texts(Embedder(fake_encoder), texts, threshold=0.5, top_k=top_k)
+    mined = mine_texts(Embedder(fake_encoder), texts, rule=0.5, top_k=top_k)
     degree = np.bincount(np.r_[mined.left, mined.right], minlength=len(texts))
     assert len(mined) <= len(texts) * top_k
     assert mined.truncated == len(texts)  # every row had 999 or more neighbours above the threshold
@@ -180,7 +180,7 @@ def test_repeated_texts_keep_top_k_per_row_and_say_so_truly(fake_encoder: FakeEn
 
 def test_identical_texts_are_encoded_once_and_score_one(fake_encoder: FakeEncoder) -> None:
     texts = ["How do I bake bread?", "how do  I bake BREAD?", "Where is Paris?", "How do I bake bread?"]
-    mined = mine_texts(Embedder(fake_encoder), texts, threshold=0.99)
+    mined = mine_texts(Embedder(fake_encoder), texts, rule=0.99)
     encoded = [text for batch in fake_encoder.calls for text in batch]
     assert sorted(encoded) == sorted(["How do I bake bread?", "Where is Paris?"])
     pairs = {(int(a), int(b)): float(s) for a, b, s in zip(mined.left, mined.right, mined.scores, strict=True)}
@@ -190,7 +190,7 @@ def test_identical_texts_are_encoded_once_and_score_one(fake_encoder: FakeEncode
 
 def test_pairs_frame_orders_and_names_columns(fake_encoder: FakeEncoder) -> None:
     texts = ["red apple pie recipe", "green tea benefits", "recipe for red apple pie", "benefits of green tea"]
-    mined = mine_texts(Embedder(fake_encoder), texts, threshold=0.5)
+    mined = mine_texts(Embedder(fake_encoder), texts, rule=0.5)
     frame = mined.to_frame(["a", "b", "c", "d"], texts)
     assert list(frame.columns) == ["score", "id_a", "question_a", "id_b", "question_b"]
     assert set(zip(frame.id_a, frame.id_b, strict=True)) == {("a", "c"), ("b", "d")}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ from dupfind.errors import DupfindError
 from dupfind.pairs.mining import MinedPairs
 from dupfind.pairs.rerank import Reranker
 from dupfind.pairs.search import Neighbours
-from dupfind.thresholds import Candidates, RerankSettings, Thresholds, read_settings
+from dupfind.thresholds import Candidates, RerankSettings, Rule, Thresholds, read_settings
 from dupfind.vectors.backends import load_pair_scorer
 from dupfind.vectors.model import ModelRef, resolve_reranker
 from dupfind.vectors.pair_scorer import pair_keys, score_cache
@@ -64,7 +65,7 @@ def test_rerank_neighbours_reorders_each_query(fake_pair_scorer: FakePairScorer)
     found = Neighbours(np.array([[0, 1, 2]]), np.array([[0.99, 0.98, 0.1]], dtype=np.float32))
     ranked = Reranker(fake_pair_scorer).rerank_neighbours(found, ["a b"], corpus)
     assert ranked.rows.tolist() == [[1, 0, 2]] and ranked.scores.tolist()[0][0] == pytest.approx(0.98)
-    frame = ranked.to_frame(["x", "y", "z"], corpus, 0.75, candidate=0.5)
+    frame = replace(ranked, rule=Rule(0.5, 0.75)).to_frame(["x", "y", "z"], corpus)
     assert frame["duplicate"].tolist() == [True, False, False]
 
 

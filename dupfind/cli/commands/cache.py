@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from dupfind.cli.app import command, command_group
+from dupfind.cli.options import JsonOption, QuietOption, ReportFormatOption, report_format
 from dupfind.cli.output import info
 
 if TYPE_CHECKING:
@@ -25,7 +26,9 @@ cache_app = command_group(
 
 
 @command("info", cache_app)
-def cache_info(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON object.")] = False) -> None:
+def cache_info(
+    output_format: ReportFormatOption = "table", quiet: QuietOption = False, as_json: JsonOption = False
+) -> None:
     """Where the cache is, and the rows and bytes it holds per model (encoder fingerprint).
 
     Example: dupfind cache info
@@ -33,10 +36,11 @@ def cache_info(as_json: Annotated[bool, typer.Option("--json", help="Print a JSO
     from dupfind.vectors.cache import EmbeddingCache
     from dupfind.vectors.pair_scorer import score_cache
 
+    fmt = report_format(output_format, as_json)
     cache, scores = EmbeddingCache(), score_cache()
     usage = cache.usage()
     reranked = scores.usage()
-    if as_json:
+    if fmt == "json":
         data = {"location": str(cache.root), "models": [asdict(model) for model in usage]}
         print(json.dumps({**data, "rerank_scores": [asdict(model) for model in reranked]}))
         return
@@ -62,6 +66,7 @@ def cache_clear(
             "--model", "-m", help="Only this fingerprint (see `cache info`), or all fingerprints of this model."
         ),
     ] = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Delete cached embeddings (and re-rank scores): all of them, or one model's embeddings.
 
@@ -74,11 +79,14 @@ def cache_clear(
     fingerprints = None if model is None else _fingerprints(cache, model)
     removed = cache.clear(fingerprints)
     size = sum(usage.size for usage in removed)
-    info(f"Removed {sum(usage.rows for usage in removed)} embeddings of {len(removed)} models ({_megabytes(size)})")
+    info(
+        f"Removed {sum(usage.rows for usage in removed)} embeddings of {len(removed)} models ({_megabytes(size)})",
+        quiet,
+    )
     if model is None:
         scores = score_cache().clear()
         pairs, size = sum(usage.rows for usage in scores), sum(usage.size for usage in scores)
-        info(f"Removed {pairs} re-rank scores of {len(scores)} re-rankers ({_megabytes(size)})")
+        info(f"Removed {pairs} re-rank scores of {len(scores)} re-rankers ({_megabytes(size)})", quiet)
 
 
 def _fingerprints(cache: EmbeddingCache, model: str) -> list[str]:

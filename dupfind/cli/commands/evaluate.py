@@ -85,23 +85,30 @@ def eval_pairs(
     check_range("--threshold", threshold, -1, 1)
     if plot is not None:
         check_plot_target(plot)
-        if reranking.rerank:
+        if reranking.enabled:
             raise DupfindError("--plot shows cosine scores; it does not go with --rerank")
     ref = embedding.resolve()
-    candidate, decide = reranking.thresholds(ref, embedding.thresholds_for(ref), "pair", threshold)
+    rule = embedding.rule("pair", ref, reranking, threshold)
     with stage("read"):
         pairs = _pairs_from(
             file, read_table(file, format_in, encoding)[0], (question1_col, question2_col, label_col), quiet
         )
-    threshold = embedding.thresholds_for(ref).pair if threshold is None else threshold
+    threshold = rule.cosine
     with stage("encode"), embedding_progress(embedding.load(), "Encoding", quiet) as embedder:
         scores = pair_scores(embedder, pairs)
-    if reranking.rerank:
+    loaded = reranking.load(embedding)
+    if loaded is not None and rule.rerank is not None:
         from dupfind.quality.evaluation.reranking import evaluate_reranked_pairs
 
-        with stage("re-rank"), rerank_progress(reranking.load(embedding), quiet) as reranker:
+        with stage("re-rank"), rerank_progress(loaded, quiet) as reranker:
             reranked = evaluate_reranked_pairs(
-                scores, pairs.labels, pairs.first, pairs.second, reranker, candidate, decide
+                scores,
+                pairs.labels,
+                pairs.first,
+                pairs.second,
+                reranker,
+                rule.cosine,
+                rule.rerank,
             )
         data = {"task": "pairs", "file": file, "model": ref.name, "reranker": reranking.name()}
         _emit({**data, **asdict(reranked)}, fmt, output, _reranked_table)
@@ -178,17 +185,24 @@ def eval_mining(
     check_range("--threshold", threshold, -1, 1)
     check_range("--top-k", top_k, 1)
     ref = embedding.resolve()
-    candidate, decide = reranking.thresholds(ref, embedding.thresholds_for(ref), "mining", threshold)
+    rule = embedding.rule("mining", ref, reranking, threshold)
     with stage("read"):
         clustered = _clusters_from(file, read_table(file, format_in, encoding)[0], text_col, cluster_col, quiet)
-    threshold = embedding.thresholds_for(ref).mining if threshold is None else threshold
+    threshold = rule.cosine
     embeddings = _embed(embedding, clustered.texts, quiet)
-    if reranking.rerank:
+    loaded = reranking.load(embedding)
+    if loaded is not None and rule.rerank is not None:
         from dupfind.quality.evaluation.reranking import evaluate_reranked_mining
 
-        with stage("re-rank"), rerank_progress(reranking.load(embedding), quiet) as reranker:
+        with stage("re-rank"), rerank_progress(loaded, quiet) as reranker:
             reranked = evaluate_reranked_mining(
-                embeddings, clustered.clusters, clustered.texts, reranker, candidate, decide, top_k
+                embeddings,
+                clustered.clusters,
+                clustered.texts,
+                reranker,
+                rule.cosine,
+                rule.rerank,
+                top_k,
             )
         data = {"task": "mining", "file": file, "model": ref.name, "reranker": reranking.name()}
         _emit({**data, "top_k": top_k, **asdict(reranked)}, fmt, output, _reranked_table)

@@ -21,14 +21,11 @@ from dupfind.cli.options import (
     check_range,
 )
 from dupfind.cli.output import embedding_progress, info, progress_bar, report_input, rerank_progress, stage, warn
-from dupfind.cli.pipelines import open_corpus
+from dupfind.cli.pipelines import corpus_rule, load_corpus
 from dupfind.pairs.mining import DEFAULT_TOP_K
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from dupfind.io.questions import QuestionReader
-    from dupfind.pairs.mining import MinedPairs
 
 
 @command("mine")
@@ -86,7 +83,7 @@ def mine(
     fmt = choose_format(output, output_format, sys.stdout.isatty())
     check_destination(output, [file] + ([against] if against else []), parts=True)
     if engine.on_ray:
-        if reranking.rerank:
+        if reranking.enabled:
             raise DupfindError("--rerank is local only; drop --engine ray")
         _mine_on_ray(file, reader, embedding, engine, threshold, top_k, limit, output, fmt, index, against, quiet)
         return
@@ -95,12 +92,7 @@ def mine(
             file, against, also_within, reader, embedding, reranking, threshold, top_k, limit, output, fmt, index, quiet
         )
         return
-    ref = embedding.resolve()
-    own = embedding.thresholds_for(ref)
-    decide = None
-    if reranking.rerank:
-        threshold, decide = reranking.thresholds(ref, own, "mining", threshold)
-    threshold = own.mining if threshold is None else threshold
+    rule = embedding.rule("mining", embedding.resolve(), reranking, threshold)
     questions = read_questions(reader, file, quiet)
     embedder = embedding.load()
     with stage("count tokens"):
@@ -109,15 +101,15 @@ def mine(
     with (
         embedding_progress(embedder, "Encoding", quiet) as progressing,
         progress_bar("Mining", quiet) as mining,
+        rerank_progress(reranking.load(embedding), quiet) as reranker,
         stage("encode and mine"),
     ):
-        mined = mine_texts(progressing, questions.texts, threshold, top_k, index, tokens, mining)
-    _warn_truncated(mined, top_k, threshold)
-    mined, described = _rerank(mined, questions.texts, reranking, embedding, threshold, decide, quiet)
+        mined = mine_texts(progressing, questions.texts, rule, top_k, index, tokens, mining, reranker)
+    _warn_truncated(mined.truncated, top_k, rule.cosine)
     frame = mined.head(limit).to_frame(questions.ids, questions.texts)
     with stage("write"):
-        write_table(frame, output, fmt, title=f"Duplicate pairs ({described})")
-    info(f"{len(mined)} pairs with {described} among {len(questions)} questions", quiet)
+        write_table(frame, output, fmt, title=f"Duplicate pairs ({mined.describe()})")
+    info(f"{len(mined)} pairs with {mined.describe()} among {len(questions)} questions", quiet)
 
 
 def _mine_on_ray(
@@ -173,7 +165,7 @@ def _mine_on_ray(
                 mining_progress=mining,
             )
     mined = found.pairs
-    _warn_truncated(mined, top_k, threshold)
+    _warn_truncated(mined.truncated, top_k, threshold)
     frame = mined.head(limit).to_frame(questions.ids, questions.texts)
     with stage("write"):
         write_table(frame, output, fmt, title=f"Duplicate pairs (cosine ≥ {threshold:.3f})")
@@ -209,52 +201,33 @@ def _mine_against(
     from dupfind.io.write import write_table
     from dupfind.pairs.corpus import mine_against_corpus
 
-    decide = None
-    if reranking.rerank:
-        ref = embedding.resolve()
-        threshold, decide = reranking.thresholds(ref, embedding.thresholds_for(ref), "mining", threshold)
-    corpus, embedder, thresholds = open_corpus(against, reader, embedding, quiet)
+    stored, rule = corpus_rule(against, embedding, reranking, "mining", threshold)
+    corpus, embedder = load_corpus(against, stored, reader, embedding, quiet)
     questions = read_questions(reader, file, quiet)
-    threshold = thresholds.mining if threshold is None else threshold
-    with embedding_progress(embedder, f"Encoding {file}", quiet) as progressing:
+    with (
+        embedding_progress(embedder, f"Encoding {file}", quiet) as progressing,
+        rerank_progress(reranking.load(embedding), quiet) as reranker,
+    ):
         found = mine_against_corpus(
-            progressing, questions.ids, questions.texts, corpus, threshold, top_k, also_within, index
+            progressing, questions.ids, questions.texts, corpus, rule, top_k, also_within, index, reranker
         )
-    _warn_truncated(found.pairs, top_k, threshold)
+    pairs = found.pairs
+    _warn_truncated(pairs.truncated, top_k, rule.cosine)
     ids, texts = [*questions.ids, *corpus.ids], [*questions.texts, *corpus.texts]
-    pairs, described = _rerank(found.pairs, texts, reranking, embedding, threshold, decide, quiet)
     frame = pairs.head(limit).to_frame(ids, texts)
-    write_table(frame, output, fmt, title=f"Duplicate pairs with {against} ({described})")
-    if decide is None:
+    write_table(frame, output, fmt, title=f"Duplicate pairs with {against} ({pairs.describe()})")
+    if not rule.reranks:
         within = f", {found.within} within {file}" if also_within else ""
-        summary = f"{found.with_corpus} pairs with {described} with {len(corpus)} questions of {against}{within}"
+        summary = f"{found.with_corpus} pairs with {pairs.describe()} with {len(corpus)} questions of {against}{within}"
     else:
-        summary = f"{len(pairs)} pairs with {described}, with {len(corpus)} questions of {against}"
+        summary = f"{len(pairs)} pairs with {pairs.describe()}, with {len(corpus)} questions of {against}"
         summary += f" and within {file}" if also_within else ""
     info(summary, quiet)
 
 
-def _rerank(
-    mined: MinedPairs,
-    texts: Sequence[str],
-    reranking: RerankOptions,
-    embedding: EmbedderOptions,
-    threshold: float,
-    decide: float | None,
-    quiet: bool,
-) -> tuple[MinedPairs, str]:
-    """The pairs the re-ranker keeps (all of them without --rerank: `decide` None), and the rule they passed."""
-    described = f"cosine ≥ {threshold:.3f}"
-    if decide is None:
-        return mined, described
-    with rerank_progress(reranking.load(embedding), quiet) as reranker, stage("re-rank"):
-        kept = reranker.rerank(mined, texts, decide)
-    return kept, f"re-rank score ≥ {decide:.3f} among {len(mined)} candidates with {described}"
-
-
-def _warn_truncated(mined: MinedPairs, top_k: int, threshold: float) -> None:
-    if mined.truncated:
+def _warn_truncated(truncated: int, top_k: int, threshold: float) -> None:
+    if truncated:
         warn(
-            f"{mined.truncated} questions had more than {top_k} neighbours above {threshold:.3f}; "
+            f"{truncated} questions had more than {top_k} neighbours above {threshold:.3f}; "
             f"only their best {top_k} were kept (raise --top-k)"
         )

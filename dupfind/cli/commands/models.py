@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
-
-import typer
 
 from dupfind.cli.app import command
+from dupfind.cli.options import JsonOption, QuietOption, ReportFormatOption, report_format
 
 
 @command("models")
-def models(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list.")] = False) -> None:
+def models(
+    output_format: ReportFormatOption = "table", quiet: QuietOption = False, as_json: JsonOption = False
+) -> None:
     """List the built-in models: bi-encoders for --model, re-rankers for --reranker.
 
     The defaults are marked.
@@ -20,8 +20,9 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON li
     """
     from dupfind.quality.catalog import builtin_models
 
+    fmt = report_format(output_format, as_json)
     found = builtin_models()
-    if as_json:
+    if fmt == "json":
         print(json.dumps([entry.to_json() for entry in found]))
         return
     for entry in found:

@@ -11,12 +11,13 @@ from dupfind.cli.app import command
 from dupfind.cli.input_options import input_options, read_questions
 from dupfind.cli.model_options import EmbedderOptions, RerankOptions, embedder_options, rerank_options
 from dupfind.cli.options import FormatOption, OutputOption, QuietOption, ThresholdOption, check_range
-from dupfind.cli.output import embedding_progress, info, rerank_progress, stage
-from dupfind.cli.pipelines import open_corpus
+from dupfind.cli.output import embedding_progress, info, rerank_progress
+from dupfind.cli.pipelines import corpus_rule, load_corpus
 from dupfind.pairs.search import DEFAULT_SEARCH_K
 
 if TYPE_CHECKING:
     from dupfind.io.questions import QuestionReader
+    from dupfind.thresholds import Rule
 
 
 @command("search")
@@ -46,6 +47,7 @@ def search(
     from dupfind.io.destinations import check_destination
     from dupfind.io.formats import output_format as choose_format
     from dupfind.io.write import write_table
+    from dupfind.pairs.corpus import search_corpus
 
     if (question is None) == (queries is None):
         raise DupfindError("give either a QUESTION or --queries FILE")
@@ -55,24 +57,25 @@ def search(
     check_range("--top-k", top_k, 1)
     fmt = choose_format(output, output_format, sys.stdout.isatty())
     check_destination(output, [corpus] + ([queries] if queries else []))
-    candidate, decide = -1.0, None
-    if reranking.rerank:
-        ref = embedding.resolve()
-        candidate, decide = reranking.thresholds(ref, embedding.thresholds_for(ref), "pair", threshold)
-    index, embedder, thresholds = open_corpus(corpus, reader, embedding, quiet)
-    threshold = thresholds.pair if threshold is None else threshold
+    stored, rule = corpus_rule(corpus, embedding, reranking, "pair", threshold)
+    index, embedder = load_corpus(corpus, stored, reader, embedding, quiet)
     asked = None if queries is None else read_questions(reader, queries, quiet)
     texts = [question or ""] if asked is None else asked.texts
-    with embedding_progress(embedder, f"Encoding {queries}", quiet or asked is None) as progressing:
-        found = index.search(progressing.embed(texts), top_k)
-    rule = f"cosine ≥ {threshold:.3f}"
-    if decide is not None:
-        with rerank_progress(reranking.load(embedding), quiet or asked is None) as reranker, stage("re-rank"):
-            found = reranker.rerank_neighbours(found, texts, index.texts)
-        threshold, rule = decide, f"re-rank score ≥ {decide:.3f} and cosine ≥ {candidate:.3f}"
+    with (
+        embedding_progress(embedder, f"Encoding {queries}", quiet or asked is None) as progressing,
+        rerank_progress(reranking.load(embedding), quiet or asked is None) as reranker,
+    ):
+        found = search_corpus(progressing, index, texts, rule, top_k, reranker)
     asked_columns = None if asked is None else (asked.ids, asked.texts)
-    frame = found.to_frame(index.ids, index.texts, threshold, asked_columns, candidate)
+    frame = found.to_frame(index.ids, index.texts, asked_columns)
     write_table(frame, output, fmt, title=f"Nearest to: {question}" if asked is None else None)
     duplicates = int(frame["duplicate"].sum())
-    info(f"{duplicates} of {len(frame)} results have {rule} (duplicates)", quiet)
+    info(f"{duplicates} of {len(frame)} results have {_rule_for_hits(rule)} (duplicates)", quiet)
     raise typer.Exit(0 if duplicates else 1)
+
+
+def _rule_for_hits(rule: Rule) -> str:
+    """The rule as the summary of a search says it."""
+    if rule.rerank is None:
+        return rule.describe()
+    return f"re-rank score ≥ {rule.rerank:.3f} and cosine ≥ {rule.cosine:.3f}"
