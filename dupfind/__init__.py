@@ -5,7 +5,7 @@ The library API, usable without the command line::
     from dupfind import Embedder, EmbeddingCache, load_encoder, load_questions, mine_texts
     questions = load_questions("questions.csv")
     embedder = Embedder(load_encoder(), EmbeddingCache())   # the built-in all-MiniLM-L6-v2, cached
-    pairs = mine_texts(embedder, questions.texts, rule=0.8)  # a Rule, or a cosine threshold alone
+    pairs = mine_texts(embedder, questions.texts, 0.8)  # a cosine threshold, or a Rule (dupfind.resolve_rule)
     print(pairs.to_frame(questions.ids, questions.texts))
 """
 
@@ -39,6 +39,11 @@ _EXPORTS = {
     "write_table": "dupfind.io.write",
     "Thresholds": "dupfind.thresholds",
     "load_thresholds": "dupfind.thresholds",
+    "Rule": "dupfind.thresholds",
+    "resolve_rule": "dupfind.thresholds",
+    "search_corpus": "dupfind.pairs.corpus",
+    "compare_questions": "dupfind.pairs.compare",
+    "Comparison": "dupfind.pairs.compare",
     "resolve_model": "dupfind.vectors.model",
     "Clusters": "dupfind.pairs.clustering",
     "cluster_embeddings": "dupfind.pairs.clustering",
@@ -62,13 +67,14 @@ if TYPE_CHECKING:
     from dupfind.io.read import read_table
     from dupfind.io.write import write_table
     from dupfind.pairs.clustering import Clusters, cluster_embeddings, cluster_pairs, cluster_texts
-    from dupfind.pairs.corpus import AgainstPairs, index_questions, mine_against_corpus
+    from dupfind.pairs.compare import Comparison, compare_questions
+    from dupfind.pairs.corpus import AgainstPairs, index_questions, mine_against_corpus, search_corpus
     from dupfind.pairs.dedupe import Deduplicated, choose_kept, deduplicate
     from dupfind.pairs.index import Index, new_index, open_index, save_index
     from dupfind.pairs.mining import MinedPairs, mine_embeddings, mine_texts
     from dupfind.pairs.rerank import Reranker
     from dupfind.pairs.search import Neighbours, mine_against, nearest
-    from dupfind.thresholds import Thresholds, load_thresholds
+    from dupfind.thresholds import Rule, Thresholds, load_thresholds, resolve_rule
     from dupfind.vectors.backends import load_encoder, load_pair_scorer, register_backend
     from dupfind.vectors.cache import EmbeddingCache
     from dupfind.vectors.embedder import Embedder

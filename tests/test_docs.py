@@ -78,3 +78,8 @@ def test_cli_md_does_not_depend_on_the_terminal(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("FORCE_COLOR", "1")
     assert module.reference() == first
+
+
+def test_the_readme_stays_short() -> None:
+    """The README is for users: recipes, not figures (docs/benchmarks.md) or notes."""
+    assert len((ROOT / "README.md").read_bytes()) <= 15_000
