@@ -12,10 +12,15 @@ import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
+
+from dupfind.errors import DupfindError
+
+STALE_TEMP_SECONDS = 3600.0  # a build temporary this old was left by a killed process
 
 
 @contextmanager
@@ -110,3 +115,47 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def build_atomically(target: Path, build: Callable[[Path], None]) -> None:
+    """Build a folder (an exported model, say) in a temporary sibling, then rename it to `target`; a concurrent
+    winner is kept."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temporaries(target.parent)
+        temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as exc:
+        raise DupfindError(f"cannot write to the cache folder {target.parent}: {exc.strerror}") from exc
+    try:
+        build(temporary)
+        _fsync_tree(temporary)
+        try:
+            temporary.rename(target)
+            fsync_folder(target.parent)
+        except OSError:
+            if not target.is_dir():
+                raise
+    except OSError as exc:
+        raise DupfindError(f"cannot build {target}: {exc}") from exc
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file of a freshly built folder to disk before it is renamed into place."""
+    for path in sorted(folder.rglob("*"), reverse=True):
+        if path.is_file():
+            fsync_file(path)
+        elif path.is_dir():
+            fsync_folder(path)
+    fsync_folder(folder)
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Remove what killed builds left behind (temporaries older than an hour)."""
+    for temporary in folder.glob(".*.tmp"):
+        try:
+            if time.time() - temporary.stat().st_mtime > STALE_TEMP_SECONDS:
+                shutil.rmtree(temporary, ignore_errors=True)
+        except OSError:
+            continue

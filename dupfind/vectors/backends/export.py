@@ -11,8 +11,6 @@ import inspect
 import json
 import os
 import shutil
-import tempfile
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dupfind.errors import DupfindError
-from dupfind.io.atomic import fsync_file, fsync_folder
+from dupfind.io.atomic import build_atomically
 from dupfind.io.cache_dir import cache_dir
 from dupfind.vectors.encoding import Embeddings, normalize
 from dupfind.vectors.model import ModelRef, check_no_custom_code, fingerprint, model_dir
@@ -42,7 +40,6 @@ OUTPUT_NAME = "last_hidden_state"
 LOGITS_NAME = "logits"
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 OPSET = 17
-STALE_TEMP_SECONDS = 3600.0
 # Texts longer than max_seq_length × this many characters are cut before tokenising (`token_prefix`); a
 # word piece of English averages about 4 characters.
 CHARS_PER_TOKEN = 16
@@ -413,46 +410,3 @@ def _convert_to_openvino(onnx_file: Path, out_dir: Path) -> None:
     import openvino as ov
 
     ov.save_model(ov.convert_model(onnx_file), out_dir / OPENVINO_XML, compress_to_fp16=False)
-
-
-def build_atomically(target: Path, build: Callable[[Path], None]) -> None:
-    """Build a folder in a temporary sibling, then rename it to `target`; a concurrent winner is kept."""
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_temporaries(target.parent)
-        temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    except OSError as exc:
-        raise DupfindError(f"cannot write to the cache folder {target.parent}: {exc.strerror}") from exc
-    try:
-        build(temporary)
-        _fsync_tree(temporary)
-        try:
-            temporary.rename(target)
-            fsync_folder(target.parent)
-        except OSError:
-            if not target.is_dir():
-                raise
-    except OSError as exc:
-        raise DupfindError(f"cannot export the model to {target}: {exc}") from exc
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
-
-
-def _fsync_tree(folder: Path) -> None:
-    """Flush every file of a freshly built folder to disk before it is renamed into place."""
-    for path in sorted(folder.rglob("*"), reverse=True):
-        if path.is_file():
-            fsync_file(path)
-        elif path.is_dir():
-            fsync_folder(path)
-    fsync_folder(folder)
-
-
-def _remove_stale_temporaries(folder: Path) -> None:
-    """Remove what killed exports left behind (temporaries older than an hour)."""
-    for temporary in folder.glob(".*.tmp"):
-        try:
-            if time.time() - temporary.stat().st_mtime > STALE_TEMP_SECONDS:
-                shutil.rmtree(temporary, ignore_errors=True)
-        except OSError:
-            continue

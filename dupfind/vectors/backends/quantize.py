@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from dupfind.errors import DupfindError
+from dupfind.io.atomic import build_atomically
 from dupfind.vectors.backends.export import (
     OPENVINO_XML,
     TOKENIZER_FILE,
     ExportedModel,
     Features,
-    build_atomically,
     ensure_openvino_ir,
     load_tokenizer,
     tokenize,
