@@ -8,13 +8,12 @@ import re
 from pathlib import Path
 
 import pandas as pd
-from typer.testing import CliRunner
 
 from dupfind.cli import app
+from tests.cli.runner import runner
 from tests.conftest import FakeEncoder
 
 ROOT = Path(__file__).resolve().parents[2]
-runner = CliRunner()
 
 
 def test_long_questions_are_counted(use_fake_encoder: FakeEncoder, tmp_path: Path) -> None:

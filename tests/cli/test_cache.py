@@ -8,12 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from dupfind.cli import app
+from tests.cli.runner import run
 from tests.conftest import FakeEncoder
 
-runner = CliRunner()
 QUESTIONS = [f"How do I cook recipe number {i} at home?" for i in range(200)]
 
 
@@ -26,11 +24,6 @@ def cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 def write_questions(path: Path, texts: list[str]) -> str:
     pd.DataFrame({"question": texts}).to_csv(path, index=False)
     return str(path)
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 def encoded(encoder: FakeEncoder) -> int:
@@ -82,7 +75,7 @@ def test_info_and_clear(use_fake_encoder: FakeEncoder, cache_dir: Path, tmp_path
     code, out, _ = run("cache", "info")
     assert code == 0 and f"location: {cache_dir / 'embeddings'}" in out and "empty" in out
     assert run("mine", write_questions(tmp_path / "q.csv", QUESTIONS))[0] == 0
-    code, out, _ = run("cache", "info", "--json")
+    code, out, _ = run("cache", "info", "--format", "json")
     data = json.loads(out)
     assert data["location"] == str(cache_dir / "embeddings")
     assert [(model["fingerprint"], model["rows"]) for model in data["models"]] == [("fake-bag-of-words", 200)]
@@ -90,7 +83,7 @@ def test_info_and_clear(use_fake_encoder: FakeEncoder, cache_dir: Path, tmp_path
     assert "fake-bag-of-words" in out and "200" in out
     code, _, err = run("cache", "clear", "--model", "fake-bag-of-words")
     assert code == 0 and "Removed 200 embeddings of 1 models" in err
-    assert json.loads(run("cache", "info", "--json")[1])["models"] == []
+    assert json.loads(run("cache", "info", "--format", "json")[1])["models"] == []
 
 
 def test_clear_everything(use_fake_encoder: FakeEncoder, cache_dir: Path, tmp_path: Path) -> None:
@@ -166,4 +159,4 @@ def test_info_and_clear_work_with_an_empty_shard(
     assert code == 0 and "fake-bag-of-words" in out, err
     code, _, err = run("cache", "clear")
     assert code == 0 and "Removed" in err and "Aborted" not in err
-    assert json.loads(run("cache", "info", "--json")[1])["models"] == []
+    assert json.loads(run("cache", "info", "--format", "json")[1])["models"] == []

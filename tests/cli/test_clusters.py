@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 from dupfind.cli import app
+from tests.cli.runner import runner
 from tests.conftest import EXAMPLES, FakeEncoder
 
-runner = CliRunner()
 CHAIN = [
     "alpha beta gamma delta",
     "gamma delta epsilon zeta",

@@ -7,19 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 from dupfind.cli import app
 from dupfind.vectors.backends import register_backend, unregister_backend
 from dupfind.vectors.encoding import Embeddings
+from tests.cli.runner import run, runner
 from tests.conftest import FakeEncoder
-
-runner = CliRunner()
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture

@@ -8,16 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from dupfind.cli import app
 from dupfind.vectors.backends import register_backend, unregister_backend
 from dupfind.vectors.encoding import Encoder
+from tests.cli.runner import run
 from tests.cli.test_dedupe import check_round_trip
 from tests.conftest import EXAMPLES
 
 pytestmark = pytest.mark.slow
-runner = CliRunner()
 TICKETS = EXAMPLES / "support_tickets.csv"
 
 
@@ -28,11 +26,6 @@ def use_real_encoder(monkeypatch: pytest.MonkeyPatch, real_encoder: Encoder) -> 
     monkeypatch.setenv("DUPFIND_BACKEND", "loaded")
     yield
     unregister_backend("loaded")
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_clusters(use_real_encoder: None) -> None:

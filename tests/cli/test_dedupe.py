@@ -7,18 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from dupfind.cli import app
+from tests.cli.runner import run
 from tests.conftest import EXAMPLES, FakeEncoder
 
-runner = CliRunner()
 TICKETS = EXAMPLES / "support_tickets.csv"
-
-
-def run(*args: str, input: str | None = None) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args), input=input)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def check_round_trip(tmp_path: Path, *options: str) -> None:

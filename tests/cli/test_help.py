@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import typer
 from typer.core import TyperGroup
-from typer.testing import CliRunner
 
 from dupfind import __version__
 from dupfind.cli import app
-
-runner = CliRunner()
+from tests.cli.runner import runner
 
 
 def command_paths() -> list[list[str]]:

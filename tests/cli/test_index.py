@@ -6,20 +6,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from dupfind.cli import app
 from dupfind.pairs.index import open_index
 from dupfind.vectors.model import DEFAULT_MODEL
+from tests.cli.runner import run
 from tests.conftest import EXAMPLES, FakeEncoder
 
-runner = CliRunner()
 TICKETS = EXAMPLES / "support_tickets.csv"
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture

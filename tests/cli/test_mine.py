@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 from dupfind.cli import app
+from tests.cli.runner import runner
 from tests.conftest import FakeEncoder
 
-runner = CliRunner()
 QUESTIONS = [
     "How do I reset my password?",
     "What is the capital of France?",

@@ -6,19 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from dupfind.cli import app
+from tests.cli.runner import run
 from tests.conftest import EXAMPLES, FakeEncoder
 
-runner = CliRunner()
 TICKETS = EXAMPLES / "support_tickets.csv"
 NEW = ["Is there a dark mode?", "is there a dark mode", "How do I cancel my subscription?", "Why is the sky blue?"]
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture

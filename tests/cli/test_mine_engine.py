@@ -6,12 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from dupfind.cli import app
+from tests.cli.runner import runner
 from tests.conftest import FakeEncoder
-
-runner = CliRunner()
 
 
 @pytest.fixture

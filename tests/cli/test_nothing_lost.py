@@ -7,18 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
-from typer.testing import CliRunner
 
 from dupfind.cli import app
+from tests.cli.runner import run, runner
 from tests.conftest import FakeEncoder
 
-runner = CliRunner()
 BIG = 9007199254740993
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_dedupe_parquet_with_a_repeated_index(use_fake_encoder: FakeEncoder, tmp_path: Path) -> None:

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
 from dupfind.cli import app
 from dupfind.vectors.model import DEFAULT_RERANKER, fingerprint, resolve_model
+from tests.cli.runner import runner
 from tests.conftest import FAKE_RERANK_SETTINGS, FakePairScorer, write_fake_reranker
 
-runner = CliRunner()
 SWAP_A = "how do i convert an integer to a string in java"
 SWAP_B = "how do i convert a string to an integer in java"
 QUESTIONS = [SWAP_A, SWAP_B, "How do I convert an integer to a string in Java?", "why is the sky blue today"]
@@ -26,9 +25,9 @@ def _questions(tmp_path: Path) -> Path:
 
 
 def test_compare_rerank_rejects_a_word_swap_the_bi_encoder_accepts(use_fake_reranker: Path) -> None:
-    plain = runner.invoke(app, ["compare", SWAP_A, SWAP_B, "--json"])
+    plain = runner.invoke(app, ["compare", SWAP_A, SWAP_B, "--format", "json"])
     assert plain.exit_code == 0 and json.loads(plain.stdout)["duplicate"] is True
-    result = runner.invoke(app, ["compare", SWAP_A, SWAP_B, "--json", "--rerank", "--reranker", str(use_fake_reranker)])
+    result = runner.invoke(app, ["compare", SWAP_A, SWAP_B, "--format", "json", "--rerank", "--reranker", str(use_fake_reranker)])
     data = json.loads(result.stdout)
     assert result.exit_code == 1 and data["duplicate"] is False
     assert data["score"] == json.loads(plain.stdout)["score"] and data["rerank_score"] <= 0.5
@@ -160,8 +159,8 @@ def test_rerank_scores_are_cached_and_cleared(
     fake_pair_scorer.calls.clear()
     again = runner.invoke(app, command)
     assert again.stdout == first.stdout and fake_pair_scorer.calls == []
-    info = json.loads(runner.invoke(app, ["cache", "info", "--json"]).stdout)
+    info = json.loads(runner.invoke(app, ["cache", "info", "--format", "json"]).stdout)
     assert sum(model["rows"] for model in info["rerank_scores"]) == 3
     cleared = runner.invoke(app, ["cache", "clear"])
     assert cleared.exit_code == 0 and "Removed 3 re-rank scores" in cleared.stderr
-    assert json.loads(runner.invoke(app, ["cache", "info", "--json"]).stdout)["rerank_scores"] == []
+    assert json.loads(runner.invoke(app, ["cache", "info", "--format", "json"]).stdout)["rerank_scores"] == []

@@ -6,18 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from dupfind.cli import app
+from tests.cli.runner import run
 from tests.conftest import EXAMPLES, FakeEncoder
 
-runner = CliRunner()
 TICKETS = EXAMPLES / "support_tickets.csv"
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture

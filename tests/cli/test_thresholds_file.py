@@ -7,20 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from dupfind.cli import app
 from dupfind.thresholds import load_thresholds
 from dupfind.vectors.model import DEFAULT_MODEL, resolve_model
+from tests.cli.runner import run
 from tests.conftest import FakeEncoder
 
-runner = CliRunner()
 DEFAULT_THRESHOLDS = load_thresholds(resolve_model(None))  # the default model's calibrated thresholds
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture
@@ -47,13 +40,13 @@ def test_calibrate_writes_the_project_file_and_commands_use_it(
     assert "90% range" in err
     text = (tmp_path / "dupfind.toml").read_text(encoding="utf-8")
     assert f"pair = {pair}" in text and f'name = "{DEFAULT_MODEL}"' in text
-    code, out, err = run("-v", "compare", "how do i cook dish 3 at home", "how can i cook dish 3 at home", "--json")
+    code, out, err = run("-v", "compare", "how do i cook dish 3 at home", "how can i cook dish 3 at home", "--format", "json")
     assert code == 0 and json.loads(out)["threshold"] == pair
     assert "thresholds from dupfind.toml" in err
     monkeypatch.chdir(tmp_path / "..")
-    code, out, _ = run("compare", "a b", "a c", "--json", "--thresholds", str(tmp_path / "dupfind.toml"))
+    code, out, _ = run("compare", "a b", "a c", "--format", "json", "--thresholds", str(tmp_path / "dupfind.toml"))
     assert json.loads(out)["threshold"] == pair
-    code, out, _ = run("compare", "a b", "a c", "--json")
+    code, out, _ = run("compare", "a b", "a c", "--format", "json")
     assert json.loads(out)["threshold"] == DEFAULT_THRESHOLDS.pair  # elsewhere, the model's own
 
 
@@ -62,7 +55,7 @@ def test_a_project_file_for_another_model_does_not_apply(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "dupfind.toml").write_text('[models."0123456789abcdef"]\npair = 0.5\nmining = 0.6\n', encoding="utf-8")
-    code, out, err = run("-v", "compare", "a b", "a c", "--json")
+    code, out, err = run("-v", "compare", "a b", "a c", "--format", "json")
     assert code == 1 and json.loads(out)["threshold"] == DEFAULT_THRESHOLDS.pair  # 1: not a duplicate
     assert "has no thresholds for model" in err
 

@@ -54,7 +54,7 @@ def test_shipped_weights_match_their_model_card(name: str) -> None:
 
 
 def test_models_lists_every_built_in_model() -> None:
-    result = CliRunner().invoke(app, ["models", "--json"])
+    result = CliRunner().invoke(app, ["models", "--format", "json"])
     listed = {entry["name"]: entry for entry in json.loads(result.stdout)}
     assert result.exit_code == 0 and set(listed) == set(BUILTIN_MODELS)
     for name in SHIPPED:
