@@ -81,7 +81,7 @@ class Clusters:
 def check_method(method: str) -> None:
     """Reject unknown clustering methods."""
     if method not in METHODS:
-        raise DupfindError(f"unknown --method '{method}' (choose from {', '.join(METHODS)})")
+        raise DupfindError(f"unknown clustering method '{method}' (choose from {', '.join(METHODS)})")
 
 
 def components(n: int, pairs: MinedPairs) -> NDArray[np.int64]:

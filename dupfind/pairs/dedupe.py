@@ -48,7 +48,7 @@ class Deduplicated:
 def check_keep(keep: str) -> None:
     """Reject unknown policies for the row kept."""
     if keep not in KEEP_POLICIES:
-        raise DupfindError(f"unknown --keep '{keep}' (choose from {', '.join(KEEP_POLICIES)})")
+        raise DupfindError(f"unknown keep policy '{keep}' (choose from {', '.join(KEEP_POLICIES)})")
 
 
 def choose_kept(clusters: Clusters, texts: Sequence[str], keep: str = "first") -> NDArray[np.int64]:

@@ -106,5 +106,5 @@ def test_cluster_texts_encodes_identical_texts_once(fake_encoder: FakeEncoder) -
 
 
 def test_unknown_method_is_an_error() -> None:
-    with pytest.raises(DupfindError, match="unknown --method 'louvain'"):
+    with pytest.raises(DupfindError, match="unknown clustering method 'louvain'"):
         cluster_embeddings(clustered_embeddings(10), 0.8, "louvain")

@@ -34,5 +34,5 @@ def test_dedupe_maps_every_removed_row_to_its_kept_row_with_the_cosine() -> None
 
 
 def test_unknown_policy() -> None:
-    with pytest.raises(DupfindError, match="unknown --keep 'last'"):
+    with pytest.raises(DupfindError, match="unknown keep policy 'last'"):
         choose_kept(CLUSTERS, TEXTS, "last")
