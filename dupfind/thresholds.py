@@ -96,14 +96,16 @@ def project_thresholds_file(path: str | None) -> Path | None:
 
 
 def read_project_thresholds(file: Path, ref: ModelRef, precision: str = "fp32") -> Thresholds | None:
-    """The thresholds a project file holds for this model (by content fingerprint) at a precision, or None."""
+    """The thresholds a project file holds for this model (by content fingerprint) at a precision (its fp32 ones
+    when it has none calibrated at that precision, as a model's own), or None."""
     import tomllib
 
     if not file.is_file():
         raise DupfindError(f"{file}: no such thresholds file")
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
-        entry = data.get("models", {}).get(_project_key(ref, precision))
+        models = data.get("models", {})
+        entry = models.get(_project_key(ref, precision), models.get(_project_key(ref, "fp32")))
         if entry is None:
             return None
         return Thresholds(_threshold(entry["pair"]), _threshold(entry["mining"]))

@@ -11,7 +11,7 @@ import pytest
 from dupfind.cli import app
 from dupfind.vectors.model import DEFAULT_RERANKER, fingerprint, resolve_model
 from tests.cli.runner import runner
-from tests.conftest import FAKE_RERANK_SETTINGS, FakePairScorer, write_fake_reranker
+from tests.conftest import FAKE_RERANK_SETTINGS, FakeEncoder, FakePairScorer, write_fake_reranker
 
 SWAP_A = "how do i convert an integer to a string in java"
 SWAP_B = "how do i convert a string to an integer in java"
@@ -164,3 +164,12 @@ def test_rerank_scores_are_cached_and_cleared(
     cleared = runner.invoke(app, ["cache", "clear"])
     assert cleared.exit_code == 0 and "Removed 3 re-rank scores" in cleared.stderr
     assert json.loads(runner.invoke(app, ["cache", "info", "--format", "json"]).stdout)["rerank_scores"] == []
+
+
+def test_a_reranker_with_a_bad_threshold_is_refused_before_encoding(
+    use_fake_reranker: Path, fake_encoder: FakeEncoder, tmp_path: Path
+) -> None:
+    broken = write_fake_reranker(tmp_path / "broken", {**FAKE_RERANK_SETTINGS, "mining": float("nan")})
+    result = runner.invoke(app, ["mine", str(_questions(tmp_path)), "--reranker", str(broken)])
+    assert result.exit_code == 2 and "re-rank threshold is a probability" in result.stderr
+    assert fake_encoder.calls == []
