@@ -35,7 +35,12 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_compare_duplicate_and_not(cache: Path) -> None:
     same = run_offline(
-        "compare", "What is your favorite anime and why?", "What's your favorite anime? And why?", "--format", "json", cache=cache
+        "compare",
+        "What is your favorite anime and why?",
+        "What's your favorite anime? And why?",
+        "--format",
+        "json",
+        cache=cache,
     )
     assert same.returncode == 0, same.stderr
     assert json.loads(same.stdout)["score"] >= 0.95

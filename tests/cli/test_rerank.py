@@ -27,7 +27,9 @@ def _questions(tmp_path: Path) -> Path:
 def test_compare_rerank_rejects_a_word_swap_the_bi_encoder_accepts(use_fake_reranker: Path) -> None:
     plain = runner.invoke(app, ["compare", SWAP_A, SWAP_B, "--format", "json"])
     assert plain.exit_code == 0 and json.loads(plain.stdout)["duplicate"] is True
-    result = runner.invoke(app, ["compare", SWAP_A, SWAP_B, "--format", "json", "--rerank", "--reranker", str(use_fake_reranker)])
+    result = runner.invoke(
+        app, ["compare", SWAP_A, SWAP_B, "--format", "json", "--rerank", "--reranker", str(use_fake_reranker)]
+    )
     data = json.loads(result.stdout)
     assert result.exit_code == 1 and data["duplicate"] is False
     assert data["score"] == json.loads(plain.stdout)["score"] and data["rerank_score"] <= 0.5

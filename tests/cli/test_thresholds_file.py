@@ -40,7 +40,9 @@ def test_calibrate_writes_the_project_file_and_commands_use_it(
     assert "90% range" in err
     text = (tmp_path / "dupfind.toml").read_text(encoding="utf-8")
     assert f"pair = {pair}" in text and f'name = "{DEFAULT_MODEL}"' in text
-    code, out, err = run("-v", "compare", "how do i cook dish 3 at home", "how can i cook dish 3 at home", "--format", "json")
+    code, out, err = run(
+        "-v", "compare", "how do i cook dish 3 at home", "how can i cook dish 3 at home", "--format", "json"
+    )
     assert code == 0 and json.loads(out)["threshold"] == pair
     assert "thresholds from dupfind.toml" in err
     monkeypatch.chdir(tmp_path / "..")
