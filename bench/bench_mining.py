@@ -43,7 +43,7 @@ THRESHOLD = 0.744  # the issue's threshold; the calibrated default is higher, wi
 
 def real_embeddings(backend: str | None) -> np.ndarray:
     """The distinct real questions, encoded with the built-in model through the embedding cache."""
-    from dupfind.pairs.mining import normalize_text
+    from dupfind.pairs.identical import normalize_text
     from dupfind.vectors.backends import load_encoder
     from dupfind.vectors.cache import EmbeddingCache
     from dupfind.vectors.embedder import Embedder

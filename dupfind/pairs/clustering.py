@@ -11,7 +11,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dupfind.errors import DupfindError
-from dupfind.pairs.mining import MinedPairs, decide, mine_embeddings, unique_texts
+from dupfind.pairs.identical import unique_texts
+from dupfind.pairs.mining import MinedPairs, decide, mine_embeddings
 from dupfind.thresholds import Rule
 from dupfind.vectors.encoding import Embeddings
 

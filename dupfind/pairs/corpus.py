@@ -10,8 +10,9 @@ import numpy as np
 
 from dupfind.errors import DupfindError
 from dupfind.io.questions import Questions
+from dupfind.pairs.identical import unique_texts
 from dupfind.pairs.index import Index, new_index
-from dupfind.pairs.mining import DEFAULT_TOP_K, MinedPairs, check_top_k, decide, mine_grouped, unique_texts
+from dupfind.pairs.mining import DEFAULT_TOP_K, MinedPairs, check_top_k, decide, mine_grouped
 from dupfind.pairs.search import DEFAULT_SEARCH_K, Neighbours, mine_against
 from dupfind.thresholds import Rule
 from dupfind.vectors.embedder import Embedder

@@ -44,16 +44,15 @@ from numpy.typing import NDArray
 
 from dupfind.errors import DupfindError
 from dupfind.pairs import ann
+from dupfind.pairs.identical import Hits, unique_texts
 from dupfind.pairs.mining import (
     DEFAULT_TOP_K,
-    Hits,
     MinedPairs,
     check_threshold,
     check_top_k,
     expand_identical,
     score_cell,
     top_k_pairs,
-    unique_texts,
 )
 from dupfind.vectors.backends import DEFAULT_PRECISION
 from dupfind.vectors.cache import text_keys

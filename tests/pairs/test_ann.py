@@ -8,7 +8,8 @@ import pytest
 
 from dupfind.io.cache_dir import cache_dir
 from dupfind.pairs.ann import IvfParams, partition
-from dupfind.pairs.mining import mine_embeddings, normalize_text
+from dupfind.pairs.identical import normalize_text
+from dupfind.pairs.mining import mine_embeddings
 from dupfind.vectors.cache import EmbeddingCache
 from dupfind.vectors.embedder import Embedder
 from dupfind.vectors.encoding import normalize

@@ -14,7 +14,8 @@ from dupfind.pairs.clustering import (
     communities,
     components,
 )
-from dupfind.pairs.mining import MinedPairs, mine_embeddings, unique_texts
+from dupfind.pairs.identical import unique_texts
+from dupfind.pairs.mining import MinedPairs, mine_embeddings
 from dupfind.vectors.embedder import Embedder
 from dupfind.vectors.encoding import normalize
 from tests.conftest import FakeEncoder

@@ -7,7 +7,8 @@ import pytest
 
 from dupfind.errors import DupfindError
 from dupfind.pairs import ann
-from dupfind.pairs.mining import MinedPairs, mine_embeddings, mine_grouped, mine_texts, normalize_text
+from dupfind.pairs.identical import normalize_text
+from dupfind.pairs.mining import MinedPairs, mine_embeddings, mine_grouped, mine_texts
 from dupfind.vectors.embedder import Embedder
 from dupfind.vectors.encoding import encode, normalize
 from tests.conftest import FakeEncoder

@@ -161,7 +161,7 @@ class Session:
 
 def distinct_pairs(texts: list[str], mined: MinedPairs) -> list[int]:
     """The positions in `mined` of the pairs to ask about: each pair of texts once, none of identical texts."""
-    from dupfind.pairs.mining import normalize_text
+    from dupfind.pairs.identical import normalize_text
 
     seen: dict[tuple[str, str], int] = {}
     for position, (a, b) in enumerate(zip(mined.left.tolist(), mined.right.tolist(), strict=True)):
