@@ -67,9 +67,9 @@ def scoring_dies_once(score_cell: Callable[..., Hits]) -> Callable[..., Hits]:
 
 def set_up_worker() -> None:
     """Register the fake backends, and let a mining task die once on demand."""
-    from dupfind.ray import engine as ray_engine
+    from dupfind.ray import mine as ray_mine
 
     register_backend("fake", lambda model: FakeEncoder())
     register_backend("fake-dies-once", lambda model: DiesOnceEncoder())
     register_backend("fake-elsewhere", cannot_load)
-    ray_engine.score_cell = scoring_dies_once(ray_engine.score_cell)
+    ray_mine.score_cell = scoring_dies_once(ray_mine.score_cell)

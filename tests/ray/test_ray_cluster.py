@@ -16,7 +16,7 @@ pytest.importorskip("ray.data")
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from dupfind.cli import app  # noqa: E402
-from dupfind.ray.engine import loopback_only  # noqa: E402
+from dupfind.ray.session import loopback_only  # noqa: E402
 from tests.conftest import FakeEncoder  # noqa: E402
 from tests.ray.test_ray_engine import synthetic_questions  # noqa: E402
 from tests.ray_workers import RUNTIME_ENV  # noqa: E402

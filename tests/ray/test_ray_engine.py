@@ -20,7 +20,8 @@ pytest.importorskip("ray.data")
 
 from dupfind.cli import app  # noqa: E402
 from dupfind.pairs.mining import _mine  # noqa: E402
-from dupfind.ray.engine import loopback_only, mine_embeddings_ray  # noqa: E402
+from dupfind.ray.mine import mine_embeddings_ray  # noqa: E402
+from dupfind.ray.session import loopback_only  # noqa: E402
 from dupfind.vectors.backends import register_backend, unregister_backend  # noqa: E402
 from tests.conftest import QUORA, FakeEncoder, needs_quora  # noqa: E402
 from tests.ray_workers import RUNTIME_ENV, DiesOnceEncoder, die_once_marker  # noqa: E402
