@@ -5,7 +5,7 @@ The work folder's embeddings are an `EmbeddingCache` rooted at `<work dir>/embed
 local cache's shards, checksums and validation, so that a damaged shard is dropped with a warning and its
 texts encoded again, never used. Each actor stores each block it encodes as one shard (atomically; a retried
 block at worst stores a shard twice, and rows are matched by key, so nothing counts twice); only the driver
-merges shards, once the actors are done, so that no two actors merge at once.
+merges shards, before and after the actors run, so that no two processes of a run merge at once.
 """
 
 from __future__ import annotations

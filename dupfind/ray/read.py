@@ -51,8 +51,9 @@ def input_files(source: str) -> list[InputFile]:
 
 def read_questions_ray(source: str, reader: QuestionReader) -> Questions:
     """The questions of a file, a folder of shards or a glob, each file read by a task on the cluster, in file
-    order. A single file gives what `reader.load` gives; the rows of several files are numbered on from one file
-    to the next (each file's numbers after the last number of the files before it)."""
+    order. A single file gives what `reader.load` gives, less the text around its rows (`Questions.table` is None:
+    only writing rows back needs it); the rows of several files are numbered on from one file to the next (each
+    file's numbers after the last number of the files before it)."""
     import ray
 
     from dupfind.io.questions import questions_from_table
@@ -62,13 +63,12 @@ def read_questions_ray(source: str, reader: QuestionReader) -> Questions:
     read = ray.remote(max_retries=RETRIES)(_read_file)
     with worker_errors():
         tables: list[Table] = ray.get([read.remote(file, fmt, reader) for file in files])
-    return questions_from_table(
-        source, tables[0] if len(tables) == 1 else _joined(tables), reader.text_col, reader.id_col
-    )
+    table = tables[0] if len(tables) == 1 else _joined(tables)
+    return replace(questions_from_table(source, table, reader.text_col, reader.id_col), table=None)
 
 
 def _read_file(file: InputFile, fmt: str | None, reader: QuestionReader) -> Table:
-    """One file's rows, read as locally; without the text around them, which only writing rows back needs."""
+    """One file's rows, read as locally, without the text around them."""
     from dupfind.io.read import read_rows
 
     table = read_rows(file.name, fmt, reader.encoding, reader.skip_bad_lines, reader.delimiter, path=file.path)

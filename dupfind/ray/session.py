@@ -86,7 +86,7 @@ def loopback_only() -> None:
     ray_constants.ENABLE_RAY_CLUSTER = False
 
 
-def worker_error(exc: Exception) -> DupfindError | None:
+def _worker_error(exc: Exception) -> DupfindError | None:
     """The `DupfindError` that a worker raised (an encoder it cannot load, another model on its node), as
     its own one-line error, out of the exception Ray raises on the driver; None if there is none. A task's
     error is its `cause`; an actor that failed to start leaves only its traceback's text (`ActorDiedError`)."""
@@ -106,11 +106,11 @@ def worker_error(exc: Exception) -> DupfindError | None:
 
 @contextmanager
 def worker_errors() -> Iterator[None]:
-    """A worker's `DupfindError` raised again on the driver as itself, in one line (`worker_error`)."""
+    """A worker's `DupfindError` raised again on the driver as itself, in one line (`_worker_error`)."""
     try:
         yield
     except Exception as exc:
-        error = worker_error(exc)
+        error = _worker_error(exc)
         if error is None:
             raise
         raise error from None
