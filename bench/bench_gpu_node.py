@@ -1,8 +1,8 @@
 """What one node of `mine --engine ray --backend torch --gpus-per-actor G` encodes per second, on a GPU machine.
 
-Ray is not needed: each actor of the pool is `dupfind.ray.engine`'s encoder actor, which loads the encoder
-once and, per block of `SHARD_ROWS` questions, encodes it and writes it as a Parquet shard. This script runs
-that same actor class in plain processes, as Ray would place them on one node:
+Ray is not needed: each actor of the pool is `dupfind.ray.encode`'s encoder actor, which loads the encoder
+once and, per block of `SHARD_ROWS` questions, encodes it and stores it as one shard of the work folder's
+embedding store. This script runs that same actor class in plain processes, as Ray would place them on one node:
 
 1. the baseline, in the same run: one actor on the node's CPUs (torch fp32, every core), on a subset;
 2. one actor on the GPU (torch fp16, `--gpus-per-actor 1`), at several `--batch-size`s;
@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from bench_e2e import DATA, questions, run
 
-from dupfind.ray.engine import EncodeActor, EncoderSpec
+from dupfind.ray.encode import EncodeActor, EncoderSpec, work_store
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gpu_node.json"
 
@@ -43,14 +43,16 @@ def torch_actor(device: str, batch_size: int, folder: Path) -> EncodeActor:
     from dupfind.vectors.model import resolve_model
 
     fingerprint = torch_fingerprint(resolve_model(None), device)
-    return EncodeActor(EncoderSpec.of(None, "torch", fingerprint, batch_size, device=device), str(folder))
+    return EncodeActor(
+        EncoderSpec.of(None, "torch", fingerprint, batch_size, device=device), str(work_store(folder).root)
+    )
 
 
 def encode_all(actor: EncodeActor, texts: list[str]) -> float:
     """Seconds the actor takes to encode and store `texts`, block by block, after one warm-up block."""
     import pyarrow as pa
 
-    from dupfind.ray.engine import SHARD_ROWS
+    from dupfind.ray.encode import SHARD_ROWS
 
     actor(pa.table({"text": texts[:SHARD_ROWS]}))  # warm-up: CUDA context, kernels
     started = time.perf_counter()
@@ -61,14 +63,13 @@ def encode_all(actor: EncodeActor, texts: list[str]) -> float:
 
 def actor_rate(texts: list[str], device: str, batch_size: int, folder: Path) -> dict[str, Any]:
     """Questions per second of one encoder actor over `texts`, and its vectors."""
-    from dupfind.ray.engine import read_embeddings
     from dupfind.vectors.cache import text_keys
 
     started = time.perf_counter()
     actor = torch_actor(device, batch_size, folder)
     loaded = time.perf_counter() - started
     seconds = encode_all(actor, texts)
-    vectors, found = read_embeddings(folder, text_keys(texts))
+    vectors, found = work_store(folder).lookup(actor.encoder.fingerprint, text_keys(texts))
     assert found.all() and vectors is not None
     return {
         "device": device,

@@ -8,11 +8,16 @@ worker (as a model missing on a node), while a test registers it in its own proc
 
 A mining task's worker process dies likewise when the file `$DUPFIND_CACHE_DIR/die-once-scoring` exists: Ray
 must run the task again, and the pairs must be those of a clean run.
+
+`fsspec.implementations.http` imports as a module without `HTTPFileSystem` in every worker (and in the test
+process, `tests/ray/conftest.py`): what Ray Data's file-system probing meets, at random, on an install without
+`aiohttp` when several threads import it at once. Nothing of `--engine ray` may get there.
 """
 
 from __future__ import annotations
 
 import os
+import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -65,11 +70,23 @@ def scoring_dies_once(score_cell: Callable[..., Hits]) -> Callable[..., Hits]:
     return score_or_die
 
 
+FSSPEC_HTTP = "fsspec.implementations.http"
+
+
+def without_http_filesystem() -> types.ModuleType:
+    """What `sys.modules` holds for fsspec's HTTP module in the tests: a module without `HTTPFileSystem`, so that
+    `from fsspec.implementations.http import HTTPFileSystem` fails with the ImportError of a fresh install."""
+    return types.ModuleType(FSSPEC_HTTP)
+
+
 def set_up_worker() -> None:
-    """Register the fake backends, and let a mining task die once on demand."""
-    from dupfind.ray import engine as ray_engine
+    """Register the fake backends, let a mining task die once on demand, and make fsspec's HTTP module unusable."""
+    import sys
+
+    sys.modules[FSSPEC_HTTP] = without_http_filesystem()
+    from dupfind.ray import mine as ray_mine
 
     register_backend("fake", lambda model: FakeEncoder())
     register_backend("fake-dies-once", lambda model: DiesOnceEncoder())
     register_backend("fake-elsewhere", cannot_load)
-    ray_engine.score_cell = scoring_dies_once(ray_engine.score_cell)
+    ray_mine.score_cell = scoring_dies_once(ray_mine.score_cell)

@@ -16,7 +16,7 @@ from tests.conftest import FakeEncoder
 ROOT = Path(__file__).resolve().parents[1]
 # Training needs a real model; tests/test_training.py and tests/test_training_reranker.py cover it.
 NOT_RUN_HERE = ("train", "train-reranker")
-# Ray's workers know the fake encoder only on the Ray of tests/test_ray_engine.py, which runs these commands.
+# Ray's workers know the fake encoder only on the Ray of tests/ray/test_ray_engine.py, which runs these commands.
 ON_RAY = "--engine"
 VERDICTS = ("compare", "search")  # exit 1 means "not a duplicate" for these, and only these
 

@@ -20,7 +20,7 @@ from dupfind.cli.output import stage, stderr_is_terminal
 from dupfind.errors import DupfindError
 
 if TYPE_CHECKING:
-    from dupfind.ray.engine import EncoderSpec, Workers
+    from dupfind.ray.encode import EncoderSpec, Workers
     from dupfind.vectors.embedder import Embedder
 
 ENGINES = ("local", "ray")
@@ -67,10 +67,11 @@ class EngineOptions:
         """Check that Ray is installed, that the input has files and that the encoder options fit the actors
         (before anything starts); returns the options of this process's own encoder, which only counts tokens,
         on the CPU."""
-        from dupfind.ray.engine import input_paths, require_ray
+        from dupfind.ray.read import input_files
+        from dupfind.ray.session import require_ray
         from dupfind.vectors.backends import check_backend
 
-        input_paths(source)
+        input_files(source)
         backend = check_backend(embedding.backend)
         if self.gpus_per_actor and backend != "torch":
             raise DupfindError(f"--gpus-per-actor needs --backend torch (the {backend} backend runs on CPUs)")
@@ -81,7 +82,7 @@ class EngineOptions:
 
     def encoder_spec(self, embedding: EmbedderOptions, embedder: Embedder) -> EncoderSpec:
         """How the actors load the encoder: on a GPU with --gpus-per-actor, else like `embedder` on their CPUs."""
-        from dupfind.ray.engine import EncoderSpec
+        from dupfind.ray.encode import EncoderSpec
         from dupfind.vectors.backends import check_backend
         from dupfind.vectors.backends.torch_backend import torch_fingerprint
 
@@ -91,14 +92,14 @@ class EngineOptions:
         return EncoderSpec.of(embedding.model, backend, fingerprint, embedding.batch_size, embedding.precision, device)
 
     def workers(self) -> Workers:
-        from dupfind.ray.engine import Workers
+        from dupfind.ray.encode import Workers
 
         return Workers(gpus=self.gpus_per_actor)
 
     @contextmanager
     def session(self, quiet: bool) -> Iterator[None]:
         """Ray for the block: joined at --ray-address, else started here and shut down after."""
-        from dupfind.ray.engine import ray_session
+        from dupfind.ray.session import ray_session
 
         with stage("start Ray"), ray_session(self.ray_address, progress_bars=stderr_is_terminal() and not quiet):
             yield

@@ -80,16 +80,18 @@ def read_rows(
     encoding: str = "utf-8",
     skip_bad_lines: bool = False,
     delimiter: str | None = None,
+    path: str | None = None,
 ) -> Table:
     """Read a table from a path or `-` (stdin), keeping what writes its rows back unchanged (`write_rows`).
 
-    A CSV's delimiter is `delimiter`, else sniffed from the header line (`,`, else `;`, `|` or tab).
+    A CSV's delimiter is `delimiter`, else sniffed from the header line (`,`, else `;`, `|` or tab). `path`: where
+    the file is read from when that is not `source`, the name its messages give (a Ray worker reads by absolute path).
     """
     if fmt is not None and fmt not in INPUT_FORMATS:
         raise DupfindError(f"unknown input format '{fmt}' (choose from {', '.join(INPUT_FORMATS)})")
     if delimiter is not None and len(delimiter) != 1:
         raise DupfindError(f"--delimiter must be one character, not '{delimiter}'")
-    raw = _read_bytes(source)
+    raw = _read_bytes(source, path)
     if fmt is None:
         fmt = format_from_path(source) if source != "-" else _sniff_format(raw)
         if fmt is None:
@@ -127,10 +129,10 @@ def _is_missing(value: object) -> bool:
     return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and np.isnan(value))
 
 
-def _read_bytes(source: str) -> bytes:
-    if source == "-":
+def _read_bytes(source: str, location: str | None = None) -> bytes:
+    if source == "-" and location is None:
         return sys.stdin.buffer.read()
-    path = Path(source)
+    path = Path(location or source)
     if path.is_dir():
         raise DupfindError(f"{source}: is a directory, not a file")
     try:

@@ -243,7 +243,7 @@ def score_cell(
     row `stored` in it, compared exactly, `_TILE_COLS` probing rows at a time. `probes` are every row's probes
     (`dupfind.pairs.ann.Cells.probes`). A pair found from both of its rows (each probes the other's cell) is kept
     from its lower row only, so every pair comes from exactly one cell. The one scoring of the approximate
-    index: the local engine and `dupfind.ray.engine` both call it.
+    index: the local engine and `dupfind.ray.mine` both call it.
     """
     found = []
     vectors = embeddings[stored]

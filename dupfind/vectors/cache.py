@@ -108,9 +108,9 @@ class EmbeddingCache:
             found[targets] = True
         return out, found
 
-    def store(self, fingerprint: str, keys: Keys, vectors: Embeddings) -> None:
-        """Add a shard of the valid rows (finite, of unit length if `unit_rows`); merge the shards into one if there
-        are more than `MAX_SHARDS`."""
+    def store(self, fingerprint: str, keys: Keys, vectors: Embeddings, compact: bool = True) -> None:
+        """Add a shard of the valid rows (finite, of unit length if `unit_rows`), then merge the shards as `compact`
+        does, unless `compact` is False (writers that store at once, as the Ray engine's actors, leave it to one)."""
         good = _valid_rows(vectors, self.unit_rows)
         keys, vectors = keys[good], vectors[good]
         if len(keys) == 0:
@@ -122,6 +122,12 @@ class EmbeddingCache:
         name = f"{uuid.uuid4().hex}.{_checksum(vectors, keys)}"
         _save(folder / f"{name}{VECTORS_SUFFIX}", vectors)
         _save(folder / f"{name}{KEYS_SUFFIX}", keys)
+        if compact:
+            self.compact(fingerprint)
+
+    def compact(self, fingerprint: str) -> None:
+        """Merge a fingerprint's shards into one if there are more than `MAX_SHARDS` (damaged ones are dropped)."""
+        folder = self.folder(fingerprint)
         shards = list(self._shards(folder))
         if len(shards) > MAX_SHARDS:
             self._merge(folder, shards)

@@ -1,13 +1,11 @@
-"""`mine --engine ray` on a local Ray started once for this module (2 CPUs, loopback only), with the fake
+"""`mine --engine ray` on a local Ray started once for this module (`tests/ray/conftest.py`), with the fake
 encoder registered in every worker by `tests.ray_workers`: the same pairs as local `mine`, re-runs that read
 the embeddings back, shards, and an encoder actor killed mid-run."""
 
 from __future__ import annotations
 
 import gzip
-import logging
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,29 +18,13 @@ pytest.importorskip("ray.data")
 
 from dupfind.cli import app  # noqa: E402
 from dupfind.pairs.mining import _mine  # noqa: E402
-from dupfind.ray.engine import loopback_only, mine_embeddings_ray  # noqa: E402
+from dupfind.ray.mine import mine_embeddings_ray  # noqa: E402
 from dupfind.vectors.backends import register_backend, unregister_backend  # noqa: E402
 from tests.conftest import QUORA, FakeEncoder, needs_quora  # noqa: E402
-from tests.ray_workers import RUNTIME_ENV, DiesOnceEncoder, die_once_marker  # noqa: E402
+from tests.ray_workers import DiesOnceEncoder, die_once_marker  # noqa: E402
 
 runner = CliRunner()
 THRESHOLD = "0.7"
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    """One local Ray for the module's tests, shut down after them."""
-    loopback_only()
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        logging_level=logging.ERROR,
-        log_to_driver=False,
-        runtime_env=RUNTIME_ENV,
-    )
-    yield
-    ray.shutdown()
 
 
 def synthetic_questions(n: int, seed: int = 0) -> list[str]:
@@ -183,6 +165,46 @@ def test_a_folder_or_a_glob_of_shards_reads_like_one_file(
     globbed, _ = mine(str(tmp_path / "part-*.jsonl.gz"), "--engine", "ray", *work, "-o", str(tmp_path / "glob.parquet"))
     pd.testing.assert_frame_equal(whole, shards)
     pd.testing.assert_frame_equal(whole, globbed)
+
+
+def test_a_folder_of_parquet_shards_mines_like_one_file_without_fsspec_http(
+    clean_run: tuple[pd.DataFrame, str, Path], use_fake_encoder: FakeEncoder, questions_csv: Path, tmp_path: Path
+) -> None:
+    import sys
+
+    from tests.ray_workers import FSSPEC_HTTP
+
+    assert not hasattr(sys.modules[FSSPEC_HTTP], "HTTPFileSystem")  # as for Ray Data's probing on a fresh install
+    whole, _, kept = clean_run
+    frame = pd.read_csv(questions_csv)
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    for part, start in enumerate(range(0, len(frame), 750)):
+        frame.iloc[start : start + 750].to_parquet(folder / f"part-{part}.parquet", index=False)
+    assert len(list(folder.iterdir())) == 4
+    work = tmp_path / "work"
+    shutil.copytree(kept, work)
+    shards, _ = mine(str(folder), "--engine", "ray", "--work-dir", str(work), "-o", str(tmp_path / "p.parquet"))
+    pd.testing.assert_frame_equal(whole, shards)
+
+
+def test_a_damaged_shard_in_the_work_folder_is_dropped_and_encoded_again(
+    clean_run: tuple[pd.DataFrame, str, Path], use_fake_encoder: FakeEncoder, questions_csv: Path, tmp_path: Path
+) -> None:
+    whole, _, kept = clean_run
+    work = tmp_path / "work"
+    shutil.copytree(kept, work)
+    shards = sorted(work.rglob("*.vectors.npy"))
+    assert len(shards) == 1
+    vectors = np.load(shards[0], mmap_mode="r+")
+    vectors[[0, 1]] = vectors[[1, 0]]  # still unit rows, but under the wrong texts: only the checksum tells
+    vectors.flush()
+    del vectors
+    again, err = mine(str(questions_csv), "--engine", "ray", "--work-dir", str(work), "-o", str(tmp_path / "2.parquet"))
+    assert "damaged shard" in err and "checksum mismatch" in err
+    assert "2980 of 2980 distinct questions encoded now" in err
+    pd.testing.assert_frame_equal(whole, again)
+    assert shards[0] not in set(work.rglob("*.vectors.npy"))
 
 
 def test_pairs_on_ray_written_as_a_folder_of_parquet_parts(

@@ -68,7 +68,8 @@ def _index_on_ray(
 ) -> Index:
     """`index build --engine ray`: read and encode on a Ray cluster, keeping the embeddings in the work folder."""
     from dupfind.pairs.index import new_index
-    from dupfind.ray.engine import embed_texts_ray, read_questions_ray
+    from dupfind.ray.encode import embed_texts_ray
+    from dupfind.ray.read import read_questions_ray
 
     work_dir = engine.work_folder(output)
     counting = engine.check(file, embedding)

@@ -129,7 +129,8 @@ def _mine_on_ray(
     """`mine --engine ray`: read, encode and mine on a Ray cluster; written like `mine`'s."""
     from dupfind.errors import DupfindError
     from dupfind.io.write import write_table
-    from dupfind.ray.engine import mine_texts_ray, read_questions_ray
+    from dupfind.ray.mine import mine_texts_ray
+    from dupfind.ray.read import read_questions_ray
 
     if against is not None:
         raise DupfindError("--against is local only; drop --engine ray")
