@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -22,10 +24,16 @@ from dupfind.cli.options import (
 )
 from dupfind.cli.output import embedding_progress, info, progress_bar, report_input, rerank_progress, stage, warn
 from dupfind.cli.pipelines import corpus_rule, load_corpus
+from dupfind.errors import DupfindError
 from dupfind.pairs.mining import DEFAULT_TOP_K
 
 if TYPE_CHECKING:
     from dupfind.io.questions import QuestionReader
+    from dupfind.pairs.mining import MinedPairs
+    from dupfind.thresholds import Rule
+    from dupfind.vectors.embedder import Embedder
+    from dupfind.vectors.encoding import TokenCounts
+    from dupfind.vectors.model import ModelRef
 
 
 @command("mine")
@@ -68,11 +76,9 @@ def mine(
 
     Example: dupfind mine questions.csv --limit 20
     """
-    from dupfind.errors import DupfindError
     from dupfind.io.destinations import check_destination
     from dupfind.io.formats import output_format as choose_format
-    from dupfind.io.write import write_table
-    from dupfind.pairs.mining import INDEXES, mine_texts
+    from dupfind.pairs.mining import INDEXES
 
     check_range("--threshold", threshold, -1, 1)
     check_range("--top-k", top_k, 1)
@@ -82,153 +88,149 @@ def mine(
         raise DupfindError("--also-within needs --against CORPUS")
     fmt = choose_format(output, output_format, sys.stdout.isatty())
     check_destination(output, [file] + ([against] if against else []), parts=True)
+    asked = MineRequest(file, reader, embedding, reranking, threshold, top_k, index, limit, output, fmt, quiet)
     if engine.on_ray:
-        if reranking.enabled:
-            raise DupfindError("--rerank is local only; drop --engine ray")
-        _mine_on_ray(file, reader, embedding, engine, threshold, top_k, limit, output, fmt, index, against, quiet)
-        return
-    if against is not None:
-        _mine_against(
-            file, against, also_within, reader, embedding, reranking, threshold, top_k, limit, output, fmt, index, quiet
-        )
-        return
-    rule = embedding.rule("mining", embedding.resolve(), reranking, threshold)
-    questions = read_questions(reader, file, quiet)
-    embedder = embedding.load()
-    with stage("count tokens"):
-        tokens = embedder.count_tokens(questions.texts)
-    _warn_long(embedder.count_truncated(tokens), embedder.max_seq_length)
+        _mine_on_ray(asked, engine, against)
+    elif against is not None:
+        _mine_against(asked, against, also_within)
+    else:
+        _mine_within(asked)
+
+
+@dataclass(frozen=True)
+class MineRequest:
+    """What `mine` was asked, once checked: the input, how to encode and decide, and where the pairs go."""
+
+    file: str
+    reader: QuestionReader
+    embedding: EmbedderOptions
+    reranking: RerankOptions
+    threshold: float | None
+    top_k: int
+    index: str
+    limit: int | None
+    output: str | None
+    fmt: str
+    quiet: bool
+
+    def rule(self, ref: ModelRef) -> Rule:
+        return self.embedding.rule("mining", ref, self.reranking, self.threshold)
+
+    def write(self, mined: MinedPairs, ids: Sequence[object], texts: Sequence[str], title: str) -> None:
+        """Warn of the questions that had more neighbours than --top-k, and write the best --limit pairs."""
+        from dupfind.io.write import write_table
+
+        if mined.truncated and mined.rule is not None:
+            warn(
+                f"{mined.truncated} questions had more than {self.top_k} neighbours above {mined.rule.cosine:.3f}; "
+                f"only their best {self.top_k} were kept (raise --top-k)"
+            )
+        frame = mined.head(self.limit).to_frame(ids, texts)
+        with stage("write"):
+            write_table(frame, self.output, self.fmt, title=f"{title} ({mined.describe()})")
+
+
+def _mine_within(asked: MineRequest) -> None:
+    """`mine FILE`: the duplicate pairs among a file's questions."""
+    from dupfind.pairs.mining import mine_texts
+
+    rule = asked.rule(asked.embedding.resolve())
+    questions = read_questions(asked.reader, asked.file, asked.quiet)
+    embedder = asked.embedding.load()
+    tokens = _count_tokens(embedder, questions.texts)
     with (
-        embedding_progress(embedder, "Encoding", quiet) as progressing,
-        progress_bar("Mining", quiet) as mining,
-        rerank_progress(reranking.load(embedding), quiet) as reranker,
+        embedding_progress(embedder, "Encoding", asked.quiet) as progressing,
+        progress_bar("Mining", asked.quiet) as mining,
+        rerank_progress(asked.reranking.load(asked.embedding), asked.quiet) as reranker,
         stage("encode and mine"),
     ):
-        mined = mine_texts(progressing, questions.texts, rule, top_k, index, tokens, mining, reranker)
-    _warn_truncated(mined.truncated, top_k, rule.cosine)
-    frame = mined.head(limit).to_frame(questions.ids, questions.texts)
-    with stage("write"):
-        write_table(frame, output, fmt, title=f"Duplicate pairs ({mined.describe()})")
-    info(f"{len(mined)} pairs with {mined.describe()} among {len(questions)} questions", quiet)
+        mined = mine_texts(progressing, questions.texts, rule, asked.top_k, asked.index, tokens, mining, reranker)
+    asked.write(mined, questions.ids, questions.texts, "Duplicate pairs")
+    info(f"{len(mined)} pairs with {mined.describe()} among {len(questions)} questions", asked.quiet)
 
 
-def _mine_on_ray(
-    file: str,
-    reader: QuestionReader,
-    embedding: EmbedderOptions,
-    engine: EngineOptions,
-    threshold: float | None,
-    top_k: int,
-    limit: int | None,
-    output: str | None,
-    fmt: str,
-    index: str,
-    against: str | None,
-    quiet: bool,
-) -> None:
+def _mine_on_ray(asked: MineRequest, engine: EngineOptions, against: str | None) -> None:
     """`mine --engine ray`: read, encode and mine on a Ray cluster; written like `mine`'s."""
-    from dupfind.errors import DupfindError
-    from dupfind.io.write import write_table
     from dupfind.ray.mine import mine_texts_ray
     from dupfind.ray.read import read_questions_ray
 
+    if asked.reranking.enabled:
+        raise DupfindError("re-ranking is local only; drop --engine ray")
     if against is not None:
         raise DupfindError("--against is local only; drop --engine ray")
-    if index == "exact":
+    if asked.index == "exact":
         raise DupfindError("--engine ray mines with the inverted-file index (--index ann); --index exact is local only")
-    work_dir = engine.work_folder(output)
-    counting = engine.check(file, embedding)
-    ref = embedding.resolve()
-    threshold = embedding.thresholds_for(ref).mining if threshold is None else threshold
-    with engine.session(quiet):
+    work_dir = engine.work_folder(asked.output)
+    counting = engine.check(asked.file, asked.embedding)
+    rule = asked.rule(asked.embedding.resolve())
+    with engine.session(asked.quiet):
         with stage("read"):
-            questions = read_questions_ray(file, reader)
-        report_input(questions, quiet)
+            questions = read_questions_ray(asked.file, asked.reader)
+        report_input(questions, asked.quiet)
         embedder = counting.load()
-        with stage("count tokens"):
-            tokens = embedder.count_tokens(questions.texts)
-        _warn_long(embedder.count_truncated(tokens), embedder.max_seq_length)
-        spec = engine.encoder_spec(embedding, embedder)
+        tokens = _count_tokens(embedder, questions.texts)
+        spec = engine.encoder_spec(asked.embedding, embedder)
         with (
-            progress_bar("Encoding on Ray", quiet) as encoding,
-            progress_bar("Mining on Ray (cells)", quiet) as mining,
+            progress_bar("Encoding on Ray", asked.quiet) as encoding,
+            progress_bar("Mining on Ray (cells)", asked.quiet) as mining,
             stage("encode and mine on Ray"),
         ):
             found = mine_texts_ray(
                 questions.texts,
                 spec,
                 work_dir,
-                threshold,
-                top_k,
+                rule.cosine,
+                asked.top_k,
                 engine.workers(),
                 progress=encoding,
                 tokens=tokens,
                 mining_progress=mining,
             )
-    mined = found.pairs
-    _warn_truncated(mined.truncated, top_k, threshold)
-    frame = mined.head(limit).to_frame(questions.ids, questions.texts)
-    with stage("write"):
-        write_table(frame, output, fmt, title=f"Duplicate pairs (cosine ≥ {threshold:.3f})")
+    mined = replace(found.pairs, rule=rule)
+    asked.write(mined, questions.ids, questions.texts, "Duplicate pairs")
     info(
-        f"{len(mined)} pairs with cosine ≥ {threshold:.3f} among {len(questions)} questions "
+        f"{len(mined)} pairs with {mined.describe()} among {len(questions)} questions "
         f"({found.encoded} of {found.distinct} distinct questions encoded now, the rest read from {work_dir})",
-        quiet,
+        asked.quiet,
     )
 
 
-def _warn_long(truncated: int, max_seq_length: int) -> None:
+def _count_tokens(embedder: Embedder, texts: Sequence[str]) -> TokenCounts:
+    """The texts' token counts, with a warning for those longer than the model reads."""
+    with stage("count tokens"):
+        tokens = embedder.count_tokens(texts)
+    truncated = embedder.count_truncated(tokens)
     if truncated:
-        warn(f"{truncated} questions are longer than the model's {max_seq_length} tokens; only their start is used")
+        warn(
+            f"{truncated} questions are longer than the model's {embedder.max_seq_length} tokens; "
+            "only their start is used"
+        )
+    return tokens
 
 
-def _mine_against(
-    file: str,
-    against: str,
-    also_within: bool,
-    reader: QuestionReader,
-    embedding: EmbedderOptions,
-    reranking: RerankOptions,
-    threshold: float | None,
-    top_k: int,
-    limit: int | None,
-    output: str | None,
-    fmt: str,
-    index: str,
-    quiet: bool,
-) -> None:
+def _mine_against(asked: MineRequest, against: str, also_within: bool) -> None:
     """`mine FILE --against CORPUS`: pairs of a FILE question (`id_a`) with a CORPUS question (`id_b`),
     and pairs within FILE too with `--also-within`; written like `mine`'s."""
-    from dupfind.io.write import write_table
     from dupfind.pairs.corpus import mine_against_corpus
 
-    stored, rule = corpus_rule(against, embedding, reranking, "mining", threshold)
-    corpus, embedder = load_corpus(against, stored, reader, embedding, quiet)
-    questions = read_questions(reader, file, quiet)
+    stored, rule = corpus_rule(against, asked.embedding, asked.reranking, "mining", asked.threshold)
+    corpus, embedder = load_corpus(against, stored, asked.reader, asked.embedding, asked.quiet)
+    questions = read_questions(asked.reader, asked.file, asked.quiet)
     with (
-        embedding_progress(embedder, f"Encoding {file}", quiet) as progressing,
-        rerank_progress(reranking.load(embedding), quiet) as reranker,
+        embedding_progress(embedder, f"Encoding {asked.file}", asked.quiet) as progressing,
+        rerank_progress(asked.reranking.load(asked.embedding), asked.quiet) as reranker,
     ):
         found = mine_against_corpus(
-            progressing, questions.ids, questions.texts, corpus, rule, top_k, also_within, index, reranker
+            progressing, questions.ids, questions.texts, corpus, rule, asked.top_k, also_within, asked.index, reranker
         )
     pairs = found.pairs
-    _warn_truncated(pairs.truncated, top_k, rule.cosine)
-    ids, texts = [*questions.ids, *corpus.ids], [*questions.texts, *corpus.texts]
-    frame = pairs.head(limit).to_frame(ids, texts)
-    write_table(frame, output, fmt, title=f"Duplicate pairs with {against} ({pairs.describe()})")
+    asked.write(
+        pairs, [*questions.ids, *corpus.ids], [*questions.texts, *corpus.texts], f"Duplicate pairs with {against}"
+    )
     if not rule.reranks:
-        within = f", {found.within} within {file}" if also_within else ""
+        within = f", {found.within} within {asked.file}" if also_within else ""
         summary = f"{found.with_corpus} pairs with {pairs.describe()} with {len(corpus)} questions of {against}{within}"
     else:
         summary = f"{len(pairs)} pairs with {pairs.describe()}, with {len(corpus)} questions of {against}"
-        summary += f" and within {file}" if also_within else ""
-    info(summary, quiet)
-
-
-def _warn_truncated(truncated: int, top_k: int, threshold: float) -> None:
-    if truncated:
-        warn(
-            f"{truncated} questions had more than {top_k} neighbours above {threshold:.3f}; "
-            f"only their best {top_k} were kept (raise --top-k)"
-        )
+        summary += f" and within {asked.file}" if also_within else ""
+    info(summary, asked.quiet)
