@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dupfind.errors import DupfindError
+from dupfind.quality.evaluation.curve import f1_score
 
 LABEL_COLUMNS = ("question1", "question2", "is_duplicate", "score")
 DEFAULT_BOOTSTRAP = 200
@@ -190,8 +191,7 @@ class _Curves:
         ends = np.flatnonzero(np.r_[ranked[1:] != ranked[:-1], True])
         kept = np.cumsum(self.pairs, axis=1)[:, ends]
         found = np.cumsum(self.positives, axis=1)[:, ends]
-        with np.errstate(invalid="ignore"):  # a resample without duplicates has no F1
-            f1 = np.nan_to_num(2 * found / (kept + self.total[:, None]))
+        f1 = f1_score(found, kept, self.total[:, None])  # 0 for a resample without duplicates
         group = np.argmax(f1, axis=1)
         end = ends[group]
         below = ranked[np.minimum(end + 1, len(ranked) - 1)]
@@ -203,8 +203,7 @@ class _Curves:
         """Per row, the expected F1 of `score ≥ threshold`."""
         above = self.ranked >= threshold
         kept = self.pairs[:, above].sum(axis=1)
-        with np.errstate(invalid="ignore"):
-            f1: Floats = np.nan_to_num(2 * self.positives[:, above].sum(axis=1) / (kept + self.total))
+        f1: Floats = f1_score(self.positives[:, above].sum(axis=1), kept, self.total)
         return f1
 
 

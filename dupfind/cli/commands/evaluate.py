@@ -27,6 +27,7 @@ from dupfind.cli.options import (
 )
 from dupfind.cli.output import embedding_progress, info, rerank_progress, stage, warn
 from dupfind.errors import DupfindError
+from dupfind.quality.evaluation.curve import f1_score
 from dupfind.quality.evaluation.labeled import CLUSTER_COLUMN, PAIR_COLUMNS, GoldClusters, LabeledPairs
 from dupfind.quality.evaluation.mining import MINING_TOP_K
 
@@ -444,7 +445,7 @@ def _reranked_table(data: Report) -> Table:
     found = data["candidate_recall"] * gold
     precision = found / candidates if candidates else 0.0
     recall = data["candidate_recall"]
-    f1 = 2 * precision * recall / (precision + recall) if found else 0.0
+    f1 = f1_score(found, candidates, gold)
     table.add_row(
         "bi-encoder candidates",
         f"{data['candidate_threshold']:.4f}",

@@ -59,9 +59,9 @@ def train(
 
     Example: dupfind train --pairs train-pairs.csv -o my-model && dupfind mine questions.csv --model my-model
     """
+    from dupfind.quality.training.fitting import prepare_output
     from dupfind.quality.training.recipes import get_recipe
     from dupfind.quality.training.splits import read_pairs
-    from dupfind.quality.training.trainer import prepare_output
     from dupfind.quality.training.trainer import train as run_training
 
     chosen = get_recipe(recipe, epochs, pairs_per_batch, seed)
@@ -120,10 +120,10 @@ def train_reranker(
 
     from dupfind.io.read import read_table
     from dupfind.quality.evaluation.labeled import clusters_from_frame
+    from dupfind.quality.training.fitting import prepare_output
     from dupfind.quality.training.reranker import RerankerRecipe
     from dupfind.quality.training.reranker import train_reranker as run_training
     from dupfind.quality.training.splits import read_pairs
-    from dupfind.quality.training.trainer import prepare_output
     from dupfind.vectors.model import fingerprint
 
     check_range("--holdout", holdout, 0.0, 1.0)
