@@ -6,7 +6,7 @@
   and answering y when both questions are in the same gold cluster. Its candidates (cosine ≥ 0.5, top-10 per
   question) are recomputed here the same way, to score each threshold on every candidate's gold label.
 - pairs: ../shared/data/quora/dev-pairs.csv. The candidates are the labeled pairs themselves with their
-  scores; the oracle answers `is_duplicate` through the library's labeling `Session` (as the command runs it) (no mining to do).
+  scores; the oracle answers `is_duplicate` through the labeling `Session` (no mining to do).
 
 The random baseline labels a uniform sample and estimates the threshold the same way (`labeling.estimate`
 with the rest of the candidates as the unlabeled population); "empirical" is the best-F1 threshold of the
@@ -121,7 +121,7 @@ def _embedder() -> Embedder:
 
 
 class Oracle:
-    """Answers from the gold labels, through the library's labeling `Session`; remembers the estimate after each answer."""
+    """Answers from the gold labels, through the labeling `Session`; remembers the estimate after each answer."""
 
     def __init__(self, gold: dict[tuple[str, str], bool]) -> None:
         self.gold = gold
