@@ -11,34 +11,41 @@ import typer
 
 from dupfind.cli.app import command
 from dupfind.cli.input_options import table_options
-from dupfind.cli.labeled import PAIR_COLUMN_ALIASES, CandidatesTopKOption, gold_clusters, labeled_pairs
+from dupfind.cli.labeled import (
+    PAIR_COLUMN_ALIASES,
+    CandidatesTopKOption,
+    cluster_column_options,
+    gold_clusters,
+    labeled_pairs,
+    pair_column_options,
+)
 from dupfind.cli.model_options import EmbedderOptions, embedder_options
 from dupfind.cli.options import (
-    ClusterColOption,
-    LabelColOption,
-    Question1ColOption,
-    Question2ColOption,
     QuietOption,
-    TextColOption,
     check_range,
 )
 from dupfind.cli.output import embedding_progress, info, stage, warn
 from dupfind.cli.reports import ReportFormatOption, calibration_table, emit, report_format
 from dupfind.errors import DupfindError
-from dupfind.quality.evaluation.labeled import CLUSTER_COLUMN, PAIR_COLUMNS, GoldClusters, LabeledPairs
+from dupfind.quality.evaluation.labeled import GoldClusters, LabeledPairs
 from dupfind.quality.evaluation.mining import MINING_TOP_K
 
 if TYPE_CHECKING:
     from dupfind.cli.input_options import TableReader
+    from dupfind.cli.labeled import ClusterColumns, PairColumns
     from dupfind.quality.calibration import Calibration
 
 
 @command("calibrate", aliases={**PAIR_COLUMN_ALIASES, "--print-only": "--dry-run"})
 @embedder_options
 @table_options
+@pair_column_options
+@cluster_column_options
 def calibrate(
     embedding: EmbedderOptions,
     table: TableReader,
+    pair_columns: PairColumns,
+    cluster_columns: ClusterColumns,
     file: Annotated[
         str | None, typer.Argument(help="Labeled pairs or clustered questions (told apart by their columns).")
     ] = None,
@@ -49,11 +56,6 @@ def calibrate(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the thresholds without storing them.")] = False,
     top_k: CandidatesTopKOption = MINING_TOP_K,
-    question1_col: Question1ColOption = PAIR_COLUMNS[0],
-    question2_col: Question2ColOption = PAIR_COLUMNS[1],
-    label_col: LabelColOption = PAIR_COLUMNS[2],
-    text_col: TextColOption = None,
-    cluster_col: ClusterColOption = CLUSTER_COLUMN,
     output_format: ReportFormatOption = None,
     quiet: QuietOption = False,
 ) -> None:
@@ -75,12 +77,12 @@ def calibrate(
     elif ref.path is not None and not ref.is_builtin and not dry_run:
         check_writable(ref.path)
     sources = _calibration_sources(file, kind, pairs_file, questions_file)
-    pair_columns = (question1_col, question2_col, label_col)
     inputs: list[tuple[str, LabeledPairs | GoldClusters]] = []
     with stage("read"):
         frames = [(source, *table.read(source), wanted) for source, wanted in sources]
     kinds = [
-        wanted or detect_kind(source, frame.columns, pair_columns, cluster_col) for source, frame, _, wanted in frames
+        wanted or detect_kind(source, frame.columns, pair_columns, cluster_columns.cluster)
+        for source, frame, _, wanted in frames
     ]
     if len(set(kinds)) < len(kinds):
         raise DupfindError("give one file of pairs and one of clustered questions at most")
@@ -88,7 +90,7 @@ def calibrate(
         if kind == "pairs":
             inputs.append((source, labeled_pairs(source, frame, bad_lines, pair_columns, quiet)))
         else:
-            inputs.append((source, gold_clusters(source, frame, bad_lines, text_col, cluster_col, quiet)))
+            inputs.append((source, gold_clusters(source, frame, bad_lines, cluster_columns, quiet)))
     with embedding_progress(embedding.load(), "Encoding", quiet) as embedder, stage("calibrate"):
         calibrations = calibrate_all(embedder, inputs, top_k)
     for calibration in calibrations:

@@ -13,17 +13,14 @@ from dupfind.cli.labeled import (
     PAIR_COLUMN_ALIASES,
     CandidatesTopKOption,
     LabeledFileArgument,
+    cluster_column_options,
+    pair_column_options,
     read_gold_clusters,
     read_labeled_pairs,
 )
 from dupfind.cli.model_options import EmbedderOptions, RerankOptions, embedder_options, rerank_options
 from dupfind.cli.options import (
-    ClusterColOption,
-    LabelColOption,
-    Question1ColOption,
-    Question2ColOption,
     QuietOption,
-    TextColOption,
     ThresholdOption,
     check_range,
 )
@@ -39,11 +36,11 @@ from dupfind.cli.reports import (
     retrieval_table,
 )
 from dupfind.errors import DupfindError
-from dupfind.quality.evaluation.labeled import CLUSTER_COLUMN, PAIR_COLUMNS
 from dupfind.quality.evaluation.mining import MINING_TOP_K
 
 if TYPE_CHECKING:
     from dupfind.cli.input_options import TableReader
+    from dupfind.cli.labeled import ClusterColumns, PairColumns
     from dupfind.vectors.encoding import Embeddings
 
 eval_app = command_group("eval", "Measure the model's quality on labeled pairs or gold clusters of questions.")
@@ -53,16 +50,15 @@ eval_app = command_group("eval", "Measure the model's quality on labeled pairs o
 @embedder_options
 @rerank_options
 @table_options
+@pair_column_options
 def eval_pairs(
     file: LabeledFileArgument,
     embedding: EmbedderOptions,
     reranking: RerankOptions,
     table: TableReader,
+    pair_columns: PairColumns,
     threshold: ThresholdOption = None,
     plot: Annotated[str | None, typer.Option("--plot", help="Write a PNG of the score distributions.")] = None,
-    question1_col: Question1ColOption = PAIR_COLUMNS[0],
-    question2_col: Question2ColOption = PAIR_COLUMNS[1],
-    label_col: LabelColOption = PAIR_COLUMNS[2],
     output: ReportOutputOption = None,
     output_format: ReportFormatOption = None,
     quiet: QuietOption = False,
@@ -84,7 +80,7 @@ def eval_pairs(
             raise DupfindError("--plot shows cosine scores; it does not go with --rerank")
     ref = embedding.resolve()
     candidate, decide = reranking.thresholds(ref, embedding.thresholds_for(ref), "pair", threshold)
-    pairs = read_labeled_pairs(table, file, (question1_col, question2_col, label_col), quiet)
+    pairs = read_labeled_pairs(table, file, pair_columns, quiet)
     threshold = embedding.thresholds_for(ref).pair if threshold is None else threshold
     with stage("encode"), embedding_progress(embedding.load(), "Encoding", quiet) as embedder:
         scores = pair_scores(embedder, pairs)
@@ -111,12 +107,12 @@ def eval_pairs(
 @command("retrieval", eval_app)
 @embedder_options
 @table_options
+@cluster_column_options
 def eval_retrieval(
     file: LabeledFileArgument,
     embedding: EmbedderOptions,
     table: TableReader,
-    text_col: TextColOption = None,
-    cluster_col: ClusterColOption = CLUSTER_COLUMN,
+    cluster_columns: ClusterColumns,
     output: ReportOutputOption = None,
     output_format: ReportFormatOption = None,
     quiet: QuietOption = False,
@@ -129,7 +125,7 @@ def eval_retrieval(
 
     fmt = report_format(output, output_format)
     ref = embedding.resolve()
-    clustered = read_gold_clusters(table, file, text_col, cluster_col, quiet)
+    clustered = read_gold_clusters(table, file, cluster_columns, quiet)
     embeddings = _embed(embedding, clustered.texts, quiet)
     with stage("evaluate"):
         report = evaluate_retrieval(embeddings, clustered.clusters)
@@ -141,15 +137,15 @@ def eval_retrieval(
 @embedder_options
 @rerank_options
 @table_options
+@cluster_column_options
 def eval_mining(
     file: LabeledFileArgument,
     embedding: EmbedderOptions,
     reranking: RerankOptions,
     table: TableReader,
+    cluster_columns: ClusterColumns,
     threshold: ThresholdOption = None,
     top_k: CandidatesTopKOption = MINING_TOP_K,
-    text_col: TextColOption = None,
-    cluster_col: ClusterColOption = CLUSTER_COLUMN,
     output: ReportOutputOption = None,
     output_format: ReportFormatOption = None,
     quiet: QuietOption = False,
@@ -168,7 +164,7 @@ def eval_mining(
     check_range("--top-k", top_k, 1)
     ref = embedding.resolve()
     candidate, decide = reranking.thresholds(ref, embedding.thresholds_for(ref), "mining", threshold)
-    clustered = read_gold_clusters(table, file, text_col, cluster_col, quiet)
+    clustered = read_gold_clusters(table, file, cluster_columns, quiet)
     threshold = embedding.thresholds_for(ref).mining if threshold is None else threshold
     embeddings = _embed(embedding, clustered.texts, quiet)
     if reranking.rerank:

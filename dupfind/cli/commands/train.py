@@ -9,23 +9,18 @@ import typer
 
 from dupfind.cli.app import command
 from dupfind.cli.input_options import table_options
-from dupfind.cli.labeled import read_gold_clusters, read_labeled_pairs
+from dupfind.cli.labeled import cluster_column_options, pair_column_options, read_gold_clusters, read_labeled_pairs
 from dupfind.cli.model_options import EmbedderOptions, embedder_options
 from dupfind.cli.options import (
-    ClusterColOption,
-    LabelColOption,
     ModelOption,
-    Question1ColOption,
-    Question2ColOption,
     QuietOption,
-    TextColOption,
     check_range,
 )
 from dupfind.cli.output import embedding_progress, info
-from dupfind.quality.evaluation.labeled import CLUSTER_COLUMN, PAIR_COLUMNS
 
 if TYPE_CHECKING:
     from dupfind.cli.input_options import TableReader
+    from dupfind.cli.labeled import ClusterColumns, PairColumns
 
 PairsFileOption = Annotated[
     str, typer.Option("--pairs", help="Labeled pairs: question1, question2, is_duplicate (0/1).")
@@ -41,9 +36,11 @@ ForceOption = Annotated[bool, typer.Option("--force", help="Replace a non-empty 
 
 @command("train", aliases={"--batch-size": "--pairs-per-batch"})
 @table_options
+@pair_column_options
 def train(
     pairs: PairsFileOption,
     table: TableReader,
+    pair_columns: PairColumns,
     output: Annotated[str, typer.Option("--output", "-o", help="Directory to write the trained model to.")],
     recipe: Annotated[str, typer.Option("--recipe", help="seed (the seed model's card) or best.")] = "best",
     model: ModelOption = None,
@@ -53,9 +50,6 @@ def train(
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed [default: the recipe's, 42].")] = None,
     holdout: HoldoutOption = 0.1,
-    question1_col: Question1ColOption = PAIR_COLUMNS[0],
-    question2_col: Question2ColOption = PAIR_COLUMNS[1],
-    label_col: LabelColOption = PAIR_COLUMNS[2],
     fp16: Fp16Option = False,
     force: ForceOption = False,
     quiet: QuietOption = False,
@@ -72,7 +66,7 @@ def train(
     chosen = get_recipe(recipe, epochs, pairs_per_batch, seed)
     target = Path(output).expanduser()
     prepare_output(target, force)
-    frame = training_pairs(read_labeled_pairs(table, pairs, (question1_col, question2_col, label_col), quiet))
+    frame = training_pairs(read_labeled_pairs(table, pairs, pair_columns, quiet))
     result = run_training(
         frame,
         target,
@@ -94,22 +88,21 @@ def train(
 @command("train-reranker")
 @embedder_options
 @table_options
+@pair_column_options
+@cluster_column_options
 def train_reranker(
     pairs: PairsFileOption,
     output: Annotated[str, typer.Option("--output", "-o", help="Directory to write the trained re-ranker to.")],
     embedding: EmbedderOptions,
     table: TableReader,
+    pair_columns: PairColumns,
+    cluster_columns: ClusterColumns,
     questions: Annotated[
         str | None,
         typer.Option("--questions", help="Questions with gold clusters: adds positives by cluster and hard negatives."),
     ] = None,
-    text_col: TextColOption = None,
-    cluster_col: ClusterColOption = CLUSTER_COLUMN,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 42,
     holdout: HoldoutOption = 0.1,
-    question1_col: Question1ColOption = PAIR_COLUMNS[0],
-    question2_col: Question2ColOption = PAIR_COLUMNS[1],
-    label_col: LabelColOption = PAIR_COLUMNS[2],
     fp16: Fp16Option = False,
     force: ForceOption = False,
     quiet: QuietOption = False,
@@ -133,10 +126,10 @@ def train_reranker(
     target = Path(output).expanduser()
     prepare_output(target, force)
     ref = embedding.resolve()
-    frame = training_pairs(read_labeled_pairs(table, pairs, (question1_col, question2_col, label_col), quiet))
+    frame = training_pairs(read_labeled_pairs(table, pairs, pair_columns, quiet))
     clustered = None
     if questions is not None:
-        gold = read_gold_clusters(table, questions, text_col, cluster_col, quiet)
+        gold = read_gold_clusters(table, questions, cluster_columns, quiet)
         clustered = pd.DataFrame({"question": gold.texts, "cluster": gold.clusters})
     embedder = embedding.load()
     with embedding_progress(embedder, "Encoding", quiet) as progressing:
