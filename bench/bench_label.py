@@ -6,7 +6,7 @@
   and answering y when both questions are in the same gold cluster. Its candidates (cosine ≥ 0.5, top-10 per
   question) are recomputed here the same way, to score each threshold on every candidate's gold label.
 - pairs: ../shared/data/quora/dev-pairs.csv. The candidates are the labeled pairs themselves with their
-  scores; the oracle answers `is_duplicate` through the command's own `Session` (no mining to do).
+  scores; the oracle answers `is_duplicate` through the labeling `Session` (no mining to do).
 
 The random baseline labels a uniform sample and estimates the threshold the same way (`labeling.estimate`
 with the rest of the candidates as the unlabeled population); "empirical" is the best-F1 threshold of the
@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -33,12 +33,25 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dupfind.cli.commands.label import DEFAULT_FLOOR, Prompt, Session, candidate_pairs, distinct_pairs  # noqa: E402
-from dupfind.cli.model_options import EmbedderOptions  # noqa: E402
 from dupfind.io.questions import QuestionReader  # noqa: E402
 from dupfind.pairs.mining import MinedPairs  # noqa: E402
 from dupfind.quality.evaluation.pairs import best_f1, classify  # noqa: E402
-from dupfind.quality.labeling import DEFAULT_WIDTH, Estimate, LabelRows, LabelsWriter, estimate, is_settled  # noqa: E402
+from dupfind.quality.labeling import (  # noqa: E402
+    DEFAULT_FLOOR,
+    DEFAULT_WIDTH,
+    Estimate,
+    LabelRows,
+    LabelsWriter,
+    Prompt,
+    Session,
+    candidate_pairs,
+    distinct_pairs,
+    estimate,
+    is_settled,
+)
+
+if TYPE_CHECKING:
+    from dupfind.vectors.embedder import Embedder
 
 DATA = ROOT.parent / "shared" / "data" / "quora"
 RESULTS = ROOT / "bench" / "results" / "label.json"
@@ -50,8 +63,9 @@ Run = dict[int, dict[str, Any]]  # number of answers → the estimate reported t
 def questions_candidates() -> tuple[np.ndarray, np.ndarray, list[tuple[Any, Any]], dict[Any, str]]:
     """The candidates `label` asks about in dev-questions.csv: scores, gold labels, id pairs, cluster of each id."""
     source = str(DATA / "dev-questions.csv")
-    embedding = EmbedderOptions(model=None, backend=None, batch_size=64, cache=True)
-    texts, ids, mined = candidate_pairs(source, QuestionReader(id_col="id"), embedding, DEFAULT_FLOOR, 10, True)
+    questions = QuestionReader(id_col="id").load(source)
+    texts, ids = questions.texts, questions.ids
+    mined = candidate_pairs(_embedder(), texts, DEFAULT_FLOOR, 10)
     chosen = distinct_pairs(texts, mined)
     frame = pd.read_csv(source)
     cluster = dict(zip(frame["id"], frame["cluster"], strict=True))
@@ -86,22 +100,28 @@ def run_coprocess(seed: int, cluster: dict[Any, str], answers: int, workdir: Pat
 
 def pairs_candidates() -> tuple[list[str], MinedPairs, np.ndarray]:
     """dev-pairs.csv as candidates: texts, the pairs (question1 row i with question2 row n+i), gold labels."""
-    from dupfind.vectors.backends import load_encoder
-    from dupfind.vectors.cache import EmbeddingCache
-    from dupfind.vectors.embedder import Embedder
     from dupfind.vectors.encoding import cosines
 
     frame = pd.read_csv(DATA / "dev-pairs.csv").dropna()
     texts = frame["question1"].astype(str).tolist() + frame["question2"].astype(str).tolist()
-    embeddings = Embedder(load_encoder(), EmbeddingCache()).embed(texts)
+    embeddings = _embedder().embed(texts)
     n = len(frame)
     scores = cosines(embeddings[:n], embeddings[n:])
     mined = MinedPairs(np.arange(n), np.arange(n, 2 * n), scores)
     return texts, mined, frame["is_duplicate"].to_numpy().astype(bool)
 
 
+def _embedder() -> Embedder:
+    """The built-in model, through the embedding cache (as `dupfind label` encodes)."""
+    from dupfind.vectors.backends import load_encoder
+    from dupfind.vectors.cache import EmbeddingCache
+    from dupfind.vectors.embedder import Embedder
+
+    return Embedder(load_encoder(), EmbeddingCache())
+
+
 class Oracle:
-    """Answers from the gold labels, through the command's `Session`; remembers the estimate after each answer."""
+    """Answers from the gold labels, through the labeling `Session`; remembers the estimate after each answer."""
 
     def __init__(self, gold: dict[tuple[str, str], bool]) -> None:
         self.gold = gold
@@ -117,7 +137,7 @@ class Oracle:
 
 
 def run_session(seed: int, texts: list[str], mined: MinedPairs, gold: np.ndarray, answers: int, workdir: Path) -> Run:
-    """The estimates the command's `Session` reports after each number of answers, answered from `gold`."""
+    """The estimates the labeling `Session` reports after each number of answers, answered from `gold`."""
     labels = workdir / f"pairs-{seed}.csv"
     labels.unlink(missing_ok=True)
     writer = LabelsWriter(labels)

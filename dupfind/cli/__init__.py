@@ -7,6 +7,7 @@ import sys
 from dupfind.cli.app import app, guard_standard_streams
 from dupfind.cli.commands import (  # noqa: F401  (importing a command module registers its commands)
     cache,
+    calibrate,
     clusters,
     compare,
     dedupe,

@@ -102,6 +102,12 @@ LabelColOption = Annotated[str, typer.Option("--label-col", help="Label column (
 ClusterColOption = Annotated[str, typer.Option("--cluster-col", help="Gold cluster column.")]
 
 
+IdColOption = Annotated[str | None, typer.Option("--id-col", help="Id column [default: 1-based row number].")]
+
+
+SkipBadLinesOption = Annotated[bool, typer.Option("--skip-bad-lines", help="Skip malformed JSONL lines.")]
+
+
 FormatInOption = Annotated[
     str | None, typer.Option("--format-in", help="Input format: csv, tsv, jsonl, json, parquet, txt.")
 ]

@@ -94,15 +94,20 @@ def progress_bar(description: str, quiet: bool) -> Iterator[Progress]:
                 display.remove_task(task)
 
 
+def report_skipped(source: str, bad_lines: int, blank: str | None = None) -> None:
+    """Warn on stderr about the rows skipped reading `source`: `blank` says how many were blank (None: none), and
+    `bad_lines` malformed lines."""
+    skipped = [] if blank is None else [blank]
+    if bad_lines:
+        skipped.append(f"{bad_lines} malformed lines")
+    if skipped:
+        warn(f"{source}: skipped {' and '.join(skipped)}")
+
+
 def report_input(questions: Questions, quiet: bool) -> None:
     """Say on stderr what was read and what was skipped."""
-    skipped = []
-    if questions.skipped_blank:
-        skipped.append(f"{questions.skipped_blank} blank")
-    if questions.skipped_bad_lines:
-        skipped.append(f"{questions.skipped_bad_lines} malformed lines")
-    if skipped:
-        warn(f"{questions.source}: skipped {' and '.join(skipped)}")
+    blank = f"{questions.skipped_blank} blank" if questions.skipped_blank else None
+    report_skipped(questions.source, questions.skipped_bad_lines, blank)
     info(f"Read {len(questions)} questions from {questions.source} (column '{questions.text_col}')", quiet)
 
 

@@ -7,8 +7,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Annotated, Any, Protocol
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,184 +18,33 @@ from dupfind.cli.options import QuietOption, check_range
 from dupfind.cli.output import embedding_progress, info, warn
 from dupfind.errors import DupfindError
 from dupfind.pairs.mining import DEFAULT_TOP_K
-from dupfind.quality.labeling import DEFAULT_WIDTH, Estimate, LabelRows, LabelsWriter, Sampler, is_settled, read_labels
+from dupfind.quality.labeling import (
+    ANSWERS,
+    DEFAULT_FLOOR,
+    DEFAULT_WIDTH,
+    LabelsWriter,
+    Prompt,
+    Session,
+    candidate_pairs,
+    describe,
+    read_labels,
+)
 
 if TYPE_CHECKING:
-    from dupfind.io.questions import QuestionReader
+    from dupfind.io.questions import QuestionReader, Questions
     from dupfind.pairs.mining import MinedPairs
 
-DEFAULT_FLOOR = 0.5
-ANSWERS = ("y", "n", "s", "u", "q")
 HINT = "press y (duplicate), n (not), s (skip), u (undo) or q (quit)"
 
 
-def candidate_pairs(
+def _candidates(
     file: str, reader: QuestionReader, embedding: EmbedderOptions, floor: float, top_k: int, quiet: bool
-) -> tuple[list[str], list[Any], MinedPairs]:
-    """The questions of `file`, their ids, and their pairs with cosine ≥ `floor` (each question's best `top_k`),
-    embedded through the embedding cache."""
-    from dupfind.pairs.mining import mine_texts
-
+) -> tuple[Questions, MinedPairs]:
+    """The questions of `file` and their candidate pairs, embedded through the embedding cache."""
     embedding.resolve()
     questions = read_questions(reader, file, quiet)
-    embedder = embedding.load()
-    with embedding_progress(embedder, f"Encoding {file}", quiet) as progressing:
-        mined = mine_texts(progressing, questions.texts, floor, top_k)
-    return questions.texts, questions.ids, mined
-
-
-@dataclass(frozen=True)
-class Prompt:
-    """A pair to answer about, with the estimate so far."""
-
-    number: int
-    score: float
-    id_a: Any
-    question_a: str
-    id_b: Any
-    question_b: str
-    estimate: Estimate
-    more: int
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "type": "pair",
-            "number": self.number,
-            "score": round(self.score, 6),
-            "id_a": _plain(self.id_a),
-            "question_a": self.question_a,
-            "id_b": _plain(self.id_b),
-            "question_b": self.question_b,
-            "estimate": {**self.estimate.as_dict(), "more": self.more},
-        }
-
-
-class Labeler(Protocol):
-    """Who answers: `ask` returns y, n, s, u or q, or None at the end of input; `hint` tells them something."""
-
-    def ask(self, prompt: Prompt) -> str | None: ...
-
-    def hint(self, message: str) -> None: ...
-
-
-class Session:
-    """Candidate pairs, the answers so far (in the sampler and the labels file), and the labeling loop."""
-
-    def __init__(
-        self,
-        texts: list[str],
-        ids: list[Any],
-        mined: MinedPairs,
-        existing: LabelRows,
-        writer: LabelsWriter,
-        seed: int,
-        width: float,
-        max_answers: int | None,
-    ) -> None:
-        self.texts, self.ids, self.writer = texts, ids, writer
-        self.width, self.max_answers = width, max_answers
-        chosen = distinct_pairs(texts, mined)
-        self.left, self.right = mined.left[chosen], mined.right[chosen]
-        self.sampler = Sampler(mined.scores[chosen], seed)
-        pairs = zip(self.left.tolist(), self.right.tolist(), strict=True)
-        index_of = {_key(texts[a], texts[b]): index for index, (a, b) in enumerate(pairs)}
-        self.resumed = len(existing)
-        for first, second, label, score in zip(
-            existing.first, existing.second, existing.labels, existing.scores, strict=True
-        ):
-            index = index_of.get(_key(first, second))
-            if index is None:
-                self.sampler.add_outside(score, label)
-                continue
-            if index in self.sampler.answers:  # a pair labeled twice (a hand-edited file): the later answer holds
-                self.sampler.remove(index)
-            self.sampler.add(index, label)
-
-    def run(self, labeler: Labeler) -> str:
-        """Ask until the range is narrow, --max answers, no pair is left, q, or the end of input; returns which."""
-        history: list[tuple[int, int | None]] = []  # this session's answers: (pair, file offset; None: skipped)
-        pending: int | None = None
-        while True:
-            estimate = self.sampler.estimate()
-            if self.max_answers is not None and estimate.n >= self.max_answers:
-                return "max"
-            if is_settled(estimate, self.width):
-                return "narrow"
-            index = pending if pending is not None else self.sampler.next()
-            if index is None:
-                return "no pair left"
-            pending = index
-            answer = labeler.ask(self.prompt(index, estimate))
-            if answer is None:
-                return "end of input"
-            if answer == "q":
-                return "quit"
-            if answer == "u":
-                if not history:
-                    labeler.hint("nothing to undo in this session")
-                    continue
-                pending, offset = history.pop()
-                if offset is None:
-                    self.sampler.unskip(pending)
-                else:
-                    self.writer.truncate(offset)
-                    self.sampler.remove(pending)
-                continue
-            if answer == "s":
-                self.sampler.skip(index)
-                history.append((index, None))
-            else:
-                a, b = int(self.left[index]), int(self.right[index])
-                score = float(self.sampler.scores[index])
-                history.append((index, self.writer.append(self.texts[a], self.texts[b], answer == "y", score)))
-                self.sampler.add(index, answer == "y")
-            pending = None
-
-    def prompt(self, index: int, estimate: Estimate) -> Prompt:
-        a, b = int(self.left[index]), int(self.right[index])
-        more = estimate.more_needed(self.width) if self.width > 0 else 0
-        score = float(self.sampler.scores[index])
-        return Prompt(estimate.n + 1, score, self.ids[a], self.texts[a], self.ids[b], self.texts[b], estimate, more)
-
-
-def distinct_pairs(texts: list[str], mined: MinedPairs) -> list[int]:
-    """The positions in `mined` of the pairs to ask about: each pair of texts once, none of identical texts."""
-    from dupfind.pairs.identical import normalize_text
-
-    seen: dict[tuple[str, str], int] = {}
-    for position, (a, b) in enumerate(zip(mined.left.tolist(), mined.right.tolist(), strict=True)):
-        if normalize_text(texts[a]) != normalize_text(texts[b]):
-            seen.setdefault(_key(texts[a], texts[b]), position)
-    return list(seen.values())
-
-
-def _key(first: str, second: str) -> tuple[str, str]:
-    return (first, second) if first <= second else (second, first)
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _plain(value: Any) -> Any:
-    """An id as JSON can hold it (numpy scalars as Python numbers)."""
-    return value.item() if hasattr(value, "item") else value
-
-
-def describe(estimate: Estimate, width: float, more: int) -> str:
-    """The estimate in one line."""
-    counts = f"{_count(estimate.n, 'answer')} ({_count(estimate.duplicates, 'duplicate')})"
-    if estimate.threshold != estimate.threshold:  # NaN: no estimate yet
-        return f"{counts}: no threshold yet (it needs a duplicate and a non-duplicate)"
-    line = (
-        f"{counts}: threshold {estimate.threshold:.3f} (90% range {estimate.low:.3f}–{estimate.high:.3f}), "
-        f"F1 {estimate.f1:.2f} ({estimate.f1_low:.2f}–{estimate.f1_high:.2f})"
-    )
-    if is_settled(estimate, width):
-        line += "; the range is narrow"
-    elif width > 0:
-        line += f"; about {more} more to narrow the range to {width:.3f}"
-    return line
+    with embedding_progress(embedding.load(), f"Encoding {file}", quiet) as embedder:
+        return questions, candidate_pairs(embedder, questions.texts, floor, top_k)
 
 
 class LineLabeler:
@@ -319,12 +167,13 @@ def label(
     """
     _check_options(file, output, floor, top_k, width, max_answers)
     existing = read_labels(output)
-    texts, ids, mined = candidate_pairs(file, reader, embedding, floor, top_k, quiet)
+    questions, mined = _candidates(file, reader, embedding, floor, top_k, quiet)
+    texts = questions.texts
     if len(mined) == 0:
         raise DupfindError(f"{file}: no pair of questions has cosine ≥ {floor:.3f}; lower --floor")
     writer = LabelsWriter(output)
     try:
-        session = Session(texts, ids, mined, existing, writer, seed, width, max_answers)
+        session = Session(texts, questions.ids, mined, existing, writer, seed, width, max_answers)
         pairs = len(session.left)
         info(f"{pairs} candidate pairs with cosine ≥ {floor:.3f} among {len(texts)} questions", quiet)
         if session.resumed:

@@ -3,25 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dupfind.cli.app import command
+from dupfind.cli.input_options import table_options
+from dupfind.cli.labeled import cluster_column_options, pair_column_options, read_gold_clusters, read_labeled_pairs
 from dupfind.cli.model_options import EmbedderOptions, embedder_options
 from dupfind.cli.options import (
-    ClusterColOption,
-    FormatInOption,
-    LabelColOption,
     ModelOption,
-    Question1ColOption,
-    Question2ColOption,
     QuietOption,
-    TextColOption,
     check_range,
 )
 from dupfind.cli.output import embedding_progress, info
-from dupfind.quality.evaluation.labeled import CLUSTER_COLUMN, PAIR_COLUMNS
+
+if TYPE_CHECKING:
+    from dupfind.cli.input_options import TableReader
+    from dupfind.cli.labeled import ClusterColumns, PairColumns
 
 PairsFileOption = Annotated[
     str, typer.Option("--pairs", help="Labeled pairs: question1, question2, is_duplicate (0/1).")
@@ -36,8 +35,12 @@ ForceOption = Annotated[bool, typer.Option("--force", help="Replace a non-empty 
 
 
 @command("train", aliases={"--batch-size": "--pairs-per-batch"})
+@table_options
+@pair_column_options
 def train(
     pairs: PairsFileOption,
+    table: TableReader,
+    pair_columns: PairColumns,
     output: Annotated[str, typer.Option("--output", "-o", help="Directory to write the trained model to.")],
     recipe: Annotated[str, typer.Option("--recipe", help="seed (the seed model's card) or best.")] = "best",
     model: ModelOption = None,
@@ -47,10 +50,6 @@ def train(
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed [default: the recipe's, 42].")] = None,
     holdout: HoldoutOption = 0.1,
-    question1_col: Question1ColOption = PAIR_COLUMNS[0],
-    question2_col: Question2ColOption = PAIR_COLUMNS[1],
-    label_col: LabelColOption = PAIR_COLUMNS[2],
-    format_in: FormatInOption = None,
     fp16: Fp16Option = False,
     force: ForceOption = False,
     quiet: QuietOption = False,
@@ -59,16 +58,15 @@ def train(
 
     Example: dupfind train --pairs train-pairs.csv -o my-model && dupfind mine questions.csv --model my-model
     """
+    from dupfind.quality.training.fitting import prepare_output
     from dupfind.quality.training.recipes import get_recipe
-    from dupfind.quality.training.splits import read_pairs
-    from dupfind.quality.training.trainer import prepare_output
+    from dupfind.quality.training.splits import training_pairs
     from dupfind.quality.training.trainer import train as run_training
 
     chosen = get_recipe(recipe, epochs, pairs_per_batch, seed)
     target = Path(output).expanduser()
     prepare_output(target, force)
-    frame = read_pairs(pairs, (question1_col, question2_col, label_col), format_in)
-    info(f"Read {len(frame)} pairs ({int(frame['label'].sum())} duplicates) from {pairs}", quiet)
+    frame = training_pairs(read_labeled_pairs(table, pairs, pair_columns, quiet))
     result = run_training(
         frame,
         target,
@@ -89,22 +87,22 @@ def train(
 
 @command("train-reranker")
 @embedder_options
+@table_options
+@pair_column_options
+@cluster_column_options
 def train_reranker(
     pairs: PairsFileOption,
     output: Annotated[str, typer.Option("--output", "-o", help="Directory to write the trained re-ranker to.")],
     embedding: EmbedderOptions,
+    table: TableReader,
+    pair_columns: PairColumns,
+    cluster_columns: ClusterColumns,
     questions: Annotated[
         str | None,
         typer.Option("--questions", help="Questions with gold clusters: adds positives by cluster and hard negatives."),
     ] = None,
-    text_col: TextColOption = None,
-    cluster_col: ClusterColOption = CLUSTER_COLUMN,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 42,
     holdout: HoldoutOption = 0.1,
-    question1_col: Question1ColOption = PAIR_COLUMNS[0],
-    question2_col: Question2ColOption = PAIR_COLUMNS[1],
-    label_col: LabelColOption = PAIR_COLUMNS[2],
-    format_in: FormatInOption = None,
     fp16: Fp16Option = False,
     force: ForceOption = False,
     quiet: QuietOption = False,
@@ -118,25 +116,21 @@ def train_reranker(
     """
     import pandas as pd
 
-    from dupfind.io.read import read_table
-    from dupfind.quality.evaluation.labeled import clusters_from_frame
+    from dupfind.quality.training.fitting import prepare_output
     from dupfind.quality.training.reranker import RerankerRecipe
     from dupfind.quality.training.reranker import train_reranker as run_training
-    from dupfind.quality.training.splits import read_pairs
-    from dupfind.quality.training.trainer import prepare_output
+    from dupfind.quality.training.splits import training_pairs
     from dupfind.vectors.model import fingerprint
 
     check_range("--holdout", holdout, 0.0, 1.0)
     target = Path(output).expanduser()
     prepare_output(target, force)
     ref = embedding.resolve()
-    frame = read_pairs(pairs, (question1_col, question2_col, label_col), format_in)
-    info(f"Read {len(frame)} pairs ({int(frame['label'].sum())} duplicates) from {pairs}", quiet)
+    frame = training_pairs(read_labeled_pairs(table, pairs, pair_columns, quiet))
     clustered = None
     if questions is not None:
-        gold = clusters_from_frame(questions, read_table(questions, format_in)[0], text_col, cluster_col)
+        gold = read_gold_clusters(table, questions, cluster_columns, quiet)
         clustered = pd.DataFrame({"question": gold.texts, "cluster": gold.clusters})
-        info(f"Read {len(clustered)} questions in {int(gold.clusters.max()) + 1} clusters from {questions}", quiet)
     embedder = embedding.load()
     with embedding_progress(embedder, "Encoding", quiet) as progressing:
         result = run_training(

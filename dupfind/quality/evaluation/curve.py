@@ -3,11 +3,28 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, overload
 
 import numpy as np
 from numpy.typing import NDArray
 
 Labels = NDArray[np.bool_]
+
+
+@overload
+def f1_score(found: float, kept: float, total: float) -> float: ...
+
+
+@overload
+def f1_score(found: NDArray[Any], kept: NDArray[Any] | float, total: NDArray[Any] | float) -> NDArray[np.float64]: ...
+
+
+def f1_score(found: Any, kept: Any, total: Any) -> Any:
+    """F1 of keeping `kept` items of which `found` are among `total` positives: 2·found / (kept + total), the
+    harmonic mean of precision and recall; 0 where nothing is found. Numbers or arrays (element by element)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.nan_to_num(np.true_divide(2 * np.asarray(found, dtype=np.float64), np.add(kept, total)))
+    return f1 if f1.ndim else float(f1)
 
 
 @dataclass(frozen=True)
@@ -40,8 +57,7 @@ class Curve:
     def best_f1(self) -> tuple[float, float, float, float]:
         """Threshold, F1, precision and recall where F1 is highest (the highest such threshold)."""
         precision, recall = self.precision_recall()
-        with np.errstate(invalid="ignore"):
-            f1 = np.nan_to_num(2 * precision * recall / (precision + recall))
+        f1 = f1_score(self.found, self.ends + 1, self.total)
         group = int(np.argmax(f1))
         return self.cut(group), float(f1[group]), float(precision[group]), float(recall[group])
 

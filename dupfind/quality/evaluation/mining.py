@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 
 from dupfind.errors import DupfindError
 from dupfind.pairs.mining import MinedPairs, mine_embeddings
-from dupfind.quality.evaluation.curve import Curve
+from dupfind.quality.evaluation.curve import Curve, f1_score
 from dupfind.quality.evaluation.retrieval import top_neighbours
 from dupfind.vectors.encoding import Embeddings
 
@@ -64,10 +64,15 @@ class MiningRanking:
     average_precision: float
 
 
+def gold_pair_count(clusters: NDArray[np.int64]) -> int:
+    """How many pairs of questions share a cluster: the duplicate pairs mining should find."""
+    sizes = np.bincount(clusters)
+    return int(np.sum(sizes * (sizes - 1) // 2))
+
+
 def rank_candidates(embeddings: Embeddings, clusters: NDArray[np.int64], top_k: int = MINING_TOP_K) -> MiningRanking:
     """Best F1 and AP of the top-k candidates against every pair inside a cluster, as `ParaphraseMiningEvaluator`."""
-    sizes = np.bincount(clusters)
-    gold = int(np.sum(sizes * (sizes - 1) // 2))
+    gold = gold_pair_count(clusters)
     if gold == 0:
         raise DupfindError("no cluster holds two or more questions, so there are no duplicates to find")
     candidates = candidate_pairs(embeddings, top_k)
@@ -104,5 +109,4 @@ def kept_pairs_scores(hits: NDArray[np.bool_], threshold: float, gold: int) -> M
     correct = int(np.sum(hits))
     precision = correct / max(len(hits), 1)
     recall = correct / max(gold, 1)
-    f1 = 2 * precision * recall / (precision + recall) if correct else 0.0
-    return MiningScores(float(threshold), len(hits), precision, recall, f1)
+    return MiningScores(float(threshold), len(hits), precision, recall, f1_score(correct, len(hits), gold))

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from dupfind.quality.evaluation.curve import Curve
+from dupfind.quality.evaluation.curve import Curve, f1_score
 from dupfind.quality.evaluation.labeled import LabeledPairs, Labels
 from dupfind.vectors.embedder import Embedder
 from dupfind.vectors.encoding import cosines
@@ -49,11 +49,10 @@ def classify(scores: Scores, labels: Labels, threshold: float) -> Classification
     """Accuracy, F1, precision and recall of `score ≥ threshold`."""
     predicted = scores >= threshold
     true_pos = int(np.sum(predicted & labels))
-    precision = true_pos / max(int(predicted.sum()), 1)
-    recall = true_pos / max(int(labels.sum()), 1)
-    f1 = 2 * precision * recall / (precision + recall) if true_pos else 0.0
+    kept, positives = int(predicted.sum()), int(labels.sum())
+    precision, recall = true_pos / max(kept, 1), true_pos / max(positives, 1)
     accuracy = float(np.mean(predicted == labels))
-    return Classification(float(threshold), accuracy, f1, precision, recall)
+    return Classification(float(threshold), accuracy, f1_score(true_pos, kept, positives), precision, recall)
 
 
 def evaluate_pairs(scores: Scores, labels: Labels, threshold: float) -> PairsReport:

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 from dupfind.pairs.mining import mine_embeddings
 from dupfind.pairs.rerank import Reranker
 from dupfind.quality.evaluation.curve import Curve, Labels
-from dupfind.quality.evaluation.mining import MINING_TOP_K, MiningScores, kept_pairs_scores
+from dupfind.quality.evaluation.mining import MINING_TOP_K, MiningScores, gold_pair_count, kept_pairs_scores
 from dupfind.vectors.encoding import Embeddings
 
 
@@ -56,8 +56,7 @@ def evaluate_reranked_mining(
     top_k: int = MINING_TOP_K,
 ) -> RerankReport:
     """Mining as `dupfind mine --rerank`: candidates mined at `candidate` (top-k per question), re-ranked."""
-    sizes = np.bincount(clusters)
-    gold = int(np.sum(sizes * (sizes - 1) // 2))
+    gold = gold_pair_count(clusters)
     candidates = mine_embeddings(embeddings, candidate, top_k, index="exact")
     scored = reranker.rerank(candidates, texts, 0.0)
     return _report(

@@ -10,10 +10,7 @@ that keep >= 98 % of the held-out gold duplicates.
 from __future__ import annotations
 
 import math
-import shutil
-import sys
 import time
-from contextlib import redirect_stdout
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,22 +20,20 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from dupfind.quality.evaluation.curve import Curve
-from dupfind.quality.evaluation.mining import MINING_TOP_K, candidate_pairs
-from dupfind.quality.evaluation.retrieval import top_neighbours
-from dupfind.quality.training.splits import DEFAULT_HOLDOUT, duplicate_clusters, split_holdout
-from dupfind.quality.training.trainer import Log, checkpoint_selection, prepare_output, publish
-from dupfind.quality.training.weights import store_fp16
+from dupfind.quality.evaluation.mining import MINING_TOP_K, candidate_pairs, gold_pair_count
+from dupfind.quality.training.card import ModelCard
+from dupfind.quality.training.fitting import Log, fit, model_directory, training_arguments
+from dupfind.quality.training.holdout import embed_holdout, selection_evaluator
+from dupfind.quality.training.negatives import cluster_negatives
+from dupfind.quality.training.splits import DEFAULT_HOLDOUT, split_holdout
 from dupfind.thresholds import Candidates, RerankSettings, Thresholds, write_settings
 from dupfind.vectors.embedder import Embedder
-from dupfind.vectors.encoding import cosines
 from dupfind.vectors.model import builtin_model_dir
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
 
 CANDIDATE_RECALL = 0.98  # share of the held-out gold duplicates the bi-encoder's candidates must keep
-NEGATIVE_CANDIDATES = 10  # a hard negative is drawn from this many nearest questions outside the cluster
-NEGATIVE_MARGIN = 0.05  # and scores at most (1 - margin) x the question's positive: closer may be unlabeled duplicates
 
 
 @dataclass(frozen=True)
@@ -97,7 +92,7 @@ def training_examples(
         touching = questions.loc[questions["question"].isin(excluded), "cluster"].unique()
         questions = questions[~questions["cluster"].isin(touching)].drop_duplicates("question").reset_index(drop=True)
         positives = _cluster_positives(questions, recipe.positives_per_question, rng, pairs)
-        negatives = _hard_negatives(questions, embedder, recipe.negative_share, rng)
+        negatives = cluster_negatives(questions, embedder, recipe.negative_share, rng)
         parts += [positives, negatives]
         counts |= {"cluster positives": len(positives), "hard negatives": len(negatives)}
     examples = pd.concat(parts, ignore_index=True)
@@ -133,28 +128,6 @@ def _cluster_positives(
     return pd.DataFrame(rows, columns=["sentence1", "sentence2", "label"])
 
 
-def _hard_negatives(
-    questions: pd.DataFrame, embedder: Embedder, share: float, rng: np.random.Generator
-) -> pd.DataFrame:
-    """For a random `share` of the questions of clusters of two or more: a near neighbour by the bi-encoder outside
-    its cluster, scoring clearly below its best partner in the cluster."""
-    texts = questions["question"].tolist()
-    clusters = pd.factorize(questions["cluster"])[0].astype(np.int64)
-    embeddings = embedder.embed(texts)
-    sizes = np.bincount(clusters)
-    clustered = np.flatnonzero(sizes[clusters] >= 2)
-    anchors = np.sort(rng.choice(clustered, size=round(share * len(clustered)), replace=False))
-    neighbours, scores = top_neighbours(embeddings, NEGATIVE_CANDIDATES + int(sizes.max()), anchors)
-    rows = []
-    for anchor, found, found_scores in zip(anchors.tolist(), neighbours, scores, strict=True):
-        inside = clusters[found] == clusters[anchor]
-        best_partner = float(found_scores[inside].max()) if inside.any() else 1.0
-        eligible = found[~inside & (found_scores <= (1 - NEGATIVE_MARGIN) * best_partner)][:NEGATIVE_CANDIDATES]
-        if len(eligible):
-            rows.append((texts[anchor], texts[int(eligible[rng.integers(len(eligible))])], 0))
-    return pd.DataFrame(rows, columns=["sentence1", "sentence2", "label"])
-
-
 def train_reranker(
     pairs: pd.DataFrame,
     questions: pd.DataFrame | None,
@@ -174,8 +147,7 @@ def train_reranker(
     split, and write it with its settings and model card to `output` (through `output.tmp`); `fp16`: store the
     weights in float16. The thresholds are calibrated on the float32 weights."""
     started = time.monotonic()
-    tmp = prepare_output(output, force)
-    try:
+    with model_directory(output, force, fp16) as tmp:
         train_pairs, held = split_holdout(pairs, holdout, recipe.seed)
         excluded = set(held["sentence1"]) | set(held["sentence2"])
         log(f"Training on {len(train_pairs)} pairs; {len(held)} held out (sharing no question) to select and calibrate")
@@ -191,12 +163,6 @@ def train_reranker(
         write_settings(tmp, settings, {"source": "held-out split of the training pairs", "holdout_pairs": len(held)})
         result = RerankerResult(tmp, settings, before, after, counts, len(held), time.monotonic() - started)
         (tmp / "README.md").write_text(reranker_card(result, recipe), encoding="utf-8")
-        if fp16:
-            store_fp16(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    publish(tmp, output)
     return RerankerResult(output, settings, before, after, counts, len(held), result.seconds)
 
 
@@ -211,63 +177,33 @@ def _fit(examples: pd.DataFrame, held: pd.DataFrame, tmp: Path, recipe: Reranker
         str(builtin_model_dir()), num_labels=1, max_length=recipe.max_length, local_files_only=True
     )
     steps = max(1, math.ceil(len(examples) / recipe.batch_size * recipe.epochs))
-    every = max(1, steps // recipe.selection_evals)
-    args = CrossEncoderTrainingArguments(
-        output_dir=str(tmp / "checkpoints"),
-        num_train_epochs=recipe.epochs,
-        per_device_train_batch_size=recipe.batch_size,
-        learning_rate=recipe.learning_rate,
-        warmup_steps=math.ceil(recipe.warmup_ratio * steps),
-        seed=recipe.seed,
-        data_seed=recipe.seed,
-        **checkpoint_selection(every, steps, "holdout_ap", progress),
-    )
-    trainer = CrossEncoderTrainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_pandas(examples, preserve_index=False),
-        loss=BinaryCrossEntropyLoss(model),
-        evaluator=_holdout_evaluator(held),
-    )
-    if not progress:
-        from transformers.trainer_callback import PrinterCallback
-
-        trainer.remove_callback(PrinterCallback)
-    with redirect_stdout(sys.stderr):  # the trainer prints its logs to stdout, which carries only data
-        trainer.train()
-    shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
-    return model
-
-
-def _holdout_evaluator(held: pd.DataFrame) -> Any:
-    """Checkpoint selection: the average precision of the re-ranker's scores on the held-out pairs."""
-    from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
-
     pairs = list(zip(held["sentence1"], held["sentence2"], strict=True))
     labels = held["label"].to_numpy().astype(bool)
 
-    class HoldoutEvaluator(SentenceEvaluator):
-        def __init__(self) -> None:
-            super().__init__()  # type: ignore[no-untyped-call]
-            self.primary_metric = "holdout_ap"
+    def holdout_ap(trained: Any) -> dict[str, float]:
+        """Checkpoint selection: the average precision of the re-ranker's scores on the held-out pairs."""
+        scores = np.asarray(trained.predict(pairs, batch_size=64), dtype=np.float32)
+        return {"holdout_ap": Curve.of(scores, labels, int(labels.sum())).average_precision()}
 
-        def __call__(self, model: Any, output_path: str | None = None, epoch: int = -1, steps: int = -1) -> Any:
-            scores = np.asarray(model.predict(pairs, batch_size=64), dtype=np.float32)
-            return {"holdout_ap": Curve.of(scores, labels, int(labels.sum())).average_precision()}
-
-    return HoldoutEvaluator()
+    trainer = CrossEncoderTrainer(
+        model=model,
+        args=CrossEncoderTrainingArguments(
+            **training_arguments(recipe, tmp / "checkpoints", steps, "holdout_ap", progress)
+        ),
+        train_dataset=Dataset.from_pandas(examples, preserve_index=False),
+        loss=BinaryCrossEntropyLoss(model),
+        evaluator=selection_evaluator("holdout_ap", holdout_ap),
+    )
+    fit(trainer, progress)
+    return model
 
 
 def _calibrate(
     model: CrossEncoder, held: pd.DataFrame, embedder: Embedder, fingerprint: str, own: Thresholds
 ) -> tuple[RerankSettings, RerankerScores, RerankerScores]:
     """The re-ranker's thresholds and the bi-encoder's candidate thresholds, and the held-out figures."""
-    labels = held["label"].to_numpy().astype(bool)
-    texts = sorted(set(held["sentence1"]) | set(held["sentence2"]))
-    position = {text: row for row, text in enumerate(texts)}
-    embeddings = embedder.embed(texts)
-    left, right = held["sentence1"].map(position).to_numpy(), held["sentence2"].map(position).to_numpy()
-    cosine = cosines(embeddings[left], embeddings[right])
+    space = embed_holdout(held, embedder.embed)
+    cosine, labels, clusters = space.cosines, space.labels, space.clusters
     pair_candidate = _keeping(cosine[labels], CANDIDATE_RECALL)
     reranked = _predict(model, held["sentence1"].tolist(), held["sentence2"].tolist())
     proposed = cosine >= pair_candidate
@@ -275,16 +211,13 @@ def _calibrate(
     pair_threshold, pair_f1, _, _ = pair_curve.best_f1()
     bi_pair = Curve.of(cosine, labels, int(labels.sum()))
 
-    duplicates = held[held["label"] == 1]
-    clusters = duplicate_clusters(texts, duplicates["sentence1"].tolist(), duplicates["sentence2"].tolist())
-    sizes = np.bincount(clusters)
-    gold = int(np.sum(sizes * (sizes - 1) // 2))
-    candidates = candidate_pairs(embeddings, MINING_TOP_K)
+    gold = gold_pair_count(clusters)
+    candidates = candidate_pairs(space.embeddings, MINING_TOP_K)
     hits = clusters[candidates.left] == clusters[candidates.right]
     mining_candidate = _keeping(candidates.scores[hits], CANDIDATE_RECALL)
     kept = candidates.scores >= mining_candidate
-    mined_first = [texts[row] for row in candidates.left[kept].tolist()]
-    mined_second = [texts[row] for row in candidates.right[kept].tolist()]
+    mined_first = [space.texts[row] for row in candidates.left[kept].tolist()]
+    mined_second = [space.texts[row] for row in candidates.right[kept].tolist()]
     mining_scores = _predict(model, mined_first, mined_second)
     mining_curve = Curve.of(mining_scores, hits[kept], gold)
     mining_threshold, mining_f1, _, _ = mining_curve.best_f1()
@@ -342,43 +275,23 @@ def _describe(when: str, scores: RerankerScores) -> str:
 def reranker_card(result: RerankerResult, recipe: RerankerRecipe) -> str:
     """A README.md for the trained re-ranker: data, recipe, calibration and held-out figures."""
     before, after = asdict(result.bi_encoder), asdict(result.reranked)
-    table = "\n".join(f"| {key} | {before[key]:.4f} | {after[key]:.4f} |" for key in before if key != "candidates")
-    hyper = "\n".join(f"| {key} | {value} |" for key, value in asdict(recipe).items())
     examples = ", ".join(f"{count} {kind}" for kind, count in result.examples.items())
     thresholds = result.settings.thresholds
-    return f"""---
-library_name: sentence-transformers
-pipeline_tag: text-classification
-tags:
-- sentence-transformers
-- cross-encoder
-- dupfind
----
-
-# Duplicate-question re-ranker trained with `dupfind train-reranker`
-
-A cross-encoder (one score per pair, sigmoid) trained from the built-in all-MiniLM-L6-v2 weights. dupfind's
+    return ModelCard(
+        pipeline_tag="text-classification",
+        kind_tag="cross-encoder",
+        title="Duplicate-question re-ranker trained with `dupfind train-reranker`",
+        about=f"""A cross-encoder (one score per pair, sigmoid) trained from the built-in all-MiniLM-L6-v2 weights. \
+dupfind's
 bi-encoder proposes candidate pairs, this model decides: `dupfind mine --rerank`, `dupfind compare --rerank`.
 `dupfind.json` holds its thresholds (pair {thresholds.pair:.4f}, mining {thresholds.mining:.4f}) and the
-candidate thresholds of the bi-encoder it was calibrated with.
-
-## Data
-
-{examples} ({sum(result.examples.values())} examples); {result.holdout_pairs} labeled pairs held out (whole
+candidate thresholds of the bi-encoder it was calibrated with.""",
+        data=f"""{examples} ({sum(result.examples.values())} examples); {result.holdout_pairs} labeled pairs held \
+out (whole
 components of the pair graph, and every cluster touching them dropped from the questions), which choose the
-checkpoint and calibrate. Training took {result.seconds / 60:.1f} minutes.
-
-## Held-out evaluation
-
-| metric | bi-encoder alone | bi-encoder candidates, re-ranked |
-|---|---:|---:|
-{table}
-
-## Recipe
-
-BinaryCrossEntropyLoss, the best of {recipe.selection_evals} held-out evaluations (pair AP) kept.
-
-| hyperparameter | value |
-|---|---|
-{hyper}
-"""
+checkpoint and calibrate. Training took {result.seconds / 60:.1f} minutes.""",
+        columns=("bi-encoder alone", "bi-encoder candidates, re-ranked"),
+        figures=[(key, before[key], after[key]) for key in before if key != "candidates"],
+        recipe=f"BinaryCrossEntropyLoss, the best of {recipe.selection_evals} held-out evaluations (pair AP) kept.",
+        hyperparameters=asdict(recipe),
+    ).render()

@@ -7,7 +7,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from dupfind.errors import DupfindError
-from dupfind.quality.evaluation.labeled import PAIR_COLUMNS
+from dupfind.quality.evaluation.labeled import PAIR_COLUMNS, LabeledPairs
 
 DEFAULT_HOLDOUT = 0.1
 MAX_HOLDOUT_PAIRS = 2000
@@ -18,7 +18,11 @@ def read_pairs(source: str, columns: tuple[str, str, str] = PAIR_COLUMNS, fmt: s
     from dupfind.io.read import read_table
     from dupfind.quality.evaluation.labeled import pairs_from_frame
 
-    pairs = pairs_from_frame(source, read_table(source, fmt)[0], columns)
+    return training_pairs(pairs_from_frame(source, read_table(source, fmt)[0], columns))
+
+
+def training_pairs(pairs: LabeledPairs) -> pd.DataFrame:
+    """Labeled pairs as the trainers take them: columns `sentence1, sentence2, label` (0/1)."""
     return pd.DataFrame({"sentence1": pairs.first, "sentence2": pairs.second, "label": pairs.labels.astype(int)})
 
 

@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
-import math
-import shutil
-import sys
 import time
-from collections.abc import Callable
-from contextlib import redirect_stdout
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from dupfind.errors import DupfindError
 from dupfind.quality.calibration import thresholds_from_holdout
 from dupfind.quality.training.card import TrainResult, model_card
-from dupfind.quality.training.holdout import HoldoutScores, evaluate_holdout, holdout_evaluator
+from dupfind.quality.training.fitting import Log, fit, model_directory, training_arguments
+from dupfind.quality.training.holdout import HoldoutScores, evaluate_holdout, holdout_score, selection_evaluator
 from dupfind.quality.training.negatives import NegativeMiner, hard_negatives
 from dupfind.quality.training.recipes import Recipe
 from dupfind.quality.training.splits import DEFAULT_HOLDOUT, split_holdout
-from dupfind.quality.training.weights import store_fp16
 from dupfind.thresholds import load_thresholds, save_thresholds
 from dupfind.vectors.model import resolve_model
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-Log = Callable[[str], None]
 RANKING_MINI_BATCH = 32  # sequences encoded at once by the ranking loss: bounds training memory, not its result
 
 
@@ -97,73 +90,20 @@ def _training_arguments(recipe: Recipe, checkpoints: Path, steps: int, progress:
     from sentence_transformers.sentence_transformer import SentenceTransformerTrainingArguments
 
     selecting = recipe.selection_evals > 0 and steps >= 2 * recipe.selection_evals
-    every = max(1, steps // recipe.selection_evals) if selecting else steps
     return SentenceTransformerTrainingArguments(
-        output_dir=str(checkpoints),
-        num_train_epochs=recipe.epochs,
-        per_device_train_batch_size=recipe.batch_size,
-        learning_rate=recipe.learning_rate,
+        **training_arguments(recipe, checkpoints, steps, "holdout_score", progress, selecting),
         lr_scheduler_type="linear",
-        warmup_steps=math.ceil(recipe.warmup_ratio * steps),
-        seed=recipe.seed,
-        data_seed=recipe.seed,
         batch_sampler=recipe.batch_sampler,
         multi_dataset_batch_sampler=recipe.multi_dataset_sampler,
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         dataloader_pin_memory=torch.cuda.is_available(),
-        **checkpoint_selection(every, steps, "holdout_score", progress, selecting),
     )
-
-
-def checkpoint_selection(every: int, steps: int, metric: str, progress: bool, selecting: bool = True) -> dict[str, Any]:
-    """Training arguments that evaluate and save a checkpoint every `every` of `steps` steps and end with the
-    best by the held-out `metric` (none without `selecting`); a log line every 5 % of the steps. Shared by the
-    bi-encoder's and the re-ranker's trainers."""
-    return {
-        "eval_strategy": "steps" if selecting else "no",
-        "save_strategy": "steps" if selecting else "no",
-        "eval_steps": every,
-        "save_steps": every,
-        "save_only_model": True,
-        "save_total_limit": 2,
-        "load_best_model_at_end": selecting,
-        "metric_for_best_model": metric,
-        "greater_is_better": True,
-        "logging_steps": max(1, steps // 20),
-        "report_to": "none",
-        "disable_tqdm": not progress,
-    }
 
 
 def _steps(datasets: dict[str, Any], recipe: Recipe) -> int:
     batches = [-(-len(dataset) // recipe.batch_size) for dataset in datasets.values()]
     per_epoch = len(batches) * min(batches) if recipe.multi_dataset_sampler == "round_robin" else sum(batches)
     return max(1, int(per_epoch * recipe.epochs))
-
-
-def prepare_output(output: Path, force: bool) -> Path:
-    """Check the output directory can be written; returns the temporary directory to train into."""
-    if output.exists() and not output.is_dir():
-        raise DupfindError(f"'{output}' exists and is not a directory")
-    if output.is_dir() and any(output.iterdir()) and not force:
-        raise DupfindError(f"'{output}' exists and is not empty (use --force to replace it)")
-    tmp = output.with_name(output.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    return tmp
-
-
-def publish(tmp: Path, output: Path) -> None:
-    """Move the finished model into place, replacing what was there only now."""
-    old = output.with_name(output.name + ".old")
-    if output.exists():
-        if old.exists():
-            shutil.rmtree(old)
-        output.rename(old)
-    tmp.rename(output)
-    if old.exists():
-        shutil.rmtree(old)
 
 
 def train(
@@ -186,15 +126,8 @@ def train(
     Everything is written to `output.tmp` first, which replaces `output` only once complete.
     """
     started = time.monotonic()
-    tmp = prepare_output(output, force)
-    try:
+    with model_directory(output, force, fp16) as tmp:
         result = _train_into(tmp, pairs, recipe, base, holdout, progress, log, started, miner)
-        if fp16:
-            store_fp16(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    publish(tmp, output)
     return replace(result, output=output)
 
 
@@ -227,18 +160,14 @@ def _train_into(
         args=_training_arguments(recipe, tmp / "checkpoints", steps, progress),
         train_dataset=datasets,
         loss=_losses(model, recipe),
-        evaluator=holdout_evaluator(held) if recipe.selection_evals else None,
+        evaluator=selection_evaluator("holdout_score", lambda trained: holdout_score(trained, held))
+        if recipe.selection_evals
+        else None,
     )
-    if not progress:
-        from transformers.trainer_callback import PrinterCallback
-
-        trainer.remove_callback(PrinterCallback)
-    with redirect_stdout(sys.stderr):  # the trainer prints its logs to stdout, which carries only data
-        trainer.train()
+    fit(trainer, progress)
     after = evaluate_holdout(model, held, progress)
     log(_describe("After", after))
 
-    shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
     model.save_pretrained(str(tmp))
     thresholds = thresholds_from_holdout(after.pair_threshold, load_thresholds(resolve_model(base)))
     details: dict[str, object] = {

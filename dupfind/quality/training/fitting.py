@@ -1,0 +1,121 @@
+"""What both trainers share: the training arguments of a schedule with checkpoint selection, running
+sentence-transformers' trainer quietly, and writing the model through a temporary directory."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, redirect_stdout
+from pathlib import Path
+from typing import Any, Protocol
+
+from dupfind.errors import DupfindError
+from dupfind.quality.training.weights import store_fp16
+
+Log = Callable[[str], None]
+
+
+class Schedule(Protocol):
+    """The parts of a recipe that say how long and how fast to train, and how often to evaluate."""
+
+    @property
+    def epochs(self) -> float: ...
+
+    @property
+    def batch_size(self) -> int: ...
+
+    @property
+    def learning_rate(self) -> float: ...
+
+    @property
+    def warmup_ratio(self) -> float: ...
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def selection_evals(self) -> int: ...
+
+
+def training_arguments(
+    schedule: Schedule, checkpoints: Path, steps: int, metric: str, progress: bool, selecting: bool = True
+) -> dict[str, Any]:
+    """The training arguments of `schedule` over `steps` steps: `selection_evals` held-out evaluations, each
+    saving a checkpoint in `checkpoints`, and the best by `metric` kept at the end (none without `selecting`);
+    a log line every 5 % of the steps."""
+    every = max(1, steps // schedule.selection_evals) if selecting else steps
+    return {
+        "output_dir": str(checkpoints),
+        "num_train_epochs": schedule.epochs,
+        "per_device_train_batch_size": schedule.batch_size,
+        "learning_rate": schedule.learning_rate,
+        "warmup_steps": math.ceil(schedule.warmup_ratio * steps),
+        "seed": schedule.seed,
+        "data_seed": schedule.seed,
+        "eval_strategy": "steps" if selecting else "no",
+        "save_strategy": "steps" if selecting else "no",
+        "eval_steps": every,
+        "save_steps": every,
+        "save_only_model": True,
+        "save_total_limit": 2,
+        "load_best_model_at_end": selecting,
+        "metric_for_best_model": metric,
+        "greater_is_better": True,
+        "logging_steps": max(1, steps // 20),
+        "report_to": "none",
+        "disable_tqdm": not progress,
+    }
+
+
+def fit(trainer: Any, progress: bool) -> None:
+    """Run a sentence-transformers trainer, its logs on stderr (stdout carries only data) and none without
+    `progress`; its checkpoints are removed after."""
+    if not progress:
+        from transformers.trainer_callback import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
+    with redirect_stdout(sys.stderr):
+        trainer.train()
+    shutil.rmtree(trainer.args.output_dir, ignore_errors=True)
+
+
+def prepare_output(output: Path, force: bool) -> Path:
+    """Check the output directory can be written; returns the temporary directory to train into."""
+    if output.exists() and not output.is_dir():
+        raise DupfindError(f"'{output}' exists and is not a directory")
+    if output.is_dir() and any(output.iterdir()) and not force:
+        raise DupfindError(f"'{output}' exists and is not empty (use --force to replace it)")
+    tmp = output.with_name(output.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    return tmp
+
+
+@contextmanager
+def model_directory(output: Path, force: bool, fp16: bool) -> Iterator[Path]:
+    """The temporary directory (`output.tmp`) to write a model into; once the block is done the weights are stored
+    in float16 with `fp16` (`weights.store_fp16`) and it replaces `output`; if the block fails it is removed."""
+    tmp = prepare_output(output, force)
+    try:
+        yield tmp
+        if fp16:
+            store_fp16(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _publish(tmp, output)
+
+
+def _publish(tmp: Path, output: Path) -> None:
+    """Move the finished model into place, replacing what was there only now."""
+    old = output.with_name(output.name + ".old")
+    if output.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        output.rename(old)
+    tmp.rename(output)
+    if old.exists():
+        shutil.rmtree(old)
