@@ -149,17 +149,6 @@ RERANK_KEY = "rerank"
 
 
 @dataclass(frozen=True)
-class Candidates:
-    """Where a bi-encoder proposes candidates for the re-ranker: cosine thresholds for pairs and for mining."""
-
-    pair: float
-    mining: float
-
-    def of(self, kind: Kind) -> float:
-        return self.pair if kind == "pair" else self.mining
-
-
-@dataclass(frozen=True)
 class RerankSettings:
     """What a re-ranker stores beside its weights (`dupfind.json`, key `rerank`).
 
@@ -169,14 +158,14 @@ class RerankSettings:
     """
 
     thresholds: Thresholds
-    candidates: dict[str, Candidates]
-    margin: Candidates
+    candidates: dict[str, Thresholds]
+    margin: Thresholds
 
-    def candidates_for(self, model_fingerprint: str, own: Thresholds) -> Candidates:
+    def candidates_for(self, model_fingerprint: str, own: Thresholds) -> Thresholds:
         """The candidate thresholds of a bi-encoder: calibrated if known, else its own thresholds less the margin."""
         if model_fingerprint in self.candidates:
             return self.candidates[model_fingerprint]
-        return Candidates(own.pair - self.margin.pair, own.mining - self.margin.mining)
+        return Thresholds(own.pair - self.margin.pair, own.mining - self.margin.mining)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -191,10 +180,10 @@ class RerankSettings:
         try:
             assert isinstance(data, dict)
             candidates = {
-                str(key): Candidates(float(value["pair"]), float(value["mining"]))
+                str(key): Thresholds(float(value["pair"]), float(value["mining"]))
                 for key, value in dict(data["candidates"]).items()
             }
-            margin = Candidates(float(data["margin"]["pair"]), float(data["margin"]["mining"]))
+            margin = Thresholds(float(data["margin"]["pair"]), float(data["margin"]["mining"]))
             return cls(Thresholds(float(data["pair"]), float(data["mining"])), candidates, margin)
         except (AssertionError, KeyError, TypeError, ValueError) as exc:
             raise DupfindError(f"{source}: not a re-ranker's settings ({type(exc).__name__}: {exc})") from exc

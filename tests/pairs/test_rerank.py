@@ -13,13 +13,13 @@ from dupfind.errors import DupfindError
 from dupfind.pairs.mining import MinedPairs
 from dupfind.pairs.rerank import Reranker
 from dupfind.pairs.search import Neighbours
-from dupfind.thresholds import Candidates, RerankSettings, Rule, Thresholds, read_settings
+from dupfind.thresholds import RerankSettings, Rule, Thresholds, read_settings
 from dupfind.vectors.backends import load_pair_scorer
 from dupfind.vectors.model import ModelRef, resolve_reranker
 from dupfind.vectors.pair_scorer import pair_keys, score_cache
 from tests.conftest import FAKE_RERANK_SETTINGS, FakePairScorer
 
-SETTINGS = RerankSettings(Thresholds(0.75, 0.7), {"abc": Candidates(0.5, 0.6)}, Candidates(0.2, 0.1))
+SETTINGS = RerankSettings(Thresholds(0.75, 0.7), {"abc": Thresholds(0.5, 0.6)}, Thresholds(0.2, 0.1))
 
 
 def test_pair_keys_tell_both_texts_apart() -> None:
@@ -72,8 +72,8 @@ def test_rerank_neighbours_reorders_each_query(fake_pair_scorer: FakePairScorer)
 def test_settings_round_trip_and_fallback(tmp_path: Path) -> None:
     (tmp_path / "dupfind.json").write_text(json.dumps({"rerank": SETTINGS.to_json()}))
     assert read_settings(ModelRef("x", tmp_path)) == SETTINGS
-    assert SETTINGS.candidates_for("abc", Thresholds(0.9, 0.9)) == Candidates(0.5, 0.6)
-    assert SETTINGS.candidates_for("other", Thresholds(0.8, 0.9)) == Candidates(pytest.approx(0.6), pytest.approx(0.8))
+    assert SETTINGS.candidates_for("abc", Thresholds(0.9, 0.9)) == Thresholds(0.5, 0.6)
+    assert SETTINGS.candidates_for("other", Thresholds(0.8, 0.9)) == Thresholds(pytest.approx(0.6), pytest.approx(0.8))
 
 
 def test_a_bi_encoder_is_not_a_reranker(tmp_path: Path) -> None:

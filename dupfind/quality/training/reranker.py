@@ -26,7 +26,7 @@ from dupfind.quality.training.fitting import Log, fit, model_directory, training
 from dupfind.quality.training.holdout import embed_holdout, selection_evaluator
 from dupfind.quality.training.negatives import cluster_negatives
 from dupfind.quality.training.splits import DEFAULT_HOLDOUT, split_holdout
-from dupfind.thresholds import Candidates, RerankSettings, Thresholds, write_settings
+from dupfind.thresholds import RerankSettings, Thresholds, write_settings
 from dupfind.vectors.embedder import Embedder
 from dupfind.vectors.model import builtin_model_dir
 
@@ -225,8 +225,8 @@ def _calibrate(
 
     settings = RerankSettings(
         Thresholds(pair_threshold, mining_threshold),
-        {fingerprint: Candidates(pair_candidate, mining_candidate)},
-        Candidates(own.pair - pair_candidate, own.mining - mining_candidate),
+        {fingerprint: Thresholds(pair_candidate, mining_candidate)},
+        Thresholds(own.pair - pair_candidate, own.mining - mining_candidate),
     )
     pair_recall = float(np.mean(proposed[labels]))
     mining_recall = int(hits[kept].sum()) / gold
