@@ -44,3 +44,20 @@ def test_every_command_has_a_summary_and_an_example() -> None:
 def test_version() -> None:
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout.strip() == f"dupfind {__version__}"
+
+
+def _options(path: list[str]) -> dict[str, bool]:
+    """A command's option spellings, each with whether it is hidden."""
+    command = typer.main.get_command(app)
+    for word in path:
+        command = command.commands[word]  # type: ignore[attr-defined]
+    return {spelling: bool(getattr(param, "hidden", False)) for param in command.params for spelling in param.opts}
+
+
+def test_one_spelling_per_idea_on_every_command() -> None:
+    """--quiet everywhere; reports as --format json (the old --json only hidden); --reranker wherever --rerank."""
+    for path in command_paths():
+        options = _options(path)
+        assert "--quiet" in options, path
+        assert options.get("--json", True), f"{path}: a visible --json (use --format json)"
+        assert ("--rerank" in options) == ("--reranker" in options), path
