@@ -106,6 +106,6 @@ def test_train_reranker_writes_a_calibrated_reranker(use_fake_encoder: FakeEncod
     assert 0 <= settings["pair"] <= 1 and len(settings["candidates"]) == 1  # the bi-encoder it was calibrated with
     assert (out / "README.md").read_text().startswith("---") and not (out / "checkpoints").exists()
     scores = runner.invoke(
-        app, ["compare", "a b", "a b", "--json", "--rerank", "--reranker", str(out), "--backend", "onnx"]
+        app, ["compare", "a b", "a b", "--format", "json", "--reranker", str(out), "--backend", "onnx"]
     )
     assert 0 <= json.loads(scores.stdout)["rerank_score"] <= 1
