@@ -14,9 +14,12 @@ from pathlib import Path
 
 AUTO = "auto"
 AMX = "amx_bf16"
+AVX512_BF16 = "avx512_bf16"
 VNNI = frozenset({"avx512_vnni", "avx_vnni"})
-# int8 on a CPU with VNNI but no AMX fails the quality guard (bench/bench_precision.py on train, AMD EPYC with
-# avx512_vnni): such CPUs run fp32.
+# Measured on train (never dev) on a 2-core AMD EPYC with avx512_bf16 and avx512_vnni, no AMX
+# (bench/bench_precision.py --split train, bench/bench_encode.py): bf16 passes the quality guard and encodes
+# at 1.99x fp32, so avx512_bf16 without AMX runs bf16 too; int8 (2.50x) fails the guard at thresholds of its
+# own (mining F1 -1.8 points, 92.4 % of fp32's mined pairs), so VNNI alone runs fp32.
 INT8_ON_VNNI = False
 
 
@@ -43,12 +46,14 @@ def choose(features: frozenset[str], cuda: bool) -> Choice:
         return Choice("torch", "fp32", "cuda", "torch sees a CUDA device: fp16 on the GPU")
     if AMX in features:
         return Choice("openvino", "bf16", "cpu", f"the CPU has AMX ({AMX}): bf16 on the same model")
+    if AVX512_BF16 in features:
+        return Choice("openvino", "bf16", "cpu", f"the CPU has {AVX512_BF16} (no AMX): bf16 on the same model")
     vnni = ", ".join(sorted(VNNI & features))
     if vnni and INT8_ON_VNNI:
         return Choice("openvino", "int8", "cpu", f"the CPU has {vnni} and no AMX: int8")
     if vnni:
-        return Choice("openvino", "fp32", "cpu", f"the CPU has {vnni} but no AMX; int8 fails the quality guard there")
-    return Choice("openvino", "fp32", "cpu", "the CPU has neither AMX nor VNNI")
+        return Choice("openvino", "fp32", "cpu", f"the CPU has {vnni} but no bf16; int8 fails the quality guard there")
+    return Choice("openvino", "fp32", "cpu", "the CPU has no AMX, avx512_bf16 or VNNI")
 
 
 def cpu_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:

@@ -112,7 +112,7 @@ def resolve_choice(
         name = "torch" if device == "cuda" else DEFAULT_BACKEND
         reason = "--device cuda: the torch backend" if device == "cuda" else f"--precision {precision}: the CPU backend"
     else:
-        reason = f"--backend {name}"
+        reason = f"--backend {name}" if backend else f"DUPFIND_BACKEND={name}"
     if precision == AUTO:
         machine = choose(_features(features), cuda=False)
         precision = machine.precision if name in INT8_BACKENDS else "fp32"
