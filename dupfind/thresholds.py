@@ -43,9 +43,10 @@ class Thresholds:
 
 # int8 has not been calibrated on the whole of train-* yet, so it takes the fp32 values; on the first 5,000
 # train pairs and questions its best-F1 thresholds were -0.010 (pair) and +0.003 (mining) away from fp32's
-# (bench/bench_precision.py): `dupfind calibrate --precision int8` stores thresholds of its own. bf16 takes the
-# fp32 values: on the first 3,000 train pairs and questions its best-F1 thresholds were -0.0005 (pair) and
-# -0.0001 (mining) away from fp32's, within 0.002 (`bench/bench_precision.py --candidate bf16 --split train`).
+# (bench/bench_precision.py): `dupfind calibrate --precision int8` stores thresholds of its own. bf16 shares
+# fp32's: with the default model on the first 10,000 train pairs and questions, its best-F1 thresholds were
+# -0.0008 (pair) and -0.0000 (mining) away from fp32's, within 0.002 (`bench/bench_precision.py --candidate bf16
+# --split train --limit 10000 --train-limit 10000`); a model's dupfind.json without a bf16 section gives its fp32 ones.
 BUILTIN_THRESHOLDS = {
     "fp32": Thresholds(BUILTIN_PAIR_THRESHOLD, BUILTIN_MINING_THRESHOLD),
     "bf16": Thresholds(BUILTIN_PAIR_THRESHOLD, BUILTIN_MINING_THRESHOLD),

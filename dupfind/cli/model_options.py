@@ -31,7 +31,8 @@ class EmbedderOptions:
     """The options that say how questions become embeddings; checked before anything loads.
 
     `backend`, `precision` and `device` are resolved on construction (`auto`: chosen for this machine, see
-    `dupfind.vectors.backends.resolve_choice`), and `reason` says why.
+    `dupfind.vectors.backends.resolve_choice`), and `reason` says why; a bad or impossible value is kept as
+    `invalid` and raised by `resolve` (after the command's own checks, as always).
     """
 
     model: str | None
@@ -42,12 +43,19 @@ class EmbedderOptions:
     precision: str = "auto"
     device: str = "auto"
     reason: str = field(default="", compare=False)
+    invalid: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        from dupfind.errors import DupfindError
         from dupfind.vectors.backends import resolve_choice
 
         check_range("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)
-        choice = resolve_choice(self.backend, self.precision, self.device)
+        try:
+            choice = resolve_choice(self.backend, self.precision, self.device)
+        except DupfindError as exc:
+            object.__setattr__(self, "invalid", str(exc))
+            return
+        object.__setattr__(self, "invalid", None)
         if (choice.backend, choice.precision, choice.device) != (self.backend, self.precision, self.device):
             for name in ("backend", "precision", "device", "reason"):
                 object.__setattr__(self, name, getattr(choice, name))
@@ -91,10 +99,13 @@ class EmbedderOptions:
         return rule
 
     def resolve(self) -> ModelRef:
-        """The model these options name; raises a `DupfindError` for a bad model, before loading (the backend,
-        precision and device were checked on construction)."""
+        """The model these options name; raises a `DupfindError` for a bad model, backend, precision or device,
+        before loading."""
+        from dupfind.errors import DupfindError
         from dupfind.vectors.model import resolve_model
 
+        if self.invalid is not None:
+            raise DupfindError(self.invalid)
         return resolve_model(self.model)
 
     def load(self, model: str | None = None) -> Embedder:

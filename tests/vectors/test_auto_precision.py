@@ -150,8 +150,9 @@ def test_the_options_are_resolved_before_anything_loads(machine: dict[str, Any])
     assert replace(options, cache=True).reason == options.reason  # a copy keeps why
     machine["features"] = PLAIN
     assert EmbedderOptions(model=None, backend=None, batch_size=8, cache=False).precision == "fp32"
-    with pytest.raises(DupfindError, match="unknown precision 'fp8'"):
-        EmbedderOptions(model=None, backend=None, batch_size=8, cache=False, precision="fp8")
+    bad = EmbedderOptions(model=None, backend=None, batch_size=8, cache=False, precision="fp8")
+    with pytest.raises(DupfindError, match="unknown precision 'fp8'"):  # where the command checks its model
+        bad.resolve()
 
 
 class Recorded:
