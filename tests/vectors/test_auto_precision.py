@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 
 from dupfind.cli.model_options import EmbedderOptions
@@ -225,3 +226,17 @@ def test_models_says_what_auto_chooses_here(machine: dict[str, Any]) -> None:
     code, stdout, _ = run("models")
     expected = Choice("openvino", "bf16", "cpu", "the CPU has AMX (amx_bf16): bf16 on the same model").describe()
     assert code == 0 and stdout.splitlines()[-1] == f"on this machine: {expected}"
+
+
+@pytest.mark.slow
+def test_bf16_encodes_like_fp32_after_an_fp32_compile(real_encoder: Any) -> None:
+    """The fp32 model is compiled (and its blob cached) first; bf16 then compiles the same IR with its own cache."""
+    from dupfind.vectors.encoding import encode
+
+    texts = ["How do I learn Python?", "What is the best way to learn Python?", "Why is the sky blue?"]
+    bf16 = load_encoder(None, "openvino", "bf16")
+    assert bf16.fingerprint == f"{real_encoder.fingerprint}-bf16"
+    cosines = np.sum(encode(real_encoder, texts) * encode(bf16, texts), axis=1)
+    assert cosines.min() > 0.999
+    folders = {path.name for path in (real_encoder.exported.path / export.OPENVINO_COMPILED_DIR).iterdir()}
+    assert {"fp32", "bf16"} <= folders
