@@ -34,9 +34,9 @@ class Choice:
     reason: str
 
     def describe(self) -> str:
-        """E.g. "openvino fp32 on cpu (the CPU has ...)"."""
-        fp16 = " (fp16)" if self.backend == "torch" and self.device == "cuda" else ""
-        return f"{self.backend} {self.precision}{fp16} on {self.device} ({self.reason})"
+        """E.g. "openvino bf16 on cpu (the CPU has ...)"; torch on cuda says fp16, which it runs."""
+        runs = "fp16" if self.backend == "torch" and self.device == "cuda" else self.precision
+        return f"{self.backend} {runs} on {self.device} ({self.reason})"
 
 
 def choose(features: frozenset[str], cuda: bool) -> Choice:

@@ -58,6 +58,7 @@ def test_the_choice_follows_the_cpu_flags_and_cuda(
     choice = choose(features, cuda)
     assert (choice.backend, choice.precision, choice.device) == expected
     assert choice.reason
+    assert choice.describe().startswith("torch fp16 on cuda (" if cuda else f"openvino {expected[1]} on cpu (")
 
 
 def test_vnni_runs_int8_only_where_the_guard_lets_it(monkeypatch: pytest.MonkeyPatch) -> None:
