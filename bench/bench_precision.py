@@ -85,7 +85,10 @@ def main() -> None:
         embeddings[precision] = embedder.embed(clusters.texts)
         scores_of[precision] = pair_scores(embedder, pairs)
         seconds[precision] = time.perf_counter() - started
-    thresholds = (load_thresholds(ref, "fp32"), _thresholds(load_thresholds(ref, candidate), best, args.shifted))
+    thresholds = (
+        load_thresholds(ref, "fp32"),
+        _thresholds(load_thresholds(ref, candidate), best, candidate, args.shifted),
+    )
     for precision, at in zip(("fp32", candidate), thresholds, strict=True):
         figures[precision] = quality(scores_of[precision], pairs.labels, embeddings[precision], clusters.clusters, at)
     guard = judge(figures["fp32"], figures[candidate], embeddings["fp32"], embeddings[candidate], thresholds)
@@ -135,16 +138,11 @@ def main() -> None:
     sys.exit(0 if guard.passed else 1)
 
 
-def _thresholds(builtin: Thresholds, best: dict[str, dict[str, float]], shifted: bool) -> Thresholds:
+def _thresholds(builtin: Thresholds, best: dict[str, dict[str, float]], candidate: str, shifted: bool) -> Thresholds:
     """The candidate's built-in thresholds, moved (`shifted`) by its train shift from fp32 where over the tolerance."""
-    if not shifted:
-        return builtin
-    candidate = next(name for name in best if name != "fp32")
-    moved = {}
-    for kind in ("pair", "mining"):
-        shift = best[candidate][kind] - best["fp32"][kind]
-        moved[kind] = builtin.of(kind) + (shift if abs(shift) > SHIFT_TOLERANCE else 0.0)  # type: ignore[arg-type]
-    return Thresholds(moved["pair"], moved["mining"])
+    shift = {kind: best[candidate][kind] - best["fp32"][kind] for kind in ("pair", "mining")}
+    moved = {kind: value if abs(value) > SHIFT_TOLERANCE and shifted else 0.0 for kind, value in shift.items()}
+    return Thresholds(builtin.pair + moved["pair"], builtin.mining + moved["mining"])
 
 
 if __name__ == "__main__":
