@@ -1,15 +1,17 @@
-"""Encoding throughput of dupfind's default backend, fp32 and int8, against sentence-transformers on torch fp32.
+"""Encoding throughput of dupfind's backend at fp32, bf16 and int8, against sentence-transformers on torch fp32.
 
-Encodes N real questions (default 10,000 of ../shared/data/quora/train-questions.csv) with the three, at
-the same batch size: the median of `--runs` timed runs after a warm-up, alternating them so that a busy
-machine slows all alike (on a shared machine, look at the best runs and per-round ratios too). Also
-reports agreement with torch (cosine of each question's two embeddings) and how many pairs at or above the
-mining threshold differ (exact, brute force). Last, the compute bound: the GFLOP of the model's dense layers
-over the questions' tokens, and the GEMM peaks of this machine at the model's shapes (1024×384 by
-384×1536): float32 with torch (as sentence-transformers runs), and float32 and int8 with OpenVINO (one
-MatMul; int8: u8 activations × i8 weights from FakeQuantize, which OpenVINO runs as a u8 FullyConnected on
-oneDNN's int8 kernels), alternated in rounds; each encoder's GFLOP/s as a fraction of its precision's
-peak. Writes bench/results/encode.json.
+Prints the CPU's flags that `--precision auto` decides from, and what it chooses. Encodes N real questions
+(default 10,000 of ../shared/data/quora/train-questions.csv) with the default model (`quora`) four ways, at
+the same batch size: torch fp32 (sentence-transformers, the reference), then dupfind's backend in fp32, bf16
+and int8; the median of `--runs` timed runs after a warm-up, alternating them so that a busy machine slows
+all alike (on a shared machine, look at the best runs and per-round ratios too). Also reports agreement with
+torch (cosine of each question's two embeddings) and how many pairs at or above the mining threshold differ
+(exact, brute force). Last, the compute bound: the GFLOP of the model's dense layers over the questions'
+tokens, and the GEMM peaks of this machine at the model's shapes (1024×384 by 384×1536): float32 with torch
+(as sentence-transformers runs), and float32, bf16 and int8 with OpenVINO (one MatMul; int8: u8 activations ×
+i8 weights from FakeQuantize, which OpenVINO runs as a u8 FullyConnected on oneDNN's int8 kernels),
+alternated in rounds; each encoder's GFLOP/s as a fraction of its precision's peak. Writes
+bench/results/encode.json.
 
     .venv/bin/python bench/bench_encode.py [--n 10000] [--backend openvino] [--questions FILE]
 """
@@ -30,13 +32,15 @@ from pathlib import Path
 import numpy as np
 
 from dupfind.thresholds import BUILTIN_MINING_THRESHOLD
-from dupfind.vectors.backends import DEFAULT_BACKEND, INT8_BACKENDS, load_encoder
+from dupfind.vectors.backends import DEFAULT_BACKEND, INT8_BACKENDS, load_encoder, resolve_choice
+from dupfind.vectors.backends.torch_backend import TorchEncoder
 from dupfind.vectors.encoding import DEFAULT_BATCH_SIZE, Embeddings, Encoder, encode
-from dupfind.vectors.model import builtin_model_dir
+from dupfind.vectors.precision import cpu_features
 
 QUESTIONS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "quora" / "train-questions.csv"
 RESULTS = Path(__file__).resolve().parent / "results" / "encode.json"
 TORCH_THREADS = 2
+FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16")  # those auto and the kernels use
 
 
 def read_questions(file: Path, n: int) -> list[str]:
@@ -73,7 +77,7 @@ GEMM_SHAPE = (1024, 384, 1536)  # the feed-forward layer over a batch of 64 ques
 
 
 def gemm_runners() -> dict[str, Callable[[], object]]:
-    """One product at the model's shapes: float32 with torch, float32 and int8 with OpenVINO."""
+    """One product at the model's shapes: float32 with torch, float32, bf16 and int8 with OpenVINO."""
     import openvino as ov
     import openvino.opset13 as ops
     import torch
@@ -84,7 +88,7 @@ def gemm_runners() -> dict[str, Callable[[], object]]:
     x = rng.standard_normal((m, k)).astype(np.float32)
     weights = (rng.standard_normal((k, n)) * 0.05).astype(np.float32)
 
-    def openvino_matmul(int8: bool) -> Callable[[], object]:
+    def openvino_matmul(int8: bool, hint: str = "f32") -> Callable[[], object]:
         source = ops.parameter([m, k], np.float32)
         left, right = source.output(0), ops.constant(weights).output(0)
         if int8:  # FakeQuantize on both sides: OpenVINO's low-precision transformations make it an int8 product
@@ -93,13 +97,14 @@ def gemm_runners() -> dict[str, Callable[[], object]]:
             low, high = ops.constant(np.float32(-0.25)), ops.constant(np.float32(0.25))
             right = ops.fake_quantize(right, low, high, low, high, 255).output(0)
         model = ov.Model([ops.matmul(left, right, False, False)], [source])
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": hint}
         request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
         return lambda: request.infer({0: x})
 
     return {
         "fp32 (torch)": lambda: a @ b,
         "fp32 (openvino)": openvino_matmul(False),
+        "bf16 (openvino)": openvino_matmul(False, "bf16"),
         "int8 (openvino)": openvino_matmul(True),
     }
 
@@ -149,27 +154,26 @@ def main() -> None:
         print(f"skipped: {args.questions} is not here")
         return
     texts = read_questions(args.questions, args.n)
+    flags = sorted(cpu_features() & set(FLAGS))
+    print(f"CPU: {cpu_name()}; flags: {' '.join(flags) or 'none of ' + ', '.join(FLAGS)}")
+    print(f"--precision auto here: {resolve_choice().describe()}")
 
     import torch
-    from sentence_transformers import SentenceTransformer
 
     torch.set_num_threads(TORCH_THREADS)
-    reference = SentenceTransformer(str(builtin_model_dir()), device="cpu")
-    encoders = {
-        f"dupfind {args.backend} fp32": load_encoder(None, args.backend),
-        f"dupfind {INT8_BACKENDS[0]} int8": load_encoder(None, INT8_BACKENDS[0], "int8"),
+    torch_name = "torch fp32 (sentence-transformers)"
+    reference = load_encoder(None, "torch", "fp32", "cpu")
+    assert isinstance(reference, TorchEncoder)
+    names = {precision: f"dupfind {args.backend} {precision}" for precision in ("fp32", "bf16", "int8")}
+    encoders: dict[str, Encoder] = {
+        torch_name: reference,
+        names["fp32"]: load_encoder(None, args.backend, "fp32", "cpu"),
+        **{names[precision]: load_encoder(None, INT8_BACKENDS[0], precision, "cpu") for precision in ("bf16", "int8")},
     }
     warm = texts[: 4 * args.batch_size]
-    reference.encode(warm, batch_size=args.batch_size)
     for encoder in encoders.values():
         encode(encoder, warm, args.batch_size)
     outputs: dict[str, Embeddings] = {}
-    torch_name = "torch fp32 (sentence-transformers)"
-
-    def run_torch() -> Embeddings:
-        vectors = reference.encode(texts, batch_size=args.batch_size, convert_to_numpy=True, normalize_embeddings=True)
-        outputs[torch_name] = np.asarray(vectors, dtype=np.float32)
-        return outputs[torch_name]
 
     def runner(name: str, encoder: Encoder) -> Callable[[], Embeddings]:
         def run() -> Embeddings:
@@ -178,24 +182,20 @@ def main() -> None:
 
         return run
 
-    fp32_name, int8_name = encoders
-    runners = {torch_name: run_torch, **{name: runner(name, encoder) for name, encoder in encoders.items()}}
+    runners = {name: runner(name, encoder) for name, encoder in encoders.items()}
     seconds = timed_runs(runners, args.runs)
     rates = {name: len(texts) / statistics.median(runs) for name, runs in seconds.items()}
 
     def per_round(slower: str, faster: str) -> list[float]:
         return [s / f for s, f in zip(seconds[slower], seconds[faster], strict=True)]
 
-    speedups = {
-        f"{fp32_name} / torch": per_round(torch_name, fp32_name),
-        f"{int8_name} / torch": per_round(torch_name, int8_name),
-        f"{int8_name} / {fp32_name}": per_round(fp32_name, int8_name),
-    }
+    speedups = {f"{name} / torch": per_round(torch_name, name) for name in names.values()}
+    speedups |= {f"{names[p]} / {names['fp32']}": per_round(names["fp32"], names[p]) for p in ("bf16", "int8")}
     threshold = BUILTIN_MINING_THRESHOLD
     expected = outputs[torch_name]
     torch_pairs = pairs_above(expected, threshold)
     agreement = {}
-    for name in encoders:
+    for name in names.values():
         cosines = np.sum(expected * outputs[name], axis=1)
         found = pairs_above(outputs[name], threshold)
         agreement[name] = {
@@ -205,13 +205,17 @@ def main() -> None:
             "pairs": len(found),
             "pairs_changed": len(torch_pairs ^ found),
         }
-    tokens = sum(encoders[fp32_name].count_tokens(texts))
-    gflop = linear_gflop(reference[0].auto_model.config.to_dict(), tokens)
+    tokens = sum(encoders[names["fp32"]].count_tokens(texts))
+    gflop = linear_gflop(reference.model[0].auto_model.config.to_dict(), tokens)
     peaks = gemm_peaks()
     fp32_peak, int8_peak = max(peaks["fp32 (torch)"], peaks["fp32 (openvino)"]), peaks["int8 (openvino)"]
     gflop_s = {name: gflop / statistics.median(runs) for name, runs in seconds.items()}
-    peak_of = {torch_name: fp32_peak, fp32_name: fp32_peak, int8_name: int8_peak}
+    peak_of = {torch_name: fp32_peak, names["fp32"]: fp32_peak, names["bf16"]: peaks["bf16 (openvino)"]}
+    peak_of[names["int8"]] = int8_peak
     result = {
+        "cpu_flags": flags,
+        "auto": vars(resolve_choice()),
+        "model": reference.ref.name,
         "n": len(texts),
         "batch_size": args.batch_size,
         "backend": args.backend,

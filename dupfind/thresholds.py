@@ -27,7 +27,7 @@ Kind = Literal["pair", "mining"]  # deciding one pair, or mining a corpus (each 
 # (F1 0.735 on 40,621 pairs), mining 0.8056 over top-20 candidates (F1 0.447 on 68,926 questions).
 BUILTIN_PAIR_THRESHOLD = 0.744
 BUILTIN_MINING_THRESHOLD = 0.806
-PRECISION_SECTIONS = ("int8",)  # sections of dupfind.json holding the thresholds of another precision
+PRECISION_SECTIONS = ("bf16", "int8")  # sections of dupfind.json holding the thresholds of another precision
 
 
 @dataclass(frozen=True)
@@ -43,9 +43,13 @@ class Thresholds:
 
 # int8 has not been calibrated on the whole of train-* yet, so it takes the fp32 values; on the first 5,000
 # train pairs and questions its best-F1 thresholds were -0.010 (pair) and +0.003 (mining) away from fp32's
-# (bench/bench_precision.py): `dupfind calibrate --precision int8` stores thresholds of its own.
+# (bench/bench_precision.py): `dupfind calibrate --precision int8` stores thresholds of its own. bf16 shares
+# fp32's: with the default model on the first 10,000 train pairs and questions, its best-F1 thresholds were
+# -0.0008 (pair) and -0.0000 (mining) away from fp32's, within 0.002 (`bench/bench_precision.py --candidate bf16
+# --split train --limit 10000 --train-limit 10000`); a model's dupfind.json without a bf16 section gives its fp32 ones.
 BUILTIN_THRESHOLDS = {
     "fp32": Thresholds(BUILTIN_PAIR_THRESHOLD, BUILTIN_MINING_THRESHOLD),
+    "bf16": Thresholds(BUILTIN_PAIR_THRESHOLD, BUILTIN_MINING_THRESHOLD),
     "int8": Thresholds(BUILTIN_PAIR_THRESHOLD, BUILTIN_MINING_THRESHOLD),
 }
 

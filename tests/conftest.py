@@ -130,10 +130,10 @@ def use_fake_reranker(
 
 @pytest.fixture(scope="session")
 def real_encoder():  # type: ignore[no-untyped-def]
-    """The built-in model on the default backend (slow tests only)."""
+    """The built-in model on the CPU backend in fp32 (slow tests only)."""
     from dupfind.vectors.backends import load_encoder
 
-    return load_encoder(backend="openvino")
+    return load_encoder(backend="openvino", precision="fp32")
 
 
 def needs_quora() -> pytest.MarkDecorator:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -28,18 +28,39 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class EmbedderOptions:
-    """The options that say how questions become embeddings; checked before anything loads."""
+    """The options that say how questions become embeddings; checked before anything loads.
+
+    `backend`, `precision` and `device` are resolved on construction (`auto`: chosen for this machine, see
+    `dupfind.vectors.backends.resolve_choice`), and `reason` says why; a bad or impossible value is kept as
+    `invalid` and raised by `resolve` (after the command's own checks, as always).
+    """
 
     model: str | None
     backend: str | None
     batch_size: int
     cache: bool
     thresholds: str | None = None
-    precision: str = "fp32"
+    precision: str = "auto"
     device: str = "auto"
+    reason: str = field(default="", compare=False)
+    invalid: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        from dupfind.errors import DupfindError
+        from dupfind.vectors.backends import resolve_choice
+
         check_range("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)
+        try:
+            choice = resolve_choice(self.backend, self.precision, self.device)
+        except DupfindError as exc:
+            object.__setattr__(self, "invalid", str(exc))
+            return
+        object.__setattr__(self, "invalid", None)
+        if (choice.backend, choice.precision, choice.device) != (self.backend, self.precision, self.device):
+            for name in ("backend", "precision", "device", "reason"):
+                object.__setattr__(self, name, getattr(choice, name))
+        elif not self.reason:  # given in full: a copy keeps the reason of the options it copies
+            object.__setattr__(self, "reason", choice.reason)
 
     def thresholds_for(self, ref: ModelRef, fallback: Thresholds | None = None) -> Thresholds:
         """The bi-encoder's thresholds in force: the project file's (`--thresholds`, else ./dupfind.toml) when it
@@ -80,20 +101,24 @@ class EmbedderOptions:
     def resolve(self) -> ModelRef:
         """The model these options name; raises a `DupfindError` for a bad model, backend, precision or device,
         before loading."""
-        from dupfind.vectors.backends import check_backend, check_device, check_precision
+        from dupfind.errors import DupfindError
         from dupfind.vectors.model import resolve_model
 
-        backend = check_backend(self.backend)
-        check_precision(backend, self.precision)
-        check_device(backend, self.device)
+        if self.invalid is not None:
+            raise DupfindError(self.invalid)
         return resolve_model(self.model)
 
     def load(self, model: str | None = None) -> Embedder:
-        """Load the encoder (of `model` when given, else of --model) and wrap it with the cache and batch size."""
+        """Load the encoder (of `model` when given, else of --model) and wrap it with the cache and batch size; with
+        -v, says which backend, precision and device encode, and why."""
         from dupfind.vectors.backends import load_encoder
         from dupfind.vectors.cache import EmbeddingCache
         from dupfind.vectors.embedder import Embedder
+        from dupfind.vectors.precision import Choice
 
+        if verbose():
+            choice = Choice(str(self.backend), self.precision, self.device, self.reason)
+            print(f"dupfind: encoding with {choice.describe()}", file=sys.stderr)
         with stage("load model"):
             encoder = load_encoder(model or self.model, self.backend, self.precision, self.device)
         return Embedder(encoder, EmbeddingCache() if self.cache else None, self.batch_size)
@@ -106,7 +131,10 @@ embedder_options = add_options(
         "backend": (
             Annotated[
                 str | None,
-                typer.Option("--backend", help="Encoder backend: torch, onnx or openvino [default: fastest exact]."),
+                typer.Option(
+                    "--backend",
+                    help="Encoder backend: auto, torch, onnx or openvino [default: auto, or $DUPFIND_BACKEND].",
+                ),
             ],
             None,
         ),
@@ -133,10 +161,11 @@ embedder_options = add_options(
                 str,
                 typer.Option(
                     "--precision",
-                    help="fp32, or int8 (openvino: the model quantised once with NNCF; own thresholds).",
+                    help="auto (fast on this machine without losing duplicates: `dupfind models` says which), fp32, "
+                    "bf16 (openvino) or int8 (openvino: the model quantised once with NNCF; own thresholds).",
                 ),
             ],
-            "fp32",
+            "auto",
         ),
         "device": (
             Annotated[
@@ -178,8 +207,8 @@ class RerankOptions:
         return resolve_reranker(self.reranker) if self.enabled else None
 
     def load(self, embedding: EmbedderOptions) -> Reranker | None:
-        """The re-ranker (None without re-ranking), on the backend of the bi-encoder, with the score cache when
-        the embedding cache is on."""
+        """The re-ranker (None without re-ranking), on the backend, precision and device of the bi-encoder, with the
+        score cache when the embedding cache is on."""
         from dupfind.pairs.rerank import Reranker
         from dupfind.vectors.backends import load_pair_scorer
         from dupfind.vectors.pair_scorer import score_cache
@@ -187,7 +216,7 @@ class RerankOptions:
         if not self.enabled:
             return None
         with stage("load re-ranker"):
-            scorer = load_pair_scorer(self.reranker, embedding.backend)
+            scorer = load_pair_scorer(self.reranker, embedding.backend, embedding.precision, embedding.device)
         return Reranker(scorer, score_cache() if embedding.cache else None)
 
 

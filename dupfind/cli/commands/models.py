@@ -1,4 +1,5 @@
-"""`dupfind models`: the built-in models, what they are, their size, thresholds and dev figures."""
+"""`dupfind models`: the built-in models, what they are, their size, thresholds and dev figures, and what
+`--precision auto` chooses on this machine."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ def models(
 ) -> None:
     """List the built-in models: bi-encoders for --model, re-rankers for --reranker.
 
-    The defaults are marked.
+    The defaults are marked; the last line says what the default --backend/--precision/--device auto choose here.
 
     Example: dupfind models
     """
     from dupfind.quality.catalog import builtin_models
+    from dupfind.vectors.backends import resolve_choice
 
     fmt = report_format(output_format, as_json)
     found = builtin_models()
@@ -34,3 +36,4 @@ def models(
             print(f"  thresholds: pair {entry.thresholds.pair:.3f}, mining {entry.thresholds.mining:.3f}")
         if entry.dev:
             print("  dev: " + ", ".join(f"{key} {value}" for key, value in entry.dev.items()))
+    print(f"on this machine: {resolve_choice().describe()}")

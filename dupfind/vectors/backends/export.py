@@ -254,7 +254,7 @@ def mean_pool(hidden: NDArray[np.float32], attention_mask: NDArray[np.int64]) ->
 class ExportedEncoder:
     """Tokenise, run the exported transformer, mean-pool and L2-normalise, as sentence-transformers does.
 
-    Subclasses run the transformer (`_run`) at `precision` (`fp32`, or `int8`: the model quantised by
+    Subclasses run the transformer (`_run`) at `precision` (`fp32`; `bf16`; `int8`: the model quantised by
     `dupfind.vectors.backends.quantize`); instances pickle by reloading from the cache.
     """
 
@@ -313,13 +313,15 @@ class ExportedEncoder:
 
 
 class ExportedPairScorer:
-    """Tokenise each pair together (truncating the longer text first), run the exported cross-encoder and turn
-    its logit into a probability, as sentence-transformers' `CrossEncoder.predict` does. Pickles by reloading."""
+    """Tokenise each pair together (truncating the longer text first), run the exported cross-encoder at
+    `precision` (`fp32` or `bf16`) and turn its logit into a probability, as sentence-transformers'
+    `CrossEncoder.predict` does. Pickles by reloading."""
 
     backend: ClassVar[str]
 
-    def __init__(self, ref: ModelRef) -> None:
+    def __init__(self, ref: ModelRef, precision: str = "fp32") -> None:
         self.ref = ref
+        self.precision = precision
         self.exported = ensure_exported(ref, pairs=True)
         self._tokenizer = load_tokenizer(self.exported.path / TOKENIZER_FILE, self.exported.max_seq_length)
         self._untruncated: Tokenizer | None = None
@@ -327,7 +329,8 @@ class ExportedPairScorer:
 
     @property
     def fingerprint(self) -> str:
-        return f"{self.exported.model_fingerprint}-{self.backend}"
+        suffix = "" if self.precision == "fp32" else f"-{self.precision}"
+        return f"{self.exported.model_fingerprint}-{self.backend}{suffix}"
 
     def score_batch(self, first: Sequence[str], second: Sequence[str]) -> NDArray[np.float32]:
         if len(first) == 0:
@@ -356,11 +359,11 @@ class ExportedPairScorer:
         return len(self._untruncated.encode_batch_fast([text])[0].ids)
 
     def _load_runner(self) -> Runner:
-        """Load the exported cross-encoder with this backend's runtime."""
+        """Load the exported cross-encoder with this backend's runtime (at `self.precision`)."""
         raise NotImplementedError
 
-    def __reduce__(self) -> tuple[type[ExportedPairScorer], tuple[ModelRef]]:
-        return (type(self), (self.ref,))
+    def __reduce__(self) -> tuple[type[ExportedPairScorer], tuple[ModelRef, str]]:
+        return (type(self), (self.ref, self.precision))
 
 
 def _read_modules(model_dir: Path) -> tuple[Path, dict[str, Any]]:

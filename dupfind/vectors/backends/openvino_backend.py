@@ -19,41 +19,49 @@ from dupfind.vectors.backends.export import (
 from dupfind.vectors.backends.quantize import ensure_int8_openvino
 from dupfind.vectors.encoding import available_cores
 
-# Measured with 2 cores: OpenVINO's default on a CPU with avx512_bf16 is bf16 kernels, which agree with
-# torch fp32 only to cosine 0.99997 (a few mined pairs change) and were slower here than f32.
-PRECISION = "f32"
+# The kernels of each precision. OpenVINO's default on a CPU with avx512_bf16 is bf16 kernels, so fp32 (and
+# int8's non-quantised layers) ask for f32; bf16 runs the fp32 IR with bf16 kernels.
+INFERENCE_PRECISION = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}
 PERFORMANCE_HINT = "LATENCY"
 
 
 class OpenVinoEncoder(ExportedEncoder):
-    """Encode with OpenVINO on the CPU, one stream using every core: fp32 (matches torch to ~1e-6), or int8 (the
-    NNCF-quantised IR; its non-quantised layers still run in f32)."""
+    """Encode with OpenVINO on the CPU, one stream using every core: fp32 (matches torch to ~1e-6), bf16 (bf16
+    kernels on the same IR), or int8 (the NNCF-quantised IR; its non-quantised layers still run in f32)."""
 
     backend = "openvino"
 
     def _load_runner(self) -> Runner:
-        fp32 = self.precision == "fp32"
-        return openvino_runner(self.exported, (ensure_openvino_ir if fp32 else ensure_int8_openvino)(self.exported))
+        quantized = self.precision == "int8"
+        model = (ensure_int8_openvino if quantized else ensure_openvino_ir)(self.exported)
+        return openvino_runner(self.exported, model, self.precision)
 
 
 class OpenVinoPairScorer(ExportedPairScorer):
-    """Score pairs with the exported cross-encoder as OpenVINO IR on the CPU, in f32."""
+    """Score pairs with the exported cross-encoder as OpenVINO IR on the CPU, in fp32 or bf16."""
 
     backend = "openvino"
 
     def _load_runner(self) -> Runner:
-        return openvino_runner(self.exported, ensure_openvino_ir(self.exported))
+        return openvino_runner(self.exported, ensure_openvino_ir(self.exported), self.precision)
 
 
-def openvino_runner(exported: ExportedModel, model: Path) -> Runner:
-    """A function running the compiled IR on a batch's features: one stream using every core, f32 kernels."""
+def compiled_dir(exported: ExportedModel, precision: str) -> Path:
+    """OpenVINO's cache of compiled models of one precision: an f32 blob of the IR read back when compiling with
+    the bf16 hint crashes OpenVINO (2026.4), so each precision has its own."""
+    return exported.path / OPENVINO_COMPILED_DIR / precision
+
+
+def openvino_runner(exported: ExportedModel, model: Path, precision: str = "fp32") -> Runner:
+    """A function running the compiled IR on a batch's features: one stream using every core, with the kernels of
+    `precision` (`fp32`, `bf16` or `int8`)."""
     import openvino as ov
 
     core = ov.Core()
-    core.set_property({"CACHE_DIR": str(exported.path / OPENVINO_COMPILED_DIR)})
+    core.set_property({"CACHE_DIR": str(compiled_dir(exported, precision))})
     config = {
         "PERFORMANCE_HINT": PERFORMANCE_HINT,
-        "INFERENCE_PRECISION_HINT": PRECISION,
+        "INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[precision],
         "INFERENCE_NUM_THREADS": available_cores(),
     }
     compiled = core.compile_model(model, "CPU", config)

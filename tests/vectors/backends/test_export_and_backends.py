@@ -14,6 +14,7 @@ import pytest
 
 from dupfind.errors import DupfindError
 from dupfind.io.cache_dir import cache_dir
+from dupfind.vectors import backends
 from dupfind.vectors.backends import DEFAULT_BACKEND, backend_names, export, load_encoder
 from dupfind.vectors.encoding import Encoder, encode
 from dupfind.vectors.model import ModelRef, builtin_model_dir, fingerprint, resolve_model
@@ -221,7 +222,11 @@ def test_the_export_is_reused(
 
 
 @pytest.mark.slow
-def test_the_default_backend_is_used_by_default(exported_encoders: dict[str, Encoder]) -> None:
+def test_the_default_backend_is_used_by_default(
+    exported_encoders: dict[str, Encoder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(backends, "cpu_features", lambda: frozenset({"avx2"}))  # a CPU where auto is fp32
+    monkeypatch.setattr(backends, "cuda_visible", lambda: False)
     assert DEFAULT_BACKEND in backend_names()
     assert load_encoder().fingerprint == exported_encoders[DEFAULT_BACKEND].fingerprint
 
