@@ -19,10 +19,12 @@ from dupfind.cli.commands import (  # noqa: F401  (importing a command module re
     search,
     train,
 )
+from dupfind.offline import stay_offline
 
 
 def main() -> None:
     """Entry point of the `dupfind` console script."""
+    stay_offline()
     guard_standard_streams()
     try:
         app()

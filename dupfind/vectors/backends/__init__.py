@@ -19,10 +19,13 @@ from collections.abc import Callable
 from typing import Any
 
 from dupfind.errors import DupfindError
+from dupfind.offline import block_telemetry
 from dupfind.vectors.encoding import Encoder
 from dupfind.vectors.model import ModelRef, resolve_model, resolve_reranker
 from dupfind.vectors.pair_scorer import PairScorer
 from dupfind.vectors.precision import AUTO, Choice, choose, cpu_features, cuda_visible
+
+block_telemetry()  # before any backend imports OpenVINO or NNCF (dupfind.offline)
 
 BackendFactory = Callable[[ModelRef], Encoder]
 PairScorerFactory = Callable[[ModelRef], PairScorer]

@@ -11,9 +11,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dupfind.errors import DupfindError
+from dupfind.offline import downloads_allowed
 from dupfind.vectors.backends.export import token_prefix
 from dupfind.vectors.encoding import Embeddings
-from dupfind.vectors.model import ModelRef, check_no_custom_code, downloads_allowed, fingerprint, model_dir
+from dupfind.vectors.model import ModelRef, check_no_custom_code, fingerprint, model_dir
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder, SentenceTransformer
