@@ -11,6 +11,8 @@ from dupfind.cli.options import check_choice, check_range
 from dupfind.cli.output import embedding_progress, info, rerank_progress, stage
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from dupfind.io.questions import QuestionReader, Questions
     from dupfind.pairs.clustering import Clusters
     from dupfind.pairs.index import Index
@@ -67,12 +69,16 @@ def group_questions(
     method: str,
     top_k: int,
     quiet: bool,
+    check: Callable[[Questions], None] | None = None,
 ) -> tuple[Questions, Clusters, Embeddings]:
-    """Read a file and group its questions into duplicates (for `clusters` and `dedupe`)."""
+    """Read a file and group its questions into duplicates (for `clusters` and `dedupe`); `check` refuses a
+    table the command cannot write back, before any encoding."""
     from dupfind.pairs.clustering import cluster_texts
 
     rule = embedding.rule("mining", embedding.resolve(), reranking, threshold)
     questions = read_questions(reader, file, quiet)
+    if check is not None:
+        check(questions)
     embedder = embedding.load()
     with (
         embedding_progress(embedder, "Encoding", quiet) as progressing,

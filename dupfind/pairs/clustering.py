@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 METHODS = ("communities", "components")
 DEFAULT_METHOD = "communities"
 DEFAULT_CLUSTER_TOP_K = 50
+CLUSTER_COLUMNS = ("cluster_id", "cluster_size", "representative")  # what `Clusters.to_frame` adds to the input
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,21 @@ class Clusters:
         cluster_size[questions.rows] = self.sizes[self.labels]
         for row, label in zip(questions.rows.tolist(), self.labels.tolist(), strict=True):
             representative[row] = questions.ids[int(self.representatives[label])]
+        check_columns_free(questions)
         frame["cluster_id"] = cluster_id
         frame["cluster_size"] = cluster_size
         frame["representative"] = pd.Series(representative, index=frame.index, dtype=object)
         return frame
+
+
+def check_columns_free(questions: Questions) -> None:
+    """Refuse a table that has a column of the name of one that `Clusters.to_frame` adds: it would be replaced."""
+    taken = [str(name) for name in questions.frame.columns if name in CLUSTER_COLUMNS]
+    if taken:
+        raise DupfindError(
+            f"{questions.source}: already has a column {taken[0]!r}, which the groups would replace "
+            f"(rename it: {', '.join(CLUSTER_COLUMNS)} are added)"
+        )
 
 
 def check_method(method: str) -> None:

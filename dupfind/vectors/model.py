@@ -8,6 +8,7 @@ import json
 import os
 import re
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,6 +132,11 @@ def _resolve(given: str | None, default: str, kind: str) -> ModelRef:
         directory = builtin.directory()
         if not directory.is_dir():
             raise DupfindError(f"the built-in {kind} '{name}' is missing from this installation ({directory})")
+        if Path(model).is_dir():
+            warnings.warn(
+                f"'{model}' is the built-in model of that name, not the folder ./{model} (give ./{model} for it)",
+                stacklevel=3,
+            )
         return ModelRef(name, directory)
     path = Path(model).expanduser()
     if path.is_dir():

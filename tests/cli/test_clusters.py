@@ -96,3 +96,14 @@ def test_errors_are_one_line_exit_2(
     code, out, err = clusters(*[arg.replace("{csv}", str(chain_csv)) for arg in args])
     assert code == 2 and out == ""
     assert err.startswith("dupfind: error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_input_with_a_column_clusters_adds_is_refused_before_encoding(
+    use_fake_encoder: FakeEncoder, tmp_path: Path
+) -> None:
+    file = tmp_path / "grouped.csv"
+    file.write_text("id,question,cluster_id\n1,red apple pie,7\n2,Red apple pie!,8\n", encoding="utf-8")
+    out = tmp_path / "out.csv"
+    result = runner.invoke(app, ["clusters", str(file), "--id-col", "id", "-o", str(out)])
+    assert result.exit_code == 2 and "already has a column 'cluster_id'" in result.stderr
+    assert not out.exists() and use_fake_encoder.calls == []

@@ -175,3 +175,17 @@ def test_a_custom_module_in_modules_json_is_refused(tmp_path: Path) -> None:
     (folder / "modules.json").write_text(json.dumps(modules), encoding="utf-8")
     with pytest.raises(DupfindError, match=r"module 'evil\.EvilModule'"):
         resolve_model(str(folder))
+
+
+def test_a_folder_named_like_a_built_in_model_is_not_used_without_a_word(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dupfind.vectors.model import BASE_MODEL, resolve_model
+
+    folder = tmp_path / BASE_MODEL
+    folder.mkdir()
+    (folder / "config.json").write_text("{}", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    with pytest.warns(UserWarning, match=r"built-in model of that name, not the folder \./base"):
+        assert resolve_model(BASE_MODEL).path != folder.resolve()
+    assert resolve_model(f"./{BASE_MODEL}").path == folder.resolve()

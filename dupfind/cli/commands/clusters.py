@@ -42,16 +42,20 @@ def clusters(
 ) -> None:
     """Group duplicate questions: every input row with cluster_id, cluster_size and representative.
 
-    Blank questions keep their row, with empty cluster columns.
+    Blank questions keep their row, with empty cluster columns. An input that has a column of one of those names
+    is refused (it would be replaced): rename it.
 
     Example: dupfind clusters questions.csv --id-col id -o clusters.csv
     """
     from dupfind.io.destinations import check_destination
     from dupfind.io.formats import output_format as choose_format
     from dupfind.io.write import write_table
+    from dupfind.pairs.clustering import check_columns_free
 
     check_group_options(threshold, method, top_k)
     fmt = choose_format(output, output_format, sys.stdout.isatty())
     check_destination(output, [file])
-    questions, groups, _ = group_questions(file, reader, embedding, reranking, threshold, method, top_k, quiet)
+    questions, groups, _ = group_questions(
+        file, reader, embedding, reranking, threshold, method, top_k, quiet, check_columns_free
+    )
     write_table(groups.to_frame(questions), output, fmt, title="Groups of duplicates")
