@@ -1,9 +1,9 @@
 (function () {
   "use strict";
-  // Every text below comes from the user's data: it is only ever set with textContent or text nodes.
+  /* Every text below comes from the user's data: it is only ever set with textContent or text nodes. */
   var data = JSON.parse(document.getElementById("data").textContent);
-  var SHOWN = 2000;      // characters of a question shown until "show all" is clicked
-  var DIFF_MAX = 20000;  // longer questions are shown without highlighted words
+  var SHOWN = 2000;      /* characters of a question shown until "show all" is clicked */
+  var DIFF_MAX = 20000;  /* longer questions are shown without highlighted words */
   var results = document.getElementById("results");
   var box = document.getElementById("filter");
   var status = document.getElementById("status");
@@ -15,7 +15,7 @@
   var haystacks = null;
   var matches = [];
   var page = 0;
-  // Cosine bars start a little below the lowest score or threshold, so that close scores look different.
+  /* Cosine bars start a little below the lowest score or threshold, so that close scores look different. */
   var lowest = data.cosine === null ? 1 : data.cosine;
   if (!groups) data.rows.forEach(function (row) { if (row[0] < lowest) lowest = row[0]; });
   var low = Math.max(-1, Math.floor(lowest * 10) / 10 - 0.1);
@@ -86,7 +86,7 @@
     return row;
   }
   function pairCard(index) {
-    // [cosine, rerank or null, id A, question A, id B, question B, tag, tag class]
+    /* [cosine, rerank or null, id A, question A, id B, question B, tag, tag class] */
     var row = data.rows[index];
     var card = el("article", "pair");
     var head = el("div", "head");
@@ -100,7 +100,7 @@
     return card;
   }
   function groupCard(index) {
-    // [cluster id, [[id, question], ...]]: the representative first
+    /* [cluster id, [[id, question], ...]]: the representative first */
     var group = data.groups[index];
     var members = group[1];
     var card = el("article", "group");
