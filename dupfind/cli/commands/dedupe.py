@@ -35,7 +35,10 @@ def dedupe(
         str, typer.Option("--keep", help="Row kept per group: first, longest or central (the representative).")
     ] = "first",
     map_path: Annotated[
-        str | None, typer.Option("--map", help="Write removed id → kept id with the score (csv, jsonl, …).")
+        str | None,
+        typer.Option(
+            "--map", help="Write removed id → kept id with the score (csv, jsonl, …; .html: a page to review)."
+        ),
     ] = None,
     output_format: Annotated[
         str | None, typer.Option("--format", "-f", help="csv, tsv, jsonl, json, parquet or txt [default: as input].")
