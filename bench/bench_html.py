@@ -30,7 +30,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dupfind.io.html import PAGE_ROWS, Page  # noqa: E402
+from dupfind.io.html import PAGE_ROWS, HtmlPage  # noqa: E402
 from dupfind.io.write import write_table  # noqa: E402
 from tests.browser import CHROMIUM, dump_dom  # noqa: E402
 
@@ -86,7 +86,7 @@ def main() -> None:
     if CHROMIUM is None:
         sys.exit("bench_html: chromium is not on PATH (apt-get install chromium)")
     frame = synthetic_pairs(args.pairs)
-    page = Page(facts=[("command", "bench_html.py"), ("pairs found", f"{args.pairs:,}")], cosine=0.75)
+    page = HtmlPage(facts=[("command", "bench_html.py"), ("pairs found", f"{args.pairs:,}")], cosine=0.75)
     with tempfile.TemporaryDirectory() as folder:
         html, csv, timed = Path(folder, "pairs.html"), Path(folder, "pairs.csv"), Path(folder, "timed.html")
         write_html = median_seconds(lambda: write_table(frame, str(html), "html", "Pairs", page), args.runs)

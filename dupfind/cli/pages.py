@@ -9,7 +9,7 @@ from dupfind.cli.output import command_line
 
 if TYPE_CHECKING:
     from dupfind.cli.model_options import EmbedderOptions
-    from dupfind.io.html import Page
+    from dupfind.io.html import HtmlPage
     from dupfind.thresholds import Rule
 
 
@@ -20,13 +20,13 @@ def page(
     candidates: int | None = None,
     facts: Sequence[tuple[str, str]] = (),
     **extra: Any,
-) -> Page:
-    """The page's facts (then `facts`), with the rule's thresholds marked on its score bars; `extra`: `Page`'s
+) -> HtmlPage:
+    """The page's facts (then `facts`), with the rule's thresholds marked on its score bars; `extra`: `HtmlPage`'s
     other fields."""
-    from dupfind.io.html import Page
+    from dupfind.io.html import HtmlPage
 
     told = [("command", command_line()), ("model", model), ("precision", embedding.precision)]
     if rule is not None:
         told += [("rule", rule.describe(candidates)), ("thresholds from", rule.source)]
     cosine, rerank = (None, None) if rule is None else (rule.cosine, rule.rerank)
-    return Page(facts=[*told, *facts], cosine=cosine, rerank=rerank, **extra)
+    return HtmlPage(facts=[*told, *facts], cosine=cosine, rerank=rerank, **extra)

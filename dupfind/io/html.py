@@ -35,7 +35,7 @@ _JSON_ESCAPES = (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"), ("\u2028"
 
 
 @dataclass(frozen=True)
-class Page:
+class HtmlPage:
     """What a page tells beyond its frame: `facts` for the top (command, model, precision, rule, counts), the
     thresholds marked on the score bars, and for groups the question column `text_col` and each row's id
     (`ids`, aligned with the frame's rows; row numbers from 1 without); `query`, the question a search was for."""
@@ -72,12 +72,12 @@ def page_kind(frame: pd.DataFrame) -> str:
     raise DupfindError("an HTML page shows pairs, groups, a dedupe map or search results; pick another format")
 
 
-def render_html(frame: pd.DataFrame, title: str | None = None, page: Page | None = None) -> str:
+def render_html(frame: pd.DataFrame, title: str | None = None, page: HtmlPage | None = None) -> str:
     """The page of a result frame (from `MinedPairs.to_frame`, `Clusters.to_frame`, `Deduplicated.map_frame`,
     `Neighbours.to_frame`, or labeled pairs with their scores), titled `title`."""
     from markupsafe import Markup
 
-    page = page or Page()
+    page = page or HtmlPage()
     kind = page_kind(frame)
     charts: list[dict[str, Any]] = []
     if kind == "groups":
@@ -167,7 +167,7 @@ def _rows(
     ]
 
 
-def _pairs(frame: pd.DataFrame, page: Page, charts: list[dict[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
+def _pairs(frame: pd.DataFrame, page: HtmlPage, charts: list[dict[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
     sides = (
         _column(frame, "id_a"),
         _column(frame, "question_a", _text),
@@ -180,7 +180,7 @@ def _pairs(frame: pd.DataFrame, page: Page, charts: list[dict[str, Any]]) -> tup
     ]
 
 
-def _map(frame: pd.DataFrame, page: Page, charts: list[dict[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
+def _map(frame: pd.DataFrame, page: HtmlPage, charts: list[dict[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
     kept = _column(frame, "kept_id")
     sides = (
         _column(frame, "removed_id"),
@@ -193,7 +193,7 @@ def _map(frame: pd.DataFrame, page: Page, charts: list[dict[str, Any]]) -> tuple
     return {"view": "pairs", "noun": "removed rows", "labels": ["removed", "kept as"], "rows": rows}, counts
 
 
-def _neighbours(frame: pd.DataFrame, page: Page, charts: list[dict[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
+def _neighbours(frame: pd.DataFrame, page: HtmlPage, charts: list[dict[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
     if "query" in frame.columns:
         queries, asked = _column(frame, "query_id"), _column(frame, "query", _text)
     else:
@@ -209,7 +209,7 @@ def _neighbours(frame: pd.DataFrame, page: Page, charts: list[dict[str, Any]]) -
     return {"view": "pairs", "noun": "results", "labels": ["query", "found"], "rows": rows}, counts
 
 
-def _labeled(frame: pd.DataFrame, page: Page, charts: list[dict[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
+def _labeled(frame: pd.DataFrame, page: HtmlPage, charts: list[dict[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
     """Labeled pairs best first, each tagged found, missed, flagged (a false duplicate) or rightly apart."""
     order = np.argsort(-frame["score"].to_numpy(dtype=np.float64), kind="stable")
     ordered = frame.iloc[order]
@@ -236,11 +236,11 @@ def _labeled(frame: pd.DataFrame, page: Page, charts: list[dict[str, Any]]) -> t
     return {"view": "pairs", "noun": "pairs", "labels": ["question 1", "question 2"], "rows": rows}, []
 
 
-def _groups(frame: pd.DataFrame, page: Page, charts: list[dict[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
+def _groups(frame: pd.DataFrame, page: HtmlPage, charts: list[dict[str, Any]]) -> tuple[dict[str, Any], list[Any]]:
     """Groups of duplicates, largest first, each with its representative first; and a histogram of their sizes."""
     text_col = page.text_col or ("question" if "question" in frame.columns else None)
     if text_col is None or text_col not in frame.columns:
-        raise DupfindError("an HTML page of groups needs the question column (Page.text_col)")
+        raise DupfindError("an HTML page of groups needs the question column (HtmlPage.text_col)")
     ids = [_value(value) for value in page.ids] if page.ids is not None else list(range(1, len(frame) + 1))
     texts = _column(frame, text_col, _text)
     representatives = _column(frame, "representative")

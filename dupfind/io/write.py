@@ -30,7 +30,7 @@ from dupfind.io.read import _ABSENT, Table, _is_missing
 if TYPE_CHECKING:
     import pyarrow
 
-    from dupfind.io.html import Page
+    from dupfind.io.html import HtmlPage
 
 PART_ROWS = 1_000_000  # rows of each part of a folder output (Parquet)
 
@@ -91,7 +91,7 @@ def _write_arrow(arrow: pyarrow.Table, handle: IO[bytes]) -> None:
 
 
 def write_table(
-    frame: pd.DataFrame, output: str | None, fmt: str, title: str | None = None, page: Page | None = None
+    frame: pd.DataFrame, output: str | None, fmt: str, title: str | None = None, page: HtmlPage | None = None
 ) -> None:
     """Write a frame to stdout or, atomically (temp file + rename), to a file; an HTML `page` (`dupfind.io.html`)
     is titled `title` and tells what `page` holds beyond the frame."""

@@ -98,6 +98,14 @@ def test_eval_pairs_page_shows_the_histogram_with_the_threshold(tmp_path: Path) 
     assert any("duplicate, missed" in article or "flagged" in article for article in dom.articles)
 
 
+def test_a_reranked_page_shows_both_scores(use_fake_reranker: Path, tmp_path: Path) -> None:
+    page = tmp_path / "pairs.html"
+    written("mine", str(TICKETS), "--id-col", "id", "--reranker", str(use_fake_reranker), "-o", str(page))
+    dom = Dom(dump_dom(page))
+    assert dom.articles and all("cosine" in article and "re-rank" in article for article in dom.articles)
+    assert re.search(r"<dd>re-rank score ≥ [\d.]+ among \d+ candidates with cosine ≥ [\d.]+</dd>", dump_dom(page))
+
+
 def test_format_html_on_stdout() -> None:
     code, out, err = run("mine", str(TICKETS), "--id-col", "id", "--format", "html")
     assert code == 0, err

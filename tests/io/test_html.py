@@ -17,7 +17,7 @@ import pytest
 
 from dupfind.errors import DupfindError
 from dupfind.io.formats import format_from_path, output_format
-from dupfind.io.html import PAGE_ROWS, Page, page_kind, render_html, script_json
+from dupfind.io.html import PAGE_ROWS, HtmlPage, page_kind, render_html, script_json
 from dupfind.io.write import write_table
 from tests.browser import Dom, dump_dom, needs_chromium
 
@@ -89,7 +89,7 @@ def test_the_policy_allows_no_request_and_exactly_the_inline_blocks() -> None:
 
 def test_the_title_and_facts_are_escaped() -> None:
     page = render_html(
-        pairs_frame([("a", "b")]), title="<b>x</b>", page=Page(facts=[("command", "dupfind mine '<i>.csv'")])
+        pairs_frame([("a", "b")]), title="<b>x</b>", page=HtmlPage(facts=[("command", "dupfind mine '<i>.csv'")])
     )
     assert "<title>&lt;b&gt;x&lt;/b&gt;</title>" in page
     assert "&lt;i&gt;" in page and "<i>" not in page
@@ -125,7 +125,7 @@ def test_groups_list_the_representative_first_and_count_sizes() -> None:
             "representative": ["t3", None, "t3", "t4", "t3"],
         }
     )
-    page = render_html(frame, page=Page(text_col="question", ids=["t1", None, "t3", "t4", "t5"]))
+    page = render_html(frame, page=HtmlPage(text_col="question", ids=["t1", None, "t3", "t4", "t5"]))
     groups = json.loads(data_block(page))["groups"]
     assert groups == [[1, [["t3", "password reset"], ["t1", "reset password"], ["t5", "reset my password"]]]]
     assert "1 questions have no duplicate" in page and "<title>1 groups of 3</title>" in page
