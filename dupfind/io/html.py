@@ -80,10 +80,7 @@ def render_html(frame: pd.DataFrame, title: str | None = None, page: HtmlPage | 
     page = page or HtmlPage()
     kind = page_kind(frame)
     charts: list[dict[str, Any]] = []
-    if kind == "groups":
-        payload, counts = _groups(frame, page, charts)
-    else:
-        payload, counts = _PAIRS[kind](frame, page, charts)
+    payload, counts = _VIEWS[kind](frame, page, charts)
     payload |= {"page_size": PAGE_ROWS, "cosine": page.cosine, "rerank": page.rerank}
     style, script = _asset("page.css"), _asset("page.js")
     csp = (
@@ -266,7 +263,8 @@ def _groups(frame: pd.DataFrame, page: HtmlPage, charts: list[dict[str, Any]]) -
     return {"view": "groups", "noun": "groups", "groups": groups}, counts
 
 
-_PAIRS = {"pairs": _pairs, "labeled": _labeled, "map": _map, "neighbours": _neighbours}
+# What each kind of page shows: its data, the counts under the facts, and its charts (appended).
+_VIEWS = {"pairs": _pairs, "labeled": _labeled, "map": _map, "neighbours": _neighbours, "groups": _groups}
 
 _WIDTH, _HEIGHT, _BASE = 640, 170, 18  # a chart's size, and the room under its bars for the ticks
 

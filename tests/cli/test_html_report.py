@@ -17,7 +17,7 @@ QUESTIONS = EXAMPLES / "questions.csv"
 TICKETS = EXAMPLES / "support_tickets.csv"
 LABELED = EXAMPLES / "labeled_pairs.csv"
 
-pytestmark = [needs_chromium, pytest.mark.usefixtures("use_fake_encoder")]
+pytestmark = pytest.mark.usefixtures("use_fake_encoder")
 
 
 def written(*args: str) -> None:
@@ -29,6 +29,7 @@ def ids_in(article: str) -> list[str]:
     return re.findall(r"\b[qt]\d{3}\b", article)
 
 
+@needs_chromium
 def test_mine_page_holds_the_pairs_best_first(tmp_path: Path) -> None:
     page, table = tmp_path / "pairs.html", tmp_path / "pairs.csv"
     for output in (page, table):
@@ -46,6 +47,7 @@ def test_mine_page_holds_the_pairs_best_first(tmp_path: Path) -> None:
         assert fact in html
 
 
+@needs_chromium
 def test_the_filter_of_the_clusters_page(tmp_path: Path) -> None:
     page, table = tmp_path / "groups.html", tmp_path / "groups.csv"
     for output in (page, table):
@@ -65,6 +67,7 @@ def test_the_filter_of_the_clusters_page(tmp_path: Path) -> None:
     assert Dom(dump_dom(page, "filter=dark%20cancel")).matches == 0
 
 
+@needs_chromium
 def test_dedupe_map_page_says_which_row_each_removed_one_was_kept_as(tmp_path: Path) -> None:
     page, table = tmp_path / "review.html", tmp_path / "map.csv"
     for output in (page, table):
@@ -77,6 +80,7 @@ def test_dedupe_map_page_says_which_row_each_removed_one_was_kept_as(tmp_path: P
         assert "removed" in article and "kept as" in article
 
 
+@needs_chromium
 def test_search_page(tmp_path: Path) -> None:
     page = tmp_path / "hits.html"
     written("search", str(TICKETS), "how do I cancel my subscription?", "--id-col", "id", "-t", "0.9", "-o", str(page))
@@ -86,6 +90,7 @@ def test_search_page(tmp_path: Path) -> None:
     assert all("rank" in article for article in dom.articles) and "duplicate" in dom.articles[0]
 
 
+@needs_chromium
 def test_eval_pairs_page_shows_the_histogram_with_the_threshold(tmp_path: Path) -> None:
     page = tmp_path / "eval.html"
     code, out, err = run("eval", "pairs", str(LABELED), "-t", "0.5", "-o", str(page))
@@ -98,6 +103,7 @@ def test_eval_pairs_page_shows_the_histogram_with_the_threshold(tmp_path: Path) 
     assert any("duplicate, missed" in article or "flagged" in article for article in dom.articles)
 
 
+@needs_chromium
 def test_a_reranked_page_shows_both_scores(use_fake_reranker: Path, tmp_path: Path) -> None:
     page = tmp_path / "pairs.html"
     written("mine", str(TICKETS), "--id-col", "id", "--reranker", str(use_fake_reranker), "-o", str(page))
@@ -112,6 +118,7 @@ def test_format_html_on_stdout() -> None:
     assert out.startswith("<!DOCTYPE html>") and "Content-Security-Policy" in out
 
 
+@needs_chromium
 def test_a_question_that_holds_markup_runs_nothing(tmp_path: Path) -> None:
     source, page = tmp_path / "hostile.csv", tmp_path / "pairs.html"
     attack = "<img src=x onerror=\"document.title='pwned'\"> <script>document.title='pwned'</script> reset password"
