@@ -112,10 +112,11 @@ def test_a_reranked_page_shows_both_scores(use_fake_reranker: Path, tmp_path: Pa
     assert re.search(r"<dd>re-rank score ≥ [\d.]+ among \d+ candidates with cosine ≥ [\d.]+</dd>", dump_dom(page))
 
 
-def test_format_html_on_stdout() -> None:
-    code, out, err = run("mine", str(TICKETS), "--id-col", "id", "--format", "html")
+@pytest.mark.parametrize("command", [("mine", str(TICKETS), "--id-col", "id"), ("eval", "pairs", str(LABELED))])
+def test_format_html_on_stdout(command: tuple[str, ...]) -> None:
+    code, out, err = run(*command, "--format", "html")
     assert code == 0, err
-    assert out.startswith("<!DOCTYPE html>") and "Content-Security-Policy" in out
+    assert out.startswith("<!DOCTYPE html>") and out.endswith("</html>\n") and out.count("<!DOCTYPE") == 1
 
 
 @needs_chromium

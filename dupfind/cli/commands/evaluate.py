@@ -84,7 +84,7 @@ def eval_pairs(
     from dupfind.quality.evaluation.plots import check_plot_target, histogram, plot_scores
 
     page_to = page_output(output, output_format)
-    fmt = report_format(output, None if output_format == "html" else output_format)
+    fmt = None if page_to == "-" else report_format(output, None if output_format == "html" else output_format)
     check_range("--threshold", threshold, -1, 1)
     if plot is not None:
         check_plot_target(plot)
