@@ -37,6 +37,8 @@ _EXPORTS = {
     "QuestionReader": "dupfind.io.questions",
     "read_table": "dupfind.io.read",
     "write_table": "dupfind.io.write",
+    "HtmlPage": "dupfind.io.html",
+    "render_html": "dupfind.io.html",
     "Thresholds": "dupfind.thresholds",
     "load_thresholds": "dupfind.thresholds",
     "Rule": "dupfind.thresholds",
@@ -63,6 +65,7 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from dupfind.errors import DupfindError
+    from dupfind.io.html import HtmlPage, render_html
     from dupfind.io.questions import QuestionReader, Questions, load_questions
     from dupfind.io.read import read_table
     from dupfind.io.write import write_table

@@ -18,7 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from typer.core import TyperCommand
 
-from dupfind.cli.output import _state, error, warn
+from dupfind.cli.output import _invocation, _state, error, warn
 from dupfind.errors import DupfindError
 
 app = typer.Typer(
@@ -114,18 +114,24 @@ def command(name: str, group: typer.Typer | None = None, aliases: dict[str, str]
                 if main_thread:
                     signal.signal(signal.SIGTERM, previous)
 
-        settings: dict[str, Any] = {"cls": _aliased(aliases)} if aliases else {}
-        (group or app).command(name, **settings)(wrapper)
+        (group or app).command(name, cls=_recorded(aliases or {}))(wrapper)
         return function
 
     return decorate
 
 
-def _aliased(aliases: dict[str, str]) -> type[TyperCommand]:
-    """A command class that accepts old option spellings, hidden from --help, with a warning."""
+def _recorded(aliases: dict[str, str]) -> type[TyperCommand]:
+    """A command class that remembers the command line (for the pages it writes) and accepts old option spellings,
+    hidden from --help, with a warning."""
 
-    class AliasedCommand(TyperCommand):
+    class RecordedCommand(TyperCommand):
         def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+            names: list[str] = []
+            outer = ctx
+            while outer.parent is not None:  # the root's name may be `python -m dupfind`
+                names.insert(0, outer.info_name or "")
+                outer = outer.parent
+            _invocation[:] = ["dupfind", *names, *args]
             renamed = []
             for arg in args:
                 name, equals, value = arg.partition("=")
@@ -135,7 +141,7 @@ def _aliased(aliases: dict[str, str]) -> type[TyperCommand]:
                 renamed.append(arg)
             return super().parse_args(ctx, renamed)
 
-    return AliasedCommand
+    return RecordedCommand
 
 
 def _show_warning(

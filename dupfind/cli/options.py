@@ -54,7 +54,9 @@ OutputOption = Annotated[str | None, typer.Option("--output", "-o", help="Write 
 FormatOption = Annotated[
     str | None,
     typer.Option(
-        "--format", "-f", help="table, csv, tsv, jsonl, json or parquet [default: table on a terminal, else jsonl]."
+        "--format",
+        "-f",
+        help="table, csv, tsv, jsonl, json, parquet or html (a page) [default: table on a terminal, else jsonl].",
     ),
 ]
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from dupfind.vectors.embedder import Embedder
 
 _state = {"verbose": False, "quiet": False}
+_invocation: list[str] = []  # the command as typed, `dupfind` and its arguments (set by `dupfind.cli.app`)
 
 MaybeReranker = TypeVar("MaybeReranker", bound="Reranker | None")
 
@@ -49,6 +50,13 @@ def warn(message: str) -> None:
     """A warning line on stderr; nothing with --quiet."""
     if not _state["quiet"]:
         print(f"dupfind: warning: {message}", file=sys.stderr)
+
+
+def command_line() -> str:
+    """The command being run, as a shell would take it."""
+    import shlex
+
+    return shlex.join(_invocation)
 
 
 def verbose() -> bool:

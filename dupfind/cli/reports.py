@@ -35,6 +35,18 @@ def report_format(output: str | None, fmt: str | None) -> str | None:
     return "table" if sys.stdout.isatty() else "jsonl"
 
 
+def page_output(output: str | None, fmt: str | None) -> str | None:
+    """Where a report's HTML page goes (`-`: stdout): with --format html to -o or stdout, else to -o FILE.html;
+    None: no page."""
+    from dupfind.io.formats import format_from_path
+
+    if fmt == "html":
+        return output or "-"
+    if output is not None and format_from_path(output, output=True) == "html":
+        return output
+    return None
+
+
 def emit(data: Report, fmt: str | None, output: str | None, table: Callable[[Report], Table]) -> None:
     """Write the report as JSON to `output` (atomically), and to stdout in `fmt`."""
     from dupfind.io.write import atomic_output

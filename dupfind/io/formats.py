@@ -10,7 +10,7 @@ from dupfind.io.destinations import is_folder_output
 INPUT_FORMATS = ("csv", "tsv", "jsonl", "json", "parquet", "txt")
 
 
-OUTPUT_FORMATS = ("table", "csv", "tsv", "jsonl", "json", "parquet")
+OUTPUT_FORMATS = ("table", "csv", "tsv", "jsonl", "json", "parquet", "html")
 
 
 _EXTENSIONS = {
@@ -24,14 +24,16 @@ _EXTENSIONS = {
     ".pq": "parquet",
     ".txt": "txt",
 }
+_PAGE_EXTENSIONS = {".html": "html", ".htm": "html"}  # written (`dupfind.io.html`), never read
 
 
-def format_from_path(path: str) -> str | None:
-    """The format named by a file's extension (`.gz` looked through), or None."""
+def format_from_path(path: str, output: bool = False) -> str | None:
+    """The format named by a file's extension (`.gz` looked through), or None; an `output` may be an HTML page."""
     name = path.lower()
     if name.endswith(".gz"):
         name = name[:-3]
-    return _EXTENSIONS.get(Path(name).suffix)
+    suffix = Path(name).suffix
+    return _EXTENSIONS.get(suffix) or (_PAGE_EXTENSIONS.get(suffix) if output else None)
 
 
 def _sniff_format(raw: bytes) -> str:
@@ -49,19 +51,23 @@ def output_format(output: str | None, fmt: str | None, stdout_is_terminal: bool,
     With `like_input` (the input's format, or its path), for results that are rows of the input as `dedupe`
     writes, the default is the input's own format instead, text included.
     """
-    allowed = OUTPUT_FORMATS if like_input is None else (*OUTPUT_FORMATS, "txt")
+    allowed = OUTPUT_FORMATS if like_input is None else (*(name for name in OUTPUT_FORMATS if name != "html"), "txt")
+    if like_input is not None and "html" in (fmt, format_from_path(output or "", output=True)):
+        raise DupfindError("the kept rows are data, written in a data format; an HTML page is for --map")
     if fmt is not None:
         if fmt not in allowed:
             raise DupfindError(f"unknown output format '{fmt}' (choose from {', '.join(allowed)})")
         if fmt != "parquet" and is_folder_output(output):
             raise DupfindError(f"{output}: a folder is written as Parquet parts; use --format parquet, or name a file")
         if fmt == "table" and output not in (None, "-"):
-            raise DupfindError("the table format is for the terminal; pick csv, tsv, jsonl, json or parquet for a file")
+            raise DupfindError(
+                "the table format is for the terminal; pick csv, tsv, jsonl, json, parquet or html for a file"
+            )
         return fmt
     if is_folder_output(output):
         return "parquet"
     if output is not None and output != "-":
-        guessed = format_from_path(output)
+        guessed = format_from_path(output, output=True)
         if guessed is None or guessed not in allowed:
             raise DupfindError(f"{output}: cannot tell the output format from the extension; use --format")
         return guessed

@@ -1,5 +1,5 @@
-"""Writing results: a table on the terminal, CSV, TSV, JSONL, JSON or Parquet files (atomically), or a folder of
-Parquet parts; values and types come back as they were read."""
+"""Writing results: a table on the terminal, CSV, TSV, JSONL, JSON, Parquet or HTML files (atomically), or a folder
+of Parquet parts; values and types come back as they were read."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ from dupfind.io.read import _ABSENT, Table, _is_missing
 
 if TYPE_CHECKING:
     import pyarrow
+
+    from dupfind.io.html import HtmlPage
 
 PART_ROWS = 1_000_000  # rows of each part of a folder output (Parquet)
 
@@ -88,8 +90,16 @@ def _write_arrow(arrow: pyarrow.Table, handle: IO[bytes]) -> None:
     pq.write_table(arrow, handle)
 
 
-def write_table(frame: pd.DataFrame, output: str | None, fmt: str, title: str | None = None) -> None:
-    """Write a frame to stdout or, atomically (temp file + rename), to a file."""
+def write_table(
+    frame: pd.DataFrame, output: str | None, fmt: str, title: str | None = None, page: HtmlPage | None = None
+) -> None:
+    """Write a frame to stdout or, atomically (temp file + rename), to a file; an HTML `page` (`dupfind.io.html`)
+    is titled `title` and tells what `page` holds beyond the frame."""
+    if fmt == "html":
+        from dupfind.io.html import render_html
+
+        _write_bytes(render_html(frame, title, page).encode("utf-8"), output)
+        return
     if output is None or output == "-":
         if fmt == "table":
             _print_table(frame, title)
@@ -100,7 +110,9 @@ def write_table(frame: pd.DataFrame, output: str | None, fmt: str, title: str | 
             sys.stdout.flush()
         return
     if fmt == "table":
-        raise DupfindError("the table format is for the terminal; pick csv, tsv, jsonl, json or parquet for a file")
+        raise DupfindError(
+            "the table format is for the terminal; pick csv, tsv, jsonl, json, parquet or html for a file"
+        )
     if fmt == "parquet" and is_folder_output(output):
         write_parquet_parts(frame, output)
         return

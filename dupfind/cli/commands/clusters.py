@@ -21,7 +21,7 @@ from dupfind.cli.pipelines import check_group_options, group_questions
 from dupfind.pairs.clustering import DEFAULT_CLUSTER_TOP_K, DEFAULT_METHOD
 
 if TYPE_CHECKING:
-    from dupfind.io.questions import QuestionReader
+    from dupfind.io.questions import QuestionReader, Questions
 
 
 @command("clusters")
@@ -47,6 +47,7 @@ def clusters(
 
     Example: dupfind clusters questions.csv --id-col id -o clusters.csv
     """
+    from dupfind.cli.pages import page
     from dupfind.io.destinations import check_destination
     from dupfind.io.formats import output_format as choose_format
     from dupfind.io.write import write_table
@@ -58,4 +59,15 @@ def clusters(
     questions, groups, _ = group_questions(
         file, reader, embedding, reranking, threshold, method, top_k, quiet, check_columns_free
     )
-    write_table(groups.to_frame(questions), output, fmt, title="Groups of duplicates")
+    frame = groups.to_frame(questions)
+    model, facts = embedding.resolve().name, [("method", method)]
+    shown = page(embedding, model, groups.rule, facts=facts, text_col=questions.text_col, ids=_row_ids(questions))
+    write_table(frame, output, fmt, title="Groups of duplicates", page=shown)
+
+
+def _row_ids(questions: Questions) -> list[object]:
+    """Each row's id, for a page of groups (None: a blank row)."""
+    ids: list[object] = [None] * len(questions.frame)
+    for row, value in zip(questions.rows.tolist(), questions.ids, strict=True):
+        ids[row] = value
+    return ids

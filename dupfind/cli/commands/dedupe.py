@@ -35,7 +35,10 @@ def dedupe(
         str, typer.Option("--keep", help="Row kept per group: first, longest or central (the representative).")
     ] = "first",
     map_path: Annotated[
-        str | None, typer.Option("--map", help="Write removed id → kept id with the score (csv, jsonl, …).")
+        str | None,
+        typer.Option(
+            "--map", help="Write removed id → kept id with the score (csv, jsonl, …; .html: a page to review)."
+        ),
     ] = None,
     output_format: Annotated[
         str | None, typer.Option("--format", "-f", help="csv, tsv, jsonl, json, parquet or txt [default: as input].")
@@ -77,7 +80,11 @@ def dedupe(
     kept_rows = np.delete(np.arange(len(questions.frame)), questions.rows[result.removed])
     write_rows(questions, kept_rows, output, fmt)
     if map_path is not None and map_fmt is not None:
-        write_table(result.map_frame(questions.ids, questions.texts), map_path, map_fmt)
+        from dupfind.cli.pages import page
+
+        facts = [("method", method), ("kept", keep), ("rows in", f"{len(questions.frame):,}")]
+        shown = page(embedding, embedding.resolve().name, groups.rule, facts=facts)
+        write_table(result.map_frame(questions.ids, questions.texts), map_path, map_fmt, page=shown)
     blank = f"; {questions.skipped_blank} blank rows kept as they are" if questions.skipped_blank else ""
     sizes = groups.sizes
     info(

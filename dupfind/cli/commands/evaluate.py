@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -30,6 +30,7 @@ from dupfind.cli.reports import (
     ReportOutputOption,
     emit,
     mining_table,
+    page_output,
     pairs_table,
     report_format,
     reranked_table,
@@ -41,6 +42,9 @@ from dupfind.quality.evaluation.mining import MINING_TOP_K
 if TYPE_CHECKING:
     from dupfind.cli.input_options import TableReader
     from dupfind.cli.labeled import ClusterColumns, PairColumns
+    from dupfind.quality.evaluation.labeled import LabeledPairs
+    from dupfind.quality.evaluation.plots import Scores
+    from dupfind.thresholds import Rule
     from dupfind.vectors.encoding import Embeddings
 
 eval_app = command_group("eval", "Measure the model's quality on labeled pairs or gold clusters of questions.")
@@ -59,8 +63,14 @@ def eval_pairs(
     pair_columns: PairColumns,
     threshold: ThresholdOption = None,
     plot: Annotated[str | None, typer.Option("--plot", help="Write a PNG of the score distributions.")] = None,
-    output: ReportOutputOption = None,
-    output_format: ReportFormatOption = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="Write the report to this JSON file, or a page of the pairs to FILE.html."),
+    ] = None,
+    output_format: Annotated[
+        str | None,
+        typer.Option("--format", "-f", help="table, json, jsonl or html [default: table on a terminal, else jsonl]."),
+    ] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Accuracy, F1, precision, recall, AP and ROC-AUC on labeled pairs, with a histogram of the scores.
@@ -69,15 +79,21 @@ def eval_pairs(
 
     Example: dupfind eval pairs dev-pairs.csv --plot scores.png
     """
+    from dupfind.io.destinations import check_destination
     from dupfind.quality.evaluation.pairs import evaluate_pairs, pair_scores
     from dupfind.quality.evaluation.plots import check_plot_target, histogram, plot_scores
 
-    fmt = report_format(output, output_format)
+    page_to = page_output(output, output_format)
+    fmt = None if page_to == "-" else report_format(output, None if output_format == "html" else output_format)
     check_range("--threshold", threshold, -1, 1)
     if plot is not None:
         check_plot_target(plot)
         if reranking.enabled:
             raise DupfindError("--plot shows cosine scores; it does not go with --rerank")
+    if page_to is not None:
+        if reranking.enabled:
+            raise DupfindError("the HTML page shows cosine scores; it does not go with --rerank")
+        check_destination(page_to, [file])
     ref = embedding.resolve()
     rule = embedding.rule("pair", ref, reranking, threshold)
     pairs = read_labeled_pairs(table, file, pair_columns, quiet)
@@ -103,7 +119,10 @@ def eval_pairs(
         return
     with stage("evaluate"):
         report = evaluate_pairs(scores, pairs.labels, threshold)
-    emit({"task": "pairs", "file": file, "model": ref.name, **asdict(report)}, fmt, output, pairs_table)
+    data = {"task": "pairs", "file": file, "model": ref.name, **asdict(report)}
+    emit(data, fmt, None if page_to is not None else output, pairs_table)
+    if page_to is not None:
+        _write_pairs_page(page_to, data, pairs, scores, embedding, rule)
     if fmt == "table":
         print("\n".join(histogram(scores, pairs.labels, threshold)))
     if plot is not None:
@@ -196,6 +215,35 @@ def eval_mining(
     if report.truncated:
         warn(f"{report.truncated} questions had more than {top_k} neighbours above {threshold:.3f} (raise --top-k)")
     emit({"task": "mining", "file": file, "model": ref.name, **asdict(report)}, fmt, output, mining_table)
+
+
+def _write_pairs_page(
+    output: str, data: dict[str, Any], pairs: LabeledPairs, scores: Scores, embedding: EmbedderOptions, rule: Rule
+) -> None:
+    """The labeled pairs best first, found or missed at the threshold, under the report's figures and the histogram
+    of the scores of duplicates and non-duplicates."""
+    import pandas as pd
+
+    from dupfind.cli.pages import page
+    from dupfind.io.write import write_table
+
+    frame = pd.DataFrame(
+        {"score": scores, "label": pairs.labels, "question_a": pairs.first, "question_b": pairs.second}
+    )
+    at = data["at_threshold"]
+    facts = [
+        ("file", data["file"]),
+        ("pairs", f"{data['pairs']:,}"),
+        ("duplicates", f"{data['duplicates']:,}"),
+        ("accuracy", f"{at['accuracy']:.4f}"),
+        ("F1", f"{at['f1']:.4f}"),
+        ("precision", f"{at['precision']:.4f}"),
+        ("recall", f"{at['recall']:.4f}"),
+        ("AP", f"{data['average_precision']:.4f}"),
+        ("ROC-AUC", f"{data['roc_auc']:.4f}"),
+    ]
+    shown = page(embedding, data["model"], rule, facts=facts)
+    write_table(frame, output, "html", title=f"Labeled pairs: {data['file']}", page=shown)
 
 
 def _embed(embedding: EmbedderOptions, texts: list[str], quiet: bool) -> Embeddings:

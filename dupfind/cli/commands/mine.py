@@ -116,8 +116,10 @@ class MineRequest:
     def rule(self, ref: ModelRef) -> Rule:
         return self.embedding.rule("mining", ref, self.reranking, self.threshold)
 
-    def write(self, mined: MinedPairs, ids: Sequence[object], texts: Sequence[str], title: str) -> None:
-        """Warn of the questions that had more neighbours than --top-k, and write the best --limit pairs."""
+    def write(self, mined: MinedPairs, ids: Sequence[object], texts: Sequence[str], title: str, model: str) -> None:
+        """Warn of the questions that had more neighbours than --top-k, and write the best --limit pairs (an HTML
+        page says which `model` found them)."""
+        from dupfind.cli.pages import page
         from dupfind.io.write import write_table
 
         if mined.truncated and mined.rule is not None:
@@ -126,15 +128,18 @@ class MineRequest:
                 f"only their best {self.top_k} were kept (raise --top-k)"
             )
         frame = mined.head(self.limit).to_frame(ids, texts)
+        counts = [("questions", f"{len(texts):,}"), ("pairs found", f"{len(mined):,}")]
+        shown = page(self.embedding, model, mined.rule, mined.candidates, counts)
         with stage("write"):
-            write_table(frame, self.output, self.fmt, title=f"{title} ({mined.describe()})")
+            write_table(frame, self.output, self.fmt, title=f"{title} ({mined.describe()})", page=shown)
 
 
 def _mine_within(asked: MineRequest) -> None:
     """`mine FILE`: the duplicate pairs among a file's questions."""
     from dupfind.pairs.mining import mine_texts
 
-    rule = asked.rule(asked.embedding.resolve())
+    ref = asked.embedding.resolve()
+    rule = asked.rule(ref)
     questions = read_questions(asked.reader, asked.file, asked.quiet)
     embedder = asked.embedding.load()
     tokens = _count_tokens(embedder, questions.texts)
@@ -145,7 +150,7 @@ def _mine_within(asked: MineRequest) -> None:
         stage("encode and mine"),
     ):
         mined = mine_texts(progressing, questions.texts, rule, asked.top_k, asked.index, tokens, mining, reranker)
-    asked.write(mined, questions.ids, questions.texts, "Duplicate pairs")
+    asked.write(mined, questions.ids, questions.texts, "Duplicate pairs", ref.name)
     info(f"{len(mined)} pairs with {mined.describe()} among {len(questions)} questions", asked.quiet)
 
 
@@ -162,7 +167,8 @@ def _mine_on_ray(asked: MineRequest, engine: EngineOptions, against: str | None)
         raise DupfindError("--engine ray mines with the inverted-file index (--index ann); --index exact is local only")
     work_dir = engine.work_folder(asked.output)
     counting = engine.check(asked.file, asked.embedding)
-    rule = asked.rule(asked.embedding.resolve())
+    ref = asked.embedding.resolve()
+    rule = asked.rule(ref)
     with engine.session(asked.quiet):
         with stage("read"):
             questions = read_questions_ray(asked.file, asked.reader)
@@ -187,7 +193,7 @@ def _mine_on_ray(asked: MineRequest, engine: EngineOptions, against: str | None)
                 mining_progress=mining,
             )
     mined = replace(found.pairs, rule=rule)
-    asked.write(mined, questions.ids, questions.texts, "Duplicate pairs")
+    asked.write(mined, questions.ids, questions.texts, "Duplicate pairs", ref.name)
     info(
         f"{len(mined)} pairs with {mined.describe()} among {len(questions)} questions "
         f"({found.encoded} of {found.distinct} distinct questions encoded now, the rest read from {work_dir})",
@@ -225,7 +231,11 @@ def _mine_against(asked: MineRequest, against: str, also_within: bool) -> None:
         )
     pairs = found.pairs
     asked.write(
-        pairs, [*questions.ids, *corpus.ids], [*questions.texts, *corpus.texts], f"Duplicate pairs with {against}"
+        pairs,
+        [*questions.ids, *corpus.ids],
+        [*questions.texts, *corpus.texts],
+        f"Duplicate pairs with {against}",
+        corpus.model,
     )
     if not rule.reranks:
         within = f", {found.within} within {asked.file}" if also_within else ""

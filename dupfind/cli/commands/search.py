@@ -43,6 +43,7 @@ def search(
 
     Example: dupfind search corpus.dfi "How do I reset my password?"
     """
+    from dupfind.cli.pages import page
     from dupfind.errors import DupfindError
     from dupfind.io.destinations import check_destination
     from dupfind.io.formats import output_format as choose_format
@@ -68,7 +69,8 @@ def search(
         found = search_corpus(progressing, index, texts, rule, top_k, reranker)
     asked_columns = None if asked is None else (asked.ids, asked.texts)
     frame = found.to_frame(index.ids, index.texts, asked_columns)
-    write_table(frame, output, fmt, title=f"Nearest to: {question}" if asked is None else None)
+    shown = page(embedding, index.model, rule, facts=[("corpus", f"{len(index):,} questions")], query=question)
+    write_table(frame, output, fmt, title=f"Nearest to: {question}" if asked is None else None, page=shown)
     duplicates = int(frame["duplicate"].sum())
     info(f"{duplicates} of {len(frame)} results have {_rule_for_hits(rule)} (duplicates)", quiet)
     raise typer.Exit(0 if duplicates else 1)
