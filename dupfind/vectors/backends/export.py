@@ -251,26 +251,25 @@ def mean_pool(hidden: NDArray[np.float32], attention_mask: NDArray[np.int64]) ->
     return np.asarray(summed / counts, dtype=np.float32)
 
 
-class ExportedEncoder:
-    """Tokenise, run the exported transformer, mean-pool and L2-normalise, as sentence-transformers does.
-
-    Subclasses run the transformer (`_run`) at `precision` (`fp32`; `bf16`; `int8`: the model quantised by
-    `dupfind.vectors.backends.quantize`); instances pickle by reloading from the cache.
-    """
+class ExportedRuntime:
+    """What an exported encoder and an exported pair scorer share: the export of `ref` (`pairs`: with the
+    cross-encoder's logit head), its tokenizers, the runner at `precision`, the fingerprint, pickling by
+    reloading from the cache."""
 
     backend: ClassVar[str]
+    pairs: ClassVar[bool] = False
 
     def __init__(self, ref: ModelRef, precision: str = "fp32") -> None:
         self.ref = ref
         self.precision = precision
-        self.exported = ensure_exported(ref)
+        self.exported = ensure_exported(ref, pairs=self.pairs)
         self._tokenizer = load_tokenizer(self.exported.path / TOKENIZER_FILE, self.exported.max_seq_length)
         self._untruncated: Tokenizer | None = None
         self._run = self._load_runner()
 
     @property
     def fingerprint(self) -> str:
-        """Model, backend and (unless fp32, whose embeddings all backends share to ~1e-6) precision."""
+        """Model, backend and (unless fp32, whose outputs all backends share to ~1e-6) precision."""
         suffix = "" if self.precision == "fp32" else f"-{self.precision}"
         return f"{self.exported.model_fingerprint}-{self.backend}{suffix}"
 
@@ -278,22 +277,12 @@ class ExportedEncoder:
     def max_seq_length(self) -> int:
         return self.exported.max_seq_length
 
-    def encode_batch(self, texts: Sequence[str]) -> Embeddings:
-        if len(texts) == 0:
-            return np.zeros((0, 0), dtype=np.float32)
-        features = tokenize(self._tokenizer, self._prepare(texts), self.exported.input_names)
-        return normalize(mean_pool(self._run(features), features["attention_mask"]))
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """Tokens of each text, exact up to `max_seq_length`; a longer text may be counted on a prefix (still over)."""
-        return [len(encoding.ids) for encoding in self._counter().encode_batch_fast(self._prepare(texts))]
-
-    def _prepare(self, texts: Sequence[str]) -> list[str]:
-        """The texts as the tokenizer gets them: cut by `token_prefix`, lower-cased if the model says so."""
-        return [self._case(token_prefix(text, self.max_seq_length, self._count)) for text in texts]
-
     def _case(self, text: str) -> str:
         return text.lower() if self.exported.do_lower_case else text
+
+    def _prefix(self, text: str) -> str:
+        """The text as the tokenizer gets it: cut by `token_prefix`, lower-cased if the model says so."""
+        return self._case(token_prefix(text, self.max_seq_length, self._count))
 
     def _count(self, text: str) -> int:
         return len(self._counter().encode_batch_fast([self._case(text)])[0].ids)
@@ -308,29 +297,34 @@ class ExportedEncoder:
         """Load the exported model with this backend's runtime (at `self.precision`)."""
         raise NotImplementedError
 
-    def __reduce__(self) -> tuple[type[ExportedEncoder], tuple[ModelRef, str]]:
+    def __reduce__(self) -> tuple[type[ExportedRuntime], tuple[ModelRef, str]]:
         return (type(self), (self.ref, self.precision))
 
 
-class ExportedPairScorer:
+class ExportedEncoder(ExportedRuntime):
+    """Tokenise, run the exported transformer, mean-pool and L2-normalise, as sentence-transformers does, at
+    `precision` (`fp32`; `bf16`; `int8`: the model quantised by `dupfind.vectors.backends.quantize`)."""
+
+    def encode_batch(self, texts: Sequence[str]) -> Embeddings:
+        if len(texts) == 0:
+            return np.zeros((0, 0), dtype=np.float32)
+        features = tokenize(self._tokenizer, self._prepare(texts), self.exported.input_names)
+        return normalize(mean_pool(self._run(features), features["attention_mask"]))
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text, exact up to `max_seq_length`; a longer text may be counted on a prefix (still over)."""
+        return [len(encoding.ids) for encoding in self._counter().encode_batch_fast(self._prepare(texts))]
+
+    def _prepare(self, texts: Sequence[str]) -> list[str]:
+        return [self._prefix(text) for text in texts]
+
+
+class ExportedPairScorer(ExportedRuntime):
     """Tokenise each pair together (truncating the longer text first), run the exported cross-encoder at
     `precision` (`fp32` or `bf16`) and turn its logit into a probability, as sentence-transformers'
-    `CrossEncoder.predict` does. Pickles by reloading."""
+    `CrossEncoder.predict` does."""
 
-    backend: ClassVar[str]
-
-    def __init__(self, ref: ModelRef, precision: str = "fp32") -> None:
-        self.ref = ref
-        self.precision = precision
-        self.exported = ensure_exported(ref, pairs=True)
-        self._tokenizer = load_tokenizer(self.exported.path / TOKENIZER_FILE, self.exported.max_seq_length)
-        self._untruncated: Tokenizer | None = None
-        self._run = self._load_runner()
-
-    @property
-    def fingerprint(self) -> str:
-        suffix = "" if self.precision == "fp32" else f"-{self.precision}"
-        return f"{self.exported.model_fingerprint}-{self.backend}{suffix}"
+    pairs = True
 
     def score_batch(self, first: Sequence[str], second: Sequence[str]) -> NDArray[np.float32]:
         if len(first) == 0:
@@ -341,29 +335,10 @@ class ExportedPairScorer:
 
     def count_tokens(self, first: Sequence[str], second: Sequence[str]) -> list[int]:
         """Tokens of each pair as the model reads it, exact up to `max_seq_length`."""
-        if self._untruncated is None:
-            self._untruncated = load_tokenizer(self.exported.path / TOKENIZER_FILE, None)
-        return [len(encoding.ids) for encoding in self._untruncated.encode_batch_fast(self._prepare(first, second))]
+        return [len(encoding.ids) for encoding in self._counter().encode_batch_fast(self._prepare(first, second))]
 
     def _prepare(self, first: Sequence[str], second: Sequence[str]) -> list[tuple[str, str]]:
-        """The pairs as the tokenizer gets them: each text cut by `token_prefix`, lower-cased if the model says so."""
         return [(self._prefix(a), self._prefix(b)) for a, b in zip(first, second, strict=True)]
-
-    def _prefix(self, text: str) -> str:
-        text = text.lower() if self.exported.do_lower_case else text
-        return token_prefix(text, self.exported.max_seq_length, self._count)
-
-    def _count(self, text: str) -> int:
-        if self._untruncated is None:
-            self._untruncated = load_tokenizer(self.exported.path / TOKENIZER_FILE, None)
-        return len(self._untruncated.encode_batch_fast([text])[0].ids)
-
-    def _load_runner(self) -> Runner:
-        """Load the exported cross-encoder with this backend's runtime (at `self.precision`)."""
-        raise NotImplementedError
-
-    def __reduce__(self) -> tuple[type[ExportedPairScorer], tuple[ModelRef, str]]:
-        return (type(self), (self.ref, self.precision))
 
 
 def _read_modules(model_dir: Path) -> tuple[Path, dict[str, Any]]:

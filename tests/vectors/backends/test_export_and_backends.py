@@ -284,7 +284,7 @@ class TokenizerOnly(export.ExportedEncoder):
 def tokenizer_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> TokenizerOnly:
     exported = export.ExportedModel(tmp_path, "test", 256, False, ("input_ids", "attention_mask"))
     (tmp_path / export.TOKENIZER_FILE).write_bytes((builtin_model_dir() / export.TOKENIZER_FILE).read_bytes())
-    monkeypatch.setattr(export, "ensure_exported", lambda ref: exported)
+    monkeypatch.setattr(export, "ensure_exported", lambda ref, pairs=False: exported)
     return TokenizerOnly(ModelRef("test", tmp_path))
 
 
