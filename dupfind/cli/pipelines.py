@@ -3,6 +3,7 @@ judges it is known, and group a file's questions (`clusters`, `dedupe`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dupfind.cli.input_options import read_questions
@@ -19,36 +20,44 @@ if TYPE_CHECKING:
     from dupfind.thresholds import Kind, Rule
     from dupfind.vectors.embedder import Embedder
     from dupfind.vectors.encoding import Embeddings
+    from dupfind.vectors.model import ModelRef
 
 
-def corpus_rule(
-    source: str, embedding: EmbedderOptions, reranking: RerankOptions, kind: Kind, threshold: float | None
-) -> tuple[Index | None, Rule]:
-    """The index a corpus is (None: a question file, embedded later by `load_corpus`) and the rule in force for
-    the model that encodes it: an index's own model (or --model, which must be the same) and thresholds."""
-    from dupfind.pairs.index import is_index, open_index
+@dataclass(frozen=True)
+class Corpus:
+    """A corpus to search or mine against, before anything loads: the index it is (None: a question file,
+    embedded by `load`), the model that encodes it (an index's own, or --model, which must be the same), and
+    the rule in force for that model."""
 
-    if not is_index(source):
-        return None, embedding.rule(kind, embedding.resolve(), reranking, threshold)
-    with stage("read index"):
-        index = open_index(source)
-    ref = index.find_model(embedding.model, source)
-    return index, embedding.rule(kind, ref, reranking, threshold, index.thresholds)
+    source: str
+    stored: Index | None
+    model: ModelRef
+    rule: Rule
 
+    @classmethod
+    def open(
+        cls, source: str, embedding: EmbedderOptions, reranking: RerankOptions, kind: Kind, threshold: float | None
+    ) -> Corpus:
+        from dupfind.pairs.index import is_index, open_index
 
-def load_corpus(
-    source: str, stored: Index | None, reader: QuestionReader, embedding: EmbedderOptions, quiet: bool
-) -> tuple[Index, Embedder]:
-    """The corpus and the embedder of its model: the index as stored, or the question file embedded now."""
-    from dupfind.pairs.corpus import index_questions
+        if not is_index(source):
+            ref = embedding.resolve()
+            return cls(source, None, ref, embedding.rule(kind, ref, reranking, threshold))
+        with stage("read index"):
+            index = open_index(source)
+        ref = index.find_model(embedding.model, source)
+        return cls(source, index, ref, embedding.rule(kind, ref, reranking, threshold, index.thresholds))
 
-    if stored is not None:
-        return stored, embedding.load(stored.find_model(embedding.model, source).name)
-    questions = read_questions(reader, source, quiet)
-    embedder = embedding.load()
-    with embedding_progress(embedder, f"Encoding {source}", quiet) as progressing:
-        index = index_questions(embedding.resolve(), progressing, questions)
-    return index, embedder
+    def load(self, reader: QuestionReader, embedding: EmbedderOptions, quiet: bool) -> tuple[Index, Embedder]:
+        """The corpus and the embedder of its model: the index as stored, or the question file embedded now."""
+        from dupfind.pairs.corpus import index_questions
+
+        if self.stored is not None:
+            return self.stored, embedding.load(self.model.name)
+        questions = read_questions(reader, self.source, quiet)  # a bad file fails before the model loads
+        embedder = embedding.load(self.model.name)
+        with embedding_progress(embedder, f"Encoding {self.source}", quiet) as progressing:
+            return index_questions(self.model, progressing, questions), embedder
 
 
 def check_group_options(threshold: float | None, method: str, top_k: int) -> None:

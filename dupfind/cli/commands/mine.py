@@ -23,7 +23,7 @@ from dupfind.cli.options import (
     check_range,
 )
 from dupfind.cli.output import embedding_progress, info, progress_bar, report_input, rerank_progress, stage, warn
-from dupfind.cli.pipelines import corpus_rule, load_corpus
+from dupfind.cli.pipelines import Corpus
 from dupfind.errors import DupfindError
 from dupfind.pairs.mining import DEFAULT_TOP_K
 
@@ -219,8 +219,9 @@ def _mine_against(asked: MineRequest, against: str, also_within: bool) -> None:
     and pairs within FILE too with `--also-within`; written like `mine`'s."""
     from dupfind.pairs.corpus import mine_against_corpus
 
-    stored, rule = corpus_rule(against, asked.embedding, asked.reranking, "mining", asked.threshold)
-    corpus, embedder = load_corpus(against, stored, asked.reader, asked.embedding, asked.quiet)
+    opened = Corpus.open(against, asked.embedding, asked.reranking, "mining", asked.threshold)
+    rule = opened.rule
+    corpus, embedder = opened.load(asked.reader, asked.embedding, asked.quiet)
     questions = read_questions(asked.reader, asked.file, asked.quiet)
     with (
         embedding_progress(embedder, f"Encoding {asked.file}", asked.quiet) as progressing,

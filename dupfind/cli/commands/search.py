@@ -12,7 +12,7 @@ from dupfind.cli.input_options import input_options, read_questions
 from dupfind.cli.model_options import EmbedderOptions, RerankOptions, embedder_options, rerank_options
 from dupfind.cli.options import FormatOption, OutputOption, QuietOption, ThresholdOption, check_range
 from dupfind.cli.output import embedding_progress, info, rerank_progress
-from dupfind.cli.pipelines import corpus_rule, load_corpus
+from dupfind.cli.pipelines import Corpus
 from dupfind.pairs.search import DEFAULT_SEARCH_K
 
 if TYPE_CHECKING:
@@ -58,8 +58,9 @@ def search(
     check_range("--top-k", top_k, 1)
     fmt = choose_format(output, output_format, sys.stdout.isatty())
     check_destination(output, [corpus] + ([queries] if queries else []))
-    stored, rule = corpus_rule(corpus, embedding, reranking, "pair", threshold)
-    index, embedder = load_corpus(corpus, stored, reader, embedding, quiet)
+    opened = Corpus.open(corpus, embedding, reranking, "pair", threshold)
+    rule = opened.rule
+    index, embedder = opened.load(reader, embedding, quiet)
     asked = None if queries is None else read_questions(reader, queries, quiet)
     texts = [question or ""] if asked is None else asked.texts
     with (
