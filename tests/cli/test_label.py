@@ -129,6 +129,32 @@ def test_calibrate_reads_the_labels(use_fake_encoder: FakeEncoder, tmp_path: Pat
     assert json.loads(result.stdout)["calibration"]["pair"]["rows"] == 8
 
 
+# What str.splitlines() splits on besides \n: a question holding one is still resumed exactly.
+LINE_BREAKING = ["\u2028", "\u2029", "\x85", "\x0c", "\x0b", "\x1c", "\x1d", "\x1e", "\r"]
+
+
+def test_questions_with_line_breaking_characters_are_resumed(use_fake_encoder: FakeEncoder, tmp_path: Path) -> None:
+    questions, labels = tmp_path / "questions.jsonl", tmp_path / "labels.csv"
+    texts = []
+    for i, char in enumerate(LINE_BREAKING):  # pairs of questions that share 3 words of 4, one pair per character
+        texts += [f"alpha{i} beta{i} gamma{i}{char}delta{i}", f"alpha{i} beta{i}{char}gamma{i} omega{i}"]
+    questions.write_text("".join(json.dumps({"id": n, "question": t}) + "\n" for n, t in enumerate(texts)))
+    words = ["label", str(questions), "-o", str(labels), "--floor", "0.3"]
+    first = runner.invoke(app, words, input="y\nn\n" * 20)
+    assert first.exit_code == 0, first.stderr
+    answered = [json.loads(line) for line in first.stdout.split("\n") if line]  # not splitlines: U+2028 is data
+    assert answered[-1]["stopped"] == "no pair left" and answered[-1]["n"] == len(LINE_BREAKING)
+    pairs = {frozenset((p["question_a"], p["question_b"])) for p in answered if p["type"] == "pair"}
+    assert pairs == {frozenset(texts[n : n + 2]) for n in range(0, len(texts), 2)}
+    second = runner.invoke(app, words, input="y\n")
+    assert second.exit_code == 0, second.stderr
+    resumed = [json.loads(line) for line in second.stdout.split("\n") if line]
+    assert [line["type"] for line in resumed] == ["result"]  # nothing asked again
+    assert resumed[0]["n"] == len(LINE_BREAKING) and f"Resuming: {len(LINE_BREAKING)} answers" in second.stderr
+    read = runner.invoke(app, ["calibrate", "--pairs", str(labels), "--dry-run", "--format", "json"])
+    assert json.loads(read.stdout)["calibration"]["pair"]["rows"] == len(LINE_BREAKING)  # dupfind's CSV reader too
+
+
 @pytest.fixture
 def no_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A default backend that fails the test if a model is loaded."""

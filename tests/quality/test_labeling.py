@@ -151,6 +151,29 @@ def test_labels_round_trip_and_undo(tmp_path: Path) -> None:
     assert len(read_labels(path)) == 2
 
 
+# What str.splitlines() splits on but the labels file's CSV does not treat as a line end (a lone \r is quoted).
+LINE_BREAKING = ["\u2028", "\u2029", "\x85", "\x0c", "\x0b", "\x1c", "\x1d", "\x1e", "\r"]
+
+
+@pytest.mark.parametrize("char", LINE_BREAKING)
+def test_labels_with_line_breaking_characters_read_back_exactly(tmp_path: Path, char: str) -> None:
+    path = tmp_path / "labels.csv"
+    writer = LabelsWriter(path)
+    writer.append(f"before{char}after", f"{char}edge", True, 0.75)
+    writer.append("plain", f"end{char}", False, 0.5)
+    writer.close()
+    rows = read_labels(path)
+    assert rows.first == [f"before{char}after", "plain"] and rows.second == [f"{char}edge", f"end{char}"]
+    assert rows.labels == [True, False] and rows.scores == [0.75, 0.5]
+
+
+def test_a_labels_file_with_crlf_line_ends_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_bytes(b'question1,question2,is_duplicate,score\r\na,"b\r\nc",1,0.5\r\n')
+    rows = read_labels(path)
+    assert rows.first == ["a"] and rows.second == ["b\r\nc"] and rows.labels == [True]
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,7 @@ def read_labels(path: str | Path) -> LabelRows:
     if not raw.endswith(b"\n"):
         raise DupfindError(f"{path}: the last row is incomplete (no line end); remove it and run again")
     try:
-        reader = csv.reader(raw.decode("utf-8").splitlines(keepends=True))
+        reader = csv.reader(io.StringIO(raw.decode("utf-8"), newline=""))  # rows end at \n (or \r\n), not at U+2028
         header = next(reader)
         if tuple(header) != LABEL_COLUMNS:
             raise DupfindError(
@@ -93,7 +94,9 @@ class LabelsWriter:
         self.handle.close()
 
     def _write(self, row: tuple[str, ...]) -> None:
-        csv.writer(self.handle, lineterminator="\n").writerow(row)
+        # csv quotes a field holding \n but not a lone \r, which any CSV reader takes for a line end: quote that row
+        quoting = csv.QUOTE_ALL if any("\r" in value for value in row) else csv.QUOTE_MINIMAL
+        csv.writer(self.handle, lineterminator="\n", quoting=quoting).writerow(row)
         self._sync()
 
     def _sync(self) -> None:
