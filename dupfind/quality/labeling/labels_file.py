@@ -95,8 +95,10 @@ class LabelsWriter:
 
     def _write(self, row: tuple[str, ...]) -> None:
         # csv quotes a field holding \n but not a lone \r, which any CSV reader takes for a line end: quote that row
-        quoting = csv.QUOTE_ALL if any("\r" in value for value in row) else csv.QUOTE_MINIMAL
-        csv.writer(self.handle, lineterminator="\n", quoting=quoting).writerow(row)
+        quote_all = any("\r" in value for value in row)
+        csv.writer(
+            self.handle, lineterminator="\n", quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL
+        ).writerow(row)
         self._sync()
 
     def _sync(self) -> None:
