@@ -8,11 +8,13 @@ that every pipeline takes: the cosine a pair needs, and with a re-ranker the re-
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from dupfind.errors import DupfindError
 from dupfind.io.atomic import write_bytes_durably
@@ -101,52 +103,147 @@ def project_thresholds_file(path: str | None) -> Path | None:
 
 def read_project_thresholds(file: Path, ref: ModelRef, precision: str = "fp32") -> Thresholds | None:
     """The thresholds a project file holds for this model (by content fingerprint) at a precision (its fp32 ones
-    when it has none calibrated at that precision, as a model's own), or None."""
-    import tomllib
-
+    when it has none calibrated at that precision, as a model's own), or None. Only the model's own entry is
+    checked: whatever else the file holds (dates, tables of its own) is left to it."""
     if not file.is_file():
         raise DupfindError(f"{file}: no such thresholds file")
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-        models = data.get("models", {})
-        entry = models.get(_project_key(ref, precision), models.get(_project_key(ref, "fp32")))
-        if entry is None:
-            return None
-        return Thresholds(_threshold(entry["pair"]), _threshold(entry["mining"]))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise DupfindError(f"{file}: not a valid dupfind thresholds file ({str(exc).splitlines()[0]})") from exc
+    models = _project_models(file, _read_project_file(file)[1])
+    key = _project_key(ref, precision)
+    if key not in models:
+        key = _project_key(ref, "fp32")
+    if key not in models:
+        return None
+    entry = _project_table(file, models[key], _entry_name(key))
+    return Thresholds(_threshold(file, entry, key, "pair"), _threshold(file, entry, key, "mining"))
 
 
 def store_project_thresholds(file: Path, ref: ModelRef, thresholds: Thresholds, precision: str = "fp32") -> None:
-    """Write this model's thresholds into a project file, keeping those of other models; atomically."""
+    """Write this model's thresholds into a project file, atomically and keeping its mode, changing nothing else:
+    its comments, keys, tables and their layout stay as they were (tomlkit edits the document in place)."""
     import tomllib
 
-    models: dict[str, dict[str, object]] = {}
-    if file.is_file():
-        try:
-            models = dict(tomllib.loads(file.read_text(encoding="utf-8")).get("models", {}))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, AttributeError) as exc:
-            raise DupfindError(f"{file}: not a valid dupfind thresholds file; not replaced ({exc})") from exc
-    models[_project_key(ref, precision)] = {"name": ref.name, "pair": thresholds.pair, "mining": thresholds.mining}
-    lines = [
-        "# Decision thresholds per model (by content fingerprint), for the questions of this project.",
-        "# Written by `dupfind calibrate --thresholds`; read from the working directory or with --thresholds.",
-    ]
-    for key, entry in sorted(models.items()):
-        lines += ["", f"[models.{json.dumps(key)}]"]
-        lines += [f"{name} = {json.dumps(value)}" for name, value in entry.items()]
-    write_bytes_durably(file, ("\n".join(lines) + "\n").encode("utf-8"))
+    from tomlkit.exceptions import TOMLKitError
+
+    key = _project_key(ref, precision)
+    values = {"name": ref.name, "pair": thresholds.pair, "mining": thresholds.mining}
+    try:
+        text, data = _read_project_file(file) if file.is_file() else (_PROJECT_FILE_HEADER, {})
+        models = _project_models(file, data)
+        entry = _project_table(file, models.get(key, {}), _entry_name(key))
+    except DupfindError as exc:
+        raise DupfindError(f"{exc}; not replaced") from exc
+    try:
+        edited = _with_entry(text, key, values)
+    except TOMLKitError as exc:
+        raise DupfindError(f"{file}: cannot edit {_entry_name(key)} ({exc}); not replaced") from exc
+    expected = {**data, "models": {**models, key: {**entry, **values}}}
+    if _comparable(tomllib.loads(edited)) != _comparable(expected):  # tomlkit misplaced it in an unusual layout
+        raise DupfindError(
+            f"{file}: cannot add {_entry_name(key)} without changing the rest of the file; not replaced: "
+            "add that table with keys name, pair and mining, then run again"
+        )
+    if "\n" in text and text.count("\n") == text.count("\r\n"):  # a file of \r\n line ends keeps them
+        edited = re.sub(r"(?<!\r)\n", "\r\n", edited)
+    write_bytes_durably(file, edited.encode("utf-8"))
+
+
+_PROJECT_FILE_HEADER = """\
+# Decision thresholds per model (by content fingerprint), for the questions of this project.
+# Written by `dupfind calibrate --thresholds`; read from the working directory or with --thresholds.
+"""
+_INVALID = "not a valid dupfind thresholds file"
+_NAN = object()  # a nan read from a project file, as `_comparable` compares it
+
+
+def _with_entry(text: str, key: str, values: dict[str, object]) -> str:
+    """The TOML `text` with `values` set in the table `models.KEY` (added after the other models if new)."""
+    import tomlkit
+    from tomlkit.items import InlineTable, KeyType, SingleKey, Table
+
+    document = tomlkit.parse(text)
+    if "models" not in document:
+        document["models"] = tomlkit.table(is_super_table=True)
+    models: Any = document["models"]
+    new = key not in models
+    if new:
+        models[SingleKey(key, KeyType.Basic)] = (
+            tomlkit.inline_table() if isinstance(models, InlineTable) else tomlkit.table()
+        )
+    for name, value in values.items():
+        if models[key].get(name) != value:  # an equal value keeps its spelling (0 stays 0, not 0.0)
+            models[key][name] = value
+    edited = tomlkit.dumps(document)
+    if new and isinstance(models[key], Table) and not edited.endswith(models[key].as_string()):
+        models[key].add(tomlkit.nl())  # a blank line between the new table and the one after it
+        edited = tomlkit.dumps(document)
+    return edited
+
+
+def _read_project_file(file: Path) -> tuple[str, dict[str, Any]]:
+    """A project file's text (as it is, line ends too) and its TOML data."""
+    import tomllib
+
+    try:
+        text = file.read_bytes().decode("utf-8")
+        return text, tomllib.loads(text)
+    except OSError as exc:
+        raise DupfindError(f"{file}: cannot read ({exc.strerror or exc})") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise DupfindError(f"{file}: {_INVALID} ({str(exc).splitlines()[0]})") from exc
+
+
+def _project_models(file: Path, data: dict[str, Any]) -> dict[str, Any]:
+    return _project_table(file, data.get("models", {}), "models")
+
+
+def _project_table(file: Path, value: object, name: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise DupfindError(f"{file}: {_INVALID}: {name} is {_describe(value)}, not a table")
+    return value
+
+
+def _threshold(file: Path, entry: dict[str, Any], key: str, kind: str) -> float:
+    if kind not in entry:
+        raise DupfindError(f"{file}: {_INVALID}: {_entry_name(key)} has no {kind} threshold")
+    value = entry[kind]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1.0 <= value <= 1.0:  # nan too
+        raise DupfindError(
+            f"{file}: {_INVALID}: {_entry_name(key)}.{kind} is {_describe(value)}, not a number between -1 and 1"
+        )
+    return float(value)
+
+
+def _entry_name(key: str) -> str:
+    """A model's entry as TOML names it: `models."3f2a…"`."""
+    return f"models.{json.dumps(key)}"
+
+
+def _describe(value: object) -> str:
+    """A TOML value in a few words, e.g. `a date (2026-01-01)`."""
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        return f"a string ({json.dumps(value)})"
+    for kind, name in ((datetime.datetime, "a date-time"), (datetime.date, "a date"), (datetime.time, "a time")):
+        if isinstance(value, kind):
+            return f"{name} ({value.isoformat()})"
+    return "a table" if isinstance(value, dict) else "an array"
+
+
+def _comparable(value: object) -> object:
+    """TOML data in a form that compares equal to itself (a nan does not)."""
+    if isinstance(value, dict):
+        return {key: _comparable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_comparable(item) for item in value]
+    return _NAN if isinstance(value, float) and math.isnan(value) else value
 
 
 def _project_key(ref: ModelRef, precision: str) -> str:
     """A model's entry in a project file: its content fingerprint, with the precision unless fp32."""
     return fingerprint(ref) if precision == "fp32" else f"{fingerprint(ref)}-{precision}"
-
-
-def _threshold(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1.0 <= float(value) <= 1.0:
-        raise ValueError(f"a threshold must be a number between -1 and 1, not {value!r}")
-    return float(value)
 
 
 RERANK_KEY = "rerank"

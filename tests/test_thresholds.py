@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -63,6 +65,87 @@ def test_a_project_file_s_fp32_thresholds_serve_a_precision_it_has_none_of(model
     store_project_thresholds(project, model, Thresholds(0.51, 0.61), "int8")
     assert read_project_thresholds(project, model, "int8") == Thresholds(0.51, 0.61)
     assert read_project_thresholds(project, model) == Thresholds(0.55, 0.66)
+
+
+# A project file as a person keeps it: comments, keys and tables of their own, another model's entry with an
+# inline table, dates and a nan where no threshold is read. Storing thresholds must change nothing else in it.
+HAND_WRITTEN = """\
+# Thresholds of our support-desk questions.
+owner = "desk team"  # who to ask
+reviewed = 2026-11-30
+
+[models."{fp}"]  # the model we ship
+name = "model"
+pair = 0.5  # calibrated on the March export
+mining = 0.66
+since = 2026-03-01T09:30:00Z
+
+[models."0123456789abcdef"]
+name = "old model"
+pair = 0.61
+mining = 0.72
+extra = {{ source = "dev", sizes = [1, 2], at = 07:32:00 }}
+
+[notes]
+# free text
+todo = ["recalibrate", "check int8"]
+ratio = nan
+"""
+
+
+def test_storing_changes_only_the_model_s_thresholds_in_a_hand_written_file(model: ModelRef, tmp_path: Path) -> None:
+    project, fp = tmp_path / "dupfind.toml", fingerprint(model)
+    original = HAND_WRITTEN.format(fp=fp)
+    project.write_text(original, encoding="utf-8")
+    project.chmod(0o640)
+    store_project_thresholds(project, model, Thresholds(0.5837, 0.66))
+    updated = original.replace("pair = 0.5  #", "pair = 0.5837  #")
+    assert project.read_text(encoding="utf-8") == updated  # comments, layout, dates, nan and all else kept
+    assert project.stat().st_mode & 0o777 == 0o640
+    assert read_project_thresholds(project, model) == Thresholds(0.5837, 0.66)
+    store_project_thresholds(project, model, Thresholds(0.52, 0.64), "int8")  # a new entry, after the others
+    int8 = f'[models."{fp}-int8"]\nname = "model"\npair = 0.52\nmining = 0.64\n\n'
+    assert project.read_text(encoding="utf-8") == updated.replace("[notes]", int8 + "[notes]")
+    data = tomllib.loads(project.read_text(encoding="utf-8"))
+    assert data["reviewed"] == datetime.date(2026, 11, 30) and math.isnan(data["notes"]["ratio"])
+
+
+def test_a_new_project_file_says_what_it_is(model: ModelRef, tmp_path: Path) -> None:
+    project = tmp_path / "dupfind.toml"
+    store_project_thresholds(project, model, Thresholds(0.55, 0.66))
+    text = project.read_text(encoding="utf-8")
+    assert text.startswith("# Decision thresholds per model") and f'[models."{fingerprint(model)}"]' in text
+    assert tomllib.loads(text) == {"models": {fingerprint(model): {"name": "model", "pair": 0.55, "mining": 0.66}}}
+
+
+def test_a_project_file_with_crlf_line_ends_keeps_them(model: ModelRef, tmp_path: Path) -> None:
+    project = tmp_path / "dupfind.toml"
+    project.write_bytes(b"# ours\r\n[models.a]\r\npair = 0.5\r\nmining = 0.6\r\n")
+    store_project_thresholds(project, model, Thresholds(0.55, 0.66))
+    raw = project.read_bytes()
+    assert raw.startswith(b"# ours\r\n[models.a]\r\npair = 0.5\r\nmining = 0.6\r\n")
+    assert raw.count(b"\n") == raw.count(b"\r\n") == 9
+    assert read_project_thresholds(project, model) == Thresholds(0.55, 0.66)
+
+
+@pytest.mark.parametrize(
+    ("content", "key"),
+    [
+        ("models = 3\n", "models is 3, not a table"),
+        ("[[models]]\npair = 0.5\n", "models is an array, not a table"),
+        ('[models]\n"{fp}" = 2026-01-01\n', 'models."{fp}" is a date (2026-01-01), not a table'),
+        ("models.a.pair = 0.5\nmodels.a.mining = 0.6\n", 'cannot add models."{fp}" without changing the rest'),
+    ],
+)
+def test_a_project_file_of_another_shape_is_not_replaced(
+    model: ModelRef, tmp_path: Path, content: str, key: str
+) -> None:
+    project = tmp_path / "dupfind.toml"
+    project.write_text(content.format(fp=fingerprint(model)), encoding="utf-8")
+    with pytest.raises(DupfindError, match="not replaced") as raised:
+        store_project_thresholds(project, model, Thresholds(0.55, 0.66))
+    assert key.format(fp=fingerprint(model)) in str(raised.value)
+    assert project.read_text(encoding="utf-8") == content.format(fp=fingerprint(model))
 
 
 def test_a_reranker_proposes_candidates_for_its_bi_encoder(model: ModelRef, tmp_path: Path) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from dupfind.thresholds import load_thresholds
-from dupfind.vectors.model import DEFAULT_MODEL, resolve_model
+from dupfind.vectors.model import DEFAULT_MODEL, fingerprint, resolve_model
 from tests.cli.runner import run
 from tests.conftest import FakeEncoder
 
@@ -63,20 +64,76 @@ def test_a_project_file_for_another_model_does_not_apply(
 
 
 @pytest.mark.parametrize(
-    "content",
-    ["[models.x\npair = 1", '[models."{fp}"]\npair = "high"\nmining = 0.8\n', '[models."{fp}"]\npair = 0.7\n'],
+    ("content", "says"),
+    [
+        ("[models.x\npair = 1", "(Expected ']'"),
+        ("models = 3\n", ": models is 3, not a table"),
+        ("[[models]]\npair = 0.5\n", ": models is an array, not a table"),
+        ('[models]\n"{fp}" = 0.5\n', ': models."{fp}" is 0.5, not a table'),
+        ('[models]\n"{fp}" = 2026-01-01\n', ': models."{fp}" is a date (2026-01-01), not a table'),
+        ('[models."{fp}"]\npair = 0.7\n', ': models."{fp}" has no mining threshold'),
+        ('[models."{fp}"]\npair = "high"\nmining = 0.8\n', ': models."{fp}".pair is a string ("high"), not a number'),
+        ('[models."{fp}"]\npair = true\nmining = 0.8\n', ': models."{fp}".pair is a boolean (true), not a number'),
+        ('[models."{fp}"]\npair = 2026-01-01\nmining = 0.8\n', ': models."{fp}".pair is a date (2026-01-01), not'),
+        ('[models."{fp}"]\npair = 0.7\nmining = 07:32:00\n', ': models."{fp}".mining is a time (07:32:00), not'),
+        (
+            '[models."{fp}"]\npair = 1979-05-27T07:32:00Z\nmining = 0.8\n',
+            ': models."{fp}".pair is a date-time (1979-05-27T07:32:00+00:00), not',
+        ),
+        ('[models."{fp}"]\npair = nan\nmining = 0.8\n', ': models."{fp}".pair is nan, not a number between -1 and 1'),
+        ('[models."{fp}"]\npair = 0.7\nmining = -inf\n', ': models."{fp}".mining is -inf, not a number between'),
+        ('[models."{fp}"]\npair = 1.5\nmining = 0.8\n', ': models."{fp}".pair is 1.5, not a number between -1 and 1'),
+        ('[models."{fp}"]\npair = 0.7\nmining = -2\n', ': models."{fp}".mining is -2, not a number between -1 and 1'),
+        ('[models."{fp}"]\npair = 0.7\nmining = {{ at = 0.8 }}\n', ': models."{fp}".mining is a table, not a number'),
+    ],
 )
-def test_a_bad_project_file_is_one_line(
-    use_fake_encoder: FakeEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str
+def test_a_bad_project_file_is_one_line_naming_the_key(
+    use_fake_encoder: FakeEncoder,
+    labels: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    content: str,
+    says: str,
 ) -> None:
-    from dupfind.vectors.model import fingerprint, resolve_model
-
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "dupfind.toml").write_text(content.replace("{fp}", fingerprint(resolve_model(None))), encoding="utf-8")
-    code, out, err = run("compare", "a b", "a c")
-    assert code == 2 and out == ""
-    assert err.startswith("dupfind: error: dupfind.toml: not a valid dupfind thresholds file")
-    assert len(err.strip().splitlines()) == 1
+    fp = fingerprint(resolve_model(None))
+    (tmp_path / "dupfind.toml").write_text(content.format(fp=fp), encoding="utf-8")
+    for command in (["compare", "a b", "a c"], ["calibrate", "--pairs", str(labels), "--thresholds", "dupfind.toml"]):
+        code, out, err = run(*command)
+        assert code == 2 and out == "", err
+        assert err.startswith("dupfind: error: dupfind.toml: not a valid dupfind thresholds file"), err
+        assert says.format(fp=fp) in err and len(err.strip().splitlines()) == 1
+    assert use_fake_encoder.calls == []  # calibrate checked the file before it encoded anything
+    assert (tmp_path / "dupfind.toml").read_text(encoding="utf-8") == content.format(fp=fp)  # and left it alone
+
+
+def test_calibrate_keeps_the_comments_tables_and_dates_of_the_project_file(
+    use_fake_encoder: FakeEncoder, labels: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    project = tmp_path / "dupfind.toml"
+    original = (
+        "# Our thresholds.\nreviewed = 2026-11-30  # by the desk team\n\n"
+        '[models."0123456789abcdef"]  # a model we no longer use\n'
+        'pair = 0.61\nmining = 0.72\nextra = { source = "dev", at = 1979-05-27T07:32:00Z }\n\n'
+        '[notes]\n# free text\ntodo = ["recalibrate"]\n'
+    )
+    project.write_text(original, encoding="utf-8")
+    project.chmod(0o600)
+    code, out, err = run("calibrate", "--pairs", str(labels), "--thresholds", "dupfind.toml", "-f", "json")
+    assert code == 0, err
+    text, fp = project.read_text(encoding="utf-8"), fingerprint(resolve_model(None))
+    ours = tomllib.loads(text)["models"][fp]
+    assert ours == {
+        "name": DEFAULT_MODEL,
+        "pair": json.loads(out)["pair_threshold"],
+        "mining": DEFAULT_THRESHOLDS.mining,
+    }
+    table = f'[models."{fp}"]\nname = "{DEFAULT_MODEL}"\npair = {ours["pair"]}\nmining = {ours["mining"]}\n\n'
+    assert text == original.replace("[notes]", table + "[notes]")  # all else as it was, the new table after the others
+    assert project.stat().st_mode & 0o777 == 0o600
+    code, out, err = run("compare", "a b", "a c", "--format", "json")  # the dates elsewhere are harmless
+    assert json.loads(out)["threshold"] == ours["pair"], err
 
 
 def test_a_missing_thresholds_file_is_an_error(use_fake_encoder: FakeEncoder, tmp_path: Path) -> None:

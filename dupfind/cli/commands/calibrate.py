@@ -77,6 +77,11 @@ def calibrate(
     elif ref.path is not None and not ref.is_builtin and not dry_run:
         check_writable(ref.path)
     sources = _calibration_sources(file, kind, pairs_file, questions_file)
+    current = (  # a project file is read (and so checked) before anything is
+        embedding.thresholds_for(ref)
+        if project is not None and project.is_file()
+        else load_thresholds(ref, embedding.precision)
+    )
     inputs: list[tuple[str, LabeledPairs | GoldClusters]] = []
     with stage("read"):
         frames = [(source, *table.read(source), wanted) for source, wanted in sources]
@@ -95,11 +100,6 @@ def calibrate(
         calibrations = calibrate_all(embedder, inputs, top_k)
     for calibration in calibrations:
         _report_uncertainty(calibration)
-    current = (
-        embedding.thresholds_for(ref)
-        if project is not None and project.is_file()
-        else load_thresholds(ref, embedding.precision)
-    )
     thresholds = apply(current, calibrations)
     stored = None
     if dry_run:
