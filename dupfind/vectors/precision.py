@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,25 @@ def choose(features: frozenset[str], cuda: bool) -> Choice:
     if vnni:
         return Choice("openvino", "fp32", "cpu", f"the CPU has {vnni} but no bf16; int8 fails the quality guard there")
     return Choice("openvino", "fp32", "cpu", "the CPU has no AMX, avx512_bf16 or VNNI")
+
+
+# Precisions, those whose vectors are nearest fp32's first: the order `most_conservative` goes by.
+CONSERVATIVE = ("fp32", "bf16", "int8")
+
+
+def most_conservative(choices: Iterable[Choice]) -> Choice:
+    """Of the choices of a cluster's nodes (one backend, on their CPUs), the one whose vectors are nearest fp32's:
+    what every encoder actor of a run uses, so that its vectors are of one precision, with one fingerprint in the
+    work folder and one set of thresholds (docs/scaling.md)."""
+    chosen = list(choices)
+    if not chosen:
+        raise ValueError("no choices to agree on")
+    agreed = min(chosen, key=lambda choice: CONSERVATIVE.index(choice.precision))
+    precisions = sorted({choice.precision for choice in chosen}, key=CONSERVATIVE.index)
+    if len(precisions) == 1:
+        return agreed
+    reason = f"the nodes chose {' and '.join(precisions)}: every actor runs the most conservative"
+    return Choice(agreed.backend, agreed.precision, agreed.device, reason)
 
 
 def cpu_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
