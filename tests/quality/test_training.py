@@ -211,3 +211,56 @@ def test_hard_negatives_prefer_labels_then_close_questions_outside_the_cluster(m
     assert negatives[0] == "f"  # not c (same cluster), not g (within the margin of b's score)
     assert negatives[1] == "e"  # d is labeled not a duplicate of e
     assert negatives[2] == "e"  # the only question scoring below g's positive h, outside g's cluster
+
+
+@pytest.mark.parametrize("recipe", ["seed", "best"])
+def test_the_losses_encode_a_batch_in_bounded_mini_batches_with_the_same_gradients(
+    tiny_model: Path, recipe: str
+) -> None:
+    """Each loss of a recipe encodes at most `MINI_BATCH` questions at once with gradients (what bounds training
+    memory: train --recipe best peaked at 8.5 GB on a batch of 128 long pairs) and gives the loss and gradients of
+    the whole batch at once."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer import losses
+
+    from dupfind.quality.training.losses import MINI_BATCH, training_losses
+    from dupfind.quality.training.recipes import RECIPES
+
+    model = SentenceTransformer(str(tiny_model), device="cpu")
+    model.eval()  # no dropout: a loss computed in mini-batches sees the very same embeddings
+    sizes: list[int] = []
+    model[0].register_forward_pre_hook(
+        lambda module, args, kwargs: sizes.append(len(args[0]["input_ids"])) if torch.is_grad_enabled() else None,
+        with_kwargs=True,
+    )
+    pairs = make_pairs(per_topic=5)  # 100 pairs: more than three mini-batches
+    first, second = pairs["question1"].tolist(), pairs["question2"].tolist()
+    columns = {"labeled": [first, second], "duplicates": [first, second, second[::-1]]}
+    chosen = RECIPES[recipe]
+    reference = {
+        "labeled": losses.OnlineContrastiveLoss(model, margin=0.5)
+        if chosen.labeled_loss == "OnlineContrastiveLoss"
+        else losses.CosineSimilarityLoss(model),
+        "duplicates": losses.MultipleNegativesRankingLoss(
+            model, scale=20.0, directions=("query_to_doc", "doc_to_query") if chosen.symmetric else ("query_to_doc",)
+        ),
+    }
+    labels = torch.tensor(pairs["is_duplicate"].to_numpy(), dtype=torch.float32)
+
+    def loss_and_gradients(loss: torch.nn.Module, texts: list[list[str]]) -> tuple[float, list[torch.Tensor]]:
+        model.zero_grad()
+        value = loss([model.tokenize(column) for column in texts], labels)
+        value.backward()
+        return float(value), [parameter.grad.clone() for parameter in model.parameters() if parameter.grad is not None]
+
+    for name, loss in training_losses(model, chosen).items():
+        sizes.clear()
+        value, gradients = loss_and_gradients(loss, columns[name])
+        assert 0 < max(sizes) <= MINI_BATCH, name
+        sizes.clear()
+        expected, expected_gradients = loss_and_gradients(reference[name], columns[name])
+        assert max(sizes) > MINI_BATCH  # the reference encodes the whole batch at once
+        assert value == pytest.approx(expected, rel=1e-4), name
+        for got, want in zip(gradients, expected_gradients, strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-6)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -13,6 +13,7 @@ from dupfind.quality.calibration import thresholds_from_holdout
 from dupfind.quality.training.card import TrainResult, model_card
 from dupfind.quality.training.fitting import Log, fit, model_directory, training_arguments
 from dupfind.quality.training.holdout import HoldoutScores, evaluate_holdout, holdout_score, selection_evaluator
+from dupfind.quality.training.losses import training_losses
 from dupfind.quality.training.negatives import NegativeMiner, hard_negatives
 from dupfind.quality.training.recipes import Recipe
 from dupfind.quality.training.splits import DEFAULT_HOLDOUT, split_holdout
@@ -21,8 +22,6 @@ from dupfind.vectors.model import resolve_model
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
-
-RANKING_MINI_BATCH = 32  # sequences encoded at once by the ranking loss: bounds training memory, not its result
 
 
 def build_datasets(
@@ -64,25 +63,6 @@ def _sample(frame: pd.DataFrame, size: int | None, seed: int) -> pd.DataFrame:
     if size is None or size >= len(frame):
         return frame.sample(frac=1.0, random_state=seed)
     return frame.sample(n=size, random_state=seed)
-
-
-def _losses(model: SentenceTransformer, recipe: Recipe) -> dict[str, Any]:
-    from sentence_transformers.sentence_transformer import losses
-
-    directions: tuple[Literal["query_to_doc", "doc_to_query"], ...] = (
-        ("query_to_doc", "doc_to_query") if recipe.symmetric else ("query_to_doc",)
-    )
-    # GradCache: the same loss and gradients as MultipleNegativesRankingLoss over the whole batch, computed in
-    # mini-batches, so memory no longer grows with batch size x sequences per row (10.8 GB -> under 4 GB for best)
-    ranking = losses.CachedMultipleNegativesRankingLoss(
-        model, scale=20.0, directions=directions, mini_batch_size=RANKING_MINI_BATCH
-    )
-    labeled: Any
-    if recipe.labeled_loss == "OnlineContrastiveLoss":
-        labeled = losses.OnlineContrastiveLoss(model, margin=0.5)
-    else:
-        labeled = losses.CosineSimilarityLoss(model)
-    return {"duplicates": ranking, "labeled": labeled}
 
 
 def _training_arguments(recipe: Recipe, checkpoints: Path, steps: int, progress: bool) -> Any:
@@ -159,7 +139,7 @@ def _train_into(
         model=model,
         args=_training_arguments(recipe, tmp / "checkpoints", steps, progress),
         train_dataset=datasets,
-        loss=_losses(model, recipe),
+        loss=training_losses(model, recipe),
         evaluator=selection_evaluator("holdout_score", lambda trained: holdout_score(trained, held))
         if recipe.selection_evals
         else None,
