@@ -57,6 +57,23 @@ def choose(features: frozenset[str], cuda: bool) -> Choice:
     return Choice("openvino", "fp32", "cpu", "the CPU has no AMX, avx512_bf16 or VNNI")
 
 
+# Measured by one short run each way, same seed (docs/benchmarks.md, "Training precision and memory"): on a CPU
+# with avx512_bf16 but no AMX, bf16 autocast trains no faster than fp32, so only AMX (and CUDA with bf16) trains
+# in bf16 by default.
+BF16_TRAINING_WITHOUT_AMX = False
+
+
+def training_precision(features: frozenset[str], cuda: bool, cuda_bf16: bool = False) -> str:
+    """How `dupfind train` and `train-reranker` train by default: `bf16` (torch's bf16 autocast) on a CUDA device
+    that has bf16 and on a CPU with AMX, where it is faster at the same held-out quality, else `fp32`; for a CPU
+    with these `/proc/cpuinfo` flags, CUDA or not, and whether that CUDA device has bf16."""
+    if cuda:
+        return "bf16" if cuda_bf16 else "fp32"
+    if AMX in features or (BF16_TRAINING_WITHOUT_AMX and AVX512_BF16 in features):
+        return "bf16"
+    return "fp32"
+
+
 # Precisions, those whose vectors are nearest fp32's first: the order `most_conservative` goes by.
 CONSERVATIVE = ("fp32", "bf16", "int8")
 

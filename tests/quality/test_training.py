@@ -264,3 +264,38 @@ def test_the_losses_encode_a_batch_in_bounded_mini_batches_with_the_same_gradien
         assert value == pytest.approx(expected, rel=1e-4), name
         for got, want in zip(gradients, expected_gradients, strict=True):
             torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-6)
+
+
+AMX_FLAGS = frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
+BF16_FLAGS = frozenset({"avx2", "avx512f", "avx512_bf16", "avx512_vnni"})  # avx512_bf16 without AMX
+
+
+@pytest.mark.parametrize(
+    ("features", "asked", "bf16"),
+    [
+        (AMX_FLAGS, "auto", True),
+        (BF16_FLAGS, "auto", False),  # measured no faster there (docs/benchmarks.md)
+        (frozenset({"avx2"}), "auto", False),
+        (AMX_FLAGS, "fp32", False),
+        (frozenset({"avx2"}), "bf16", True),
+    ],
+)
+def test_training_runs_in_bf16_autocast_where_the_cpu_has_amx_unless_told(
+    features: frozenset[str], asked: str, bf16: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import torch
+
+    from dupfind.quality.training.fitting import training_arguments
+    from dupfind.quality.training.recipes import RECIPES
+    from dupfind.vectors import precision
+
+    monkeypatch.setattr(precision, "cpu_features", lambda: features)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    arguments = training_arguments(RECIPES["best"], tmp_path, 100, "holdout_score", False, precision=asked)
+    assert (arguments["bf16"], arguments["use_cpu"]) == (bf16, True)
+
+
+def test_an_unknown_training_precision_is_a_one_line_error_before_loading(pairs_csv: Path, tmp_path: Path) -> None:
+    code, _, stderr = train("--pairs", str(pairs_csv), "-o", str(tmp_path / "out"), "--precision", "int8")
+    assert code == 2 and stderr.endswith("unknown --precision 'int8' (choose from auto, fp32, bf16)\n")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.tmp").exists()

@@ -1,7 +1,7 @@
 """The losses of `dupfind train`, each computed with gradient caching (GradCache): the loss and gradients of the
 whole batch, from embeddings encoded `MINI_BATCH` questions at a time, so that training memory is that of a
 mini-batch whatever the batch size (train --recipe best peaked at 8.5 GB RSS on one batch of 128 long labeled
-pairs encoded at once; docs/training.md)."""
+pairs encoded at once; docs/benchmarks.md, "Training precision and memory")."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def cached(loss: Any) -> Any:
         ) -> torch.Tensor:
             value: torch.Tensor = self.loss.compute_loss_from_embeddings([torch.cat(column) for column in reps], labels)
             if with_backward:
-                value.backward()
+                value.backward()  # type: ignore[no-untyped-call]
                 value = value.detach()
             return value
 

@@ -65,18 +65,15 @@ def _sample(frame: pd.DataFrame, size: int | None, seed: int) -> pd.DataFrame:
     return frame.sample(n=size, random_state=seed)
 
 
-def _training_arguments(recipe: Recipe, checkpoints: Path, steps: int, progress: bool) -> Any:
-    import torch
+def _training_arguments(recipe: Recipe, checkpoints: Path, steps: int, progress: bool, precision: str) -> Any:
     from sentence_transformers.sentence_transformer import SentenceTransformerTrainingArguments
 
     selecting = recipe.selection_evals > 0 and steps >= 2 * recipe.selection_evals
     return SentenceTransformerTrainingArguments(
-        **training_arguments(recipe, checkpoints, steps, "holdout_score", progress, selecting),
+        **training_arguments(recipe, checkpoints, steps, "holdout_score", progress, selecting, precision),
         lr_scheduler_type="linear",
         batch_sampler=recipe.batch_sampler,
         multi_dataset_batch_sampler=recipe.multi_dataset_sampler,
-        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
-        dataloader_pin_memory=torch.cuda.is_available(),
     )
 
 
@@ -97,17 +94,19 @@ def train(
     log: Log = lambda message: None,
     miner: NegativeMiner = hard_negatives,
     fp16: bool = False,
+    precision: str = "auto",
 ) -> TrainResult:
     """Fine-tune `base` (None: the built-in model) on labeled pairs and write it, calibrated and carded, to `output`.
 
     `miner` finds the hard negatives of a recipe that has them (`negatives.hard_negatives` unless another is given).
-    `fp16`: store the weights in float16 (`weights.store_fp16`), as dupfind ships its models.
+    `fp16`: store the weights in float16 (`weights.store_fp16`), as dupfind ships its models. `precision`: train in
+    torch's bf16 autocast (`bf16`), never (`fp32`), or where it trains faster (`auto`: `fitting.bf16_autocast`).
 
     Everything is written to `output.tmp` first, which replaces `output` only once complete.
     """
     started = time.monotonic()
     with model_directory(output, force, fp16) as tmp:
-        result = _train_into(tmp, pairs, recipe, base, holdout, progress, log, started, miner)
+        result = _train_into(tmp, pairs, recipe, base, holdout, progress, log, started, miner, precision)
     return replace(result, output=output)
 
 
@@ -121,6 +120,7 @@ def _train_into(
     log: Log,
     started: float,
     miner: NegativeMiner,
+    precision: str,
 ) -> TrainResult:
     train_pairs, held = split_holdout(pairs, holdout, recipe.seed)
     log(f"Training on {len(train_pairs)} pairs; {len(held)} held out (sharing no question) to select and calibrate")
@@ -137,7 +137,7 @@ def _train_into(
     steps = _steps(datasets, recipe)
     trainer = SentenceTransformerTrainer(
         model=model,
-        args=_training_arguments(recipe, tmp / "checkpoints", steps, progress),
+        args=_training_arguments(recipe, tmp / "checkpoints", steps, progress, precision),
         train_dataset=datasets,
         loss=training_losses(model, recipe),
         evaluator=selection_evaluator("holdout_score", lambda trained: holdout_score(trained, held))
