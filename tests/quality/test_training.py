@@ -252,7 +252,7 @@ def test_the_losses_encode_a_batch_in_bounded_mini_batches_with_the_same_gradien
         model.zero_grad()
         value = loss([model.tokenize(column) for column in texts], labels)
         value.backward()
-        return float(value), [parameter.grad.clone() for parameter in model.parameters() if parameter.grad is not None]
+        return float(value.detach()), [parameter.grad.clone() for parameter in model.parameters() if parameter.grad is not None]
 
     for name, loss in training_losses(model, chosen).items():
         sizes.clear()
