@@ -252,7 +252,8 @@ def test_the_losses_encode_a_batch_in_bounded_mini_batches_with_the_same_gradien
         model.zero_grad()
         value = loss([model.tokenize(column) for column in texts], labels)
         value.backward()
-        return float(value.detach()), [parameter.grad.clone() for parameter in model.parameters() if parameter.grad is not None]
+        gradients = [parameter.grad.clone() for parameter in model.parameters() if parameter.grad is not None]
+        return float(value.detach()), gradients
 
     for name, loss in training_losses(model, chosen).items():
         sizes.clear()
