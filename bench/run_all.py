@@ -1,9 +1,10 @@
 """`make bench`: the encoding, start-up, mining and end-to-end benchmarks, then one table of figures and targets.
 
-Runs bench_encode.py, bench_precision.py, bench_compare.py, bench_mining.py, bench_e2e.py and bench_ray.py (each writes
-its JSON under bench/results/), then prints the table and writes bench/results/summary.json; bench_gpu_node.py's figures
-are shown too when a GPU machine wrote them there. Ratios are taken within one run, so a busy
-machine slows both sides alike; absolute times are only as good as the machine is quiet.
+Says first what `--precision auto` picks on this machine. Runs bench_encode.py, bench_precision.py, bench_compare.py,
+bench_mining.py, bench_e2e.py and bench_ray.py (each writes its JSON under bench/results/), then prints the table and
+writes bench/results/summary.json; bench_gpu_node.py's figures are shown too when a GPU machine wrote them there.
+Ratios are taken within one run, so a busy machine slows both sides alike; absolute times are only as good as the
+machine is quiet.
 
     .venv/bin/python bench/run_all.py [--skip encode,precision,compare,mining,e2e,ray] [--mining-sizes 10000,100000]
                                       [--e2e-sizes 100000]
@@ -114,6 +115,13 @@ def rows() -> list[tuple[str, str, str, bool | None]]:
     return table
 
 
+def auto_choice() -> str:
+    """What `--precision auto` (and `--backend auto`) picks here, and why."""
+    from dupfind.vectors.precision import choose, cpu_features, cuda_visible
+
+    return choose(cpu_features(), cuda_visible()).describe()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip", default="", help="comma-separated: encode, precision, compare, mining, e2e, ray")
@@ -121,6 +129,7 @@ def main() -> None:
     parser.add_argument("--e2e-sizes", default="100000", help="add 1000000 for the 1M target (long)")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
+    print(f"--precision auto on this machine: {auto_choice()}", flush=True)
     if "encode" not in skip:
         run("bench_encode.py")
     if "precision" not in skip:
@@ -133,7 +142,7 @@ def main() -> None:
         run("bench_e2e.py", "--sizes", args.e2e_sizes)
     if "ray" not in skip:
         run("bench_ray.py")
-    table = rows()
+    table = [("--precision auto on this machine", auto_choice(), "", None), *rows()]
     width = max((len(row[0]) for row in table), default=10)
     print(f"\n{'figure':{width}}  {'target':46}  met  value")
     for figure, value, target, met in table:

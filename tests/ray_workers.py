@@ -9,6 +9,10 @@ worker (as a model missing on a node), while a test registers it in its own proc
 A mining task's worker process dies likewise when the file `$DUPFIND_CACHE_DIR/die-once-scoring` exists: Ray
 must run the task again, and the pairs must be those of a clean run.
 
+A node started with `$DUPFIND_TEST_CPU_FLAGS` (the path of a file of CPU flags, `tests/ray/test_ray_cluster.py`) has
+those flags instead of its CPU's, read at each call (a test rewrites the file to change them), and loads every
+encoder as the fake one with its backend and precision in the fingerprint (`load_fake_encoder`).
+
 `fsspec.implementations.http` imports as a module without `HTTPFileSystem` in every worker (and in the test
 process, `tests/ray/conftest.py`): what Ray Data's file-system probing meets, at random, on an install without
 `aiohttp` when several threads import it at once. Nothing of `--engine ray` may get there.
@@ -24,8 +28,10 @@ from typing import Any
 
 from dupfind.errors import DupfindError
 from dupfind.pairs.mining import Hits
+from dupfind.vectors import backends
 from dupfind.vectors.backends import register_backend
-from dupfind.vectors.encoding import Embeddings
+from dupfind.vectors.encoding import Embeddings, Encoder
+from dupfind.vectors.precision import Choice
 from tests.conftest import FakeEncoder
 
 
@@ -50,6 +56,29 @@ RUNTIME_ENV = {
     "worker_process_setup_hook": "tests.ray_workers.set_up_worker",
     "env_vars": {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))},
 }
+
+
+class PrecisionEncoder(FakeEncoder):
+    """The fake encoder, fingerprinted by the backend and precision it was loaded at."""
+
+    def __init__(self, choice: Choice) -> None:
+        super().__init__()
+        self.fingerprint = f"fake-{choice.backend}-{choice.precision}"
+
+
+def load_fake_encoder(
+    model: str | None = None, backend: str | None = None, precision: str = "auto", device: str = "auto"
+) -> Encoder:
+    """What `load_encoder` loads where every backend is the fake encoder: at the choice `resolve_choice` makes."""
+    return PrecisionEncoder(backends.resolve_choice(backend, precision, device))
+
+
+def injected_cpu_features() -> frozenset[str]:
+    """The flags in the file `$DUPFIND_TEST_CPU_FLAGS` names."""
+    return frozenset(Path(os.environ[CPU_FLAGS]).read_text(encoding="utf-8").split())
+
+
+CPU_FLAGS = "DUPFIND_TEST_CPU_FLAGS"
 
 
 def cannot_load(model: object) -> FakeEncoder:
@@ -90,3 +119,6 @@ def set_up_worker() -> None:
     register_backend("fake-dies-once", lambda model: DiesOnceEncoder())
     register_backend("fake-elsewhere", cannot_load)
     ray_mine.score_cell = scoring_dies_once(ray_mine.score_cell)
+    if CPU_FLAGS in os.environ:
+        backends.cpu_features = injected_cpu_features
+        backends.load_encoder = load_fake_encoder

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -16,7 +17,7 @@ from dupfind.cli.options import (
     check_choice,
     check_range,
 )
-from dupfind.cli.output import stage, stderr_is_terminal
+from dupfind.cli.output import stage, stderr_is_terminal, verbose
 from dupfind.errors import DupfindError
 
 if TYPE_CHECKING:
@@ -63,10 +64,9 @@ class EngineOptions:
             raise DupfindError(f"--work-dir {folder}: is inside the output folder {output}, which is replaced whole")
         return folder
 
-    def check(self, source: str, embedding: EmbedderOptions) -> EmbedderOptions:
+    def check(self, source: str, embedding: EmbedderOptions) -> None:
         """Check that Ray is installed, that the input has files and that the encoder options fit the actors
-        (before anything starts); returns the options of this process's own encoder, which only counts tokens,
-        on the CPU."""
+        (before anything starts)."""
         from dupfind.ray.read import input_files
         from dupfind.ray.session import require_ray
         from dupfind.vectors.backends import check_backend
@@ -78,7 +78,25 @@ class EngineOptions:
         if embedding.device == "cuda" and not self.gpus_per_actor:
             raise DupfindError("with --engine ray, --gpus-per-actor N puts the encoder actors on GPUs (not --device)")
         require_ray()
-        return replace(embedding, device="cpu")
+
+    def agree(self, embedding: EmbedderOptions) -> EmbedderOptions:
+        """The encoder options of every actor: on CPUs, the backend and precision given (`auto` too) resolved on
+        each node of the cluster, the most conservative of their choices for all (-v says each node's); on GPUs,
+        `embedding` as it is."""
+        from dupfind.ray.encode import choose_on_nodes
+        from dupfind.vectors.backends import check_backend
+
+        if self.gpus_per_actor:
+            return embedding
+        backend, precision = embedding.asked or (embedding.backend, embedding.precision)
+        chosen = choose_on_nodes(check_backend(backend), precision)
+        if verbose():
+            for node, choice in chosen.nodes.items():
+                print(f"dupfind: node {node} chooses {choice.describe()}", file=sys.stderr)
+        agreed = chosen.agreed
+        return replace(
+            embedding, backend=agreed.backend, precision=agreed.precision, device=agreed.device, reason=agreed.reason
+        )
 
     def encoder_spec(self, embedding: EmbedderOptions, embedder: Embedder) -> EncoderSpec:
         """How the actors load the encoder: on a GPU with --gpus-per-actor, else like `embedder` on their CPUs."""

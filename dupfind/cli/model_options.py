@@ -31,8 +31,9 @@ class EmbedderOptions:
     """The options that say how questions become embeddings; checked before anything loads.
 
     `backend`, `precision` and `device` are resolved on construction (`auto`: chosen for this machine, see
-    `dupfind.vectors.backends.resolve_choice`), and `reason` says why; a bad or impossible value is kept as
-    `invalid` and raised by `resolve` (after the command's own checks, as always).
+    `dupfind.vectors.backends.resolve_choice`), and `reason` says why; `asked` keeps the backend and precision
+    as given (a Ray cluster's nodes resolve them for themselves). A bad or impossible value is kept as `invalid`
+    and raised by `resolve` (after the command's own checks, as always).
     """
 
     model: str | None
@@ -44,12 +45,15 @@ class EmbedderOptions:
     device: str = "auto"
     reason: str = field(default="", compare=False)
     invalid: str | None = field(default=None, compare=False, repr=False)
+    asked: tuple[str | None, str] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         from dupfind.errors import DupfindError
         from dupfind.vectors.backends import resolve_choice
 
         check_range("--batch-size", self.batch_size, 1, MAX_BATCH_SIZE)
+        if self.asked is None:  # a copy keeps what the options it copies were given
+            object.__setattr__(self, "asked", (self.backend, self.precision))
         try:
             choice = resolve_choice(self.backend, self.precision, self.device)
         except DupfindError as exc:

@@ -6,6 +6,10 @@ local cache's shards, checksums and validation, so that a damaged shard is dropp
 texts encoded again, never used. Each actor stores each block it encodes as one shard (atomically; a retried
 block at worst stores a shard twice, and rows are matched by key, so nothing counts twice); only the driver
 merges shards, before and after the actors run, so that no two processes of a run merge at once.
+
+`--backend auto` and `--precision auto` are resolved on each node, with its own CPU features, by the same
+`resolve_choice` as locally (`choose_on_nodes`); the actors all run the most conservative of the nodes'
+choices (`precision.most_conservative`), so that a run's vectors are of one precision and one fingerprint.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dupfind.ray.session import RETRIES, worker_errors
 from dupfind.vectors.backends import DEFAULT_PRECISION
 from dupfind.vectors.cache import EmbeddingCache, text_keys
 from dupfind.vectors.encoding import DEFAULT_BATCH_SIZE, Embeddings, Progress, TokenCounts
+from dupfind.vectors.precision import Choice, most_conservative
 
 SHARD_ROWS = 4096  # texts an actor encodes, and stores as one shard, at a time
 
@@ -64,6 +69,41 @@ class Workers:
     actors: int | None = None
     cpus: float | None = None
     gpus: float = 0.0
+
+
+@dataclass(frozen=True)
+class NodeChoices:
+    """What the options asked choose on each node with CPUs (by node), and what every encoder actor runs."""
+
+    nodes: dict[str, Choice]
+    agreed: Choice
+
+
+def choose_on_nodes(backend: str, precision: str) -> NodeChoices:
+    """Resolve the backend and precision asked (either may be `auto`) on every live node with CPUs, for encoder
+    actors on its CPUs, as `resolve_choice` does there with that node's CPU features; the actors then all run
+    the most conservative of these choices. A value the nodes cannot resolve is the node's one-line error."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = [node for node in ray.nodes() if node.get("Alive") and node.get("Resources", {}).get("CPU", 0) > 0]  # type: ignore[no-untyped-call]
+    probe = ray.remote(num_cpus=0, max_retries=RETRIES)(_node_choice)
+    pending = {
+        f"{node['NodeManagerHostname']} ({node['NodeID'][:8]})": probe.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+        ).remote(backend, precision)
+        for node in nodes
+    }
+    with worker_errors():
+        chosen = dict(zip(pending, ray.get(list(pending.values())), strict=True))
+    return NodeChoices(chosen, most_conservative(chosen.values()))
+
+
+def _node_choice(backend: str, precision: str) -> Choice:
+    """The choice of this node for an encoder actor on its CPUs."""
+    from dupfind.vectors.backends import resolve_choice
+
+    return resolve_choice(backend, precision, "cpu")
 
 
 def work_store(work_dir: Path) -> EmbeddingCache:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +55,42 @@ def choose(features: frozenset[str], cuda: bool) -> Choice:
     if vnni:
         return Choice("openvino", "fp32", "cpu", f"the CPU has {vnni} but no bf16; int8 fails the quality guard there")
     return Choice("openvino", "fp32", "cpu", "the CPU has no AMX, avx512_bf16 or VNNI")
+
+
+# Measured by one short run each way, same seed (docs/benchmarks.md, "Training precision and memory"): on a CPU
+# with avx512_bf16 but no AMX, bf16 autocast trained within the noise of fp32 (1.4 % less wall, 4.5 % less CPU,
+# held-out AP -0.001), so only AMX (and CUDA with bf16) trains in bf16 by default.
+BF16_TRAINING_WITHOUT_AMX = False
+
+
+def training_precision(features: frozenset[str], cuda: bool, cuda_bf16: bool = False) -> str:
+    """How `dupfind train` and `train-reranker` train by default: `bf16` (torch's bf16 autocast) on a CUDA device
+    that has bf16 and on a CPU with AMX, where it is faster at the same held-out quality, else `fp32`; for a CPU
+    with these `/proc/cpuinfo` flags, CUDA or not, and whether that CUDA device has bf16."""
+    if cuda:
+        return "bf16" if cuda_bf16 else "fp32"
+    if AMX in features or (BF16_TRAINING_WITHOUT_AMX and AVX512_BF16 in features):
+        return "bf16"
+    return "fp32"
+
+
+# Precisions, those whose vectors are nearest fp32's first: the order `most_conservative` goes by.
+CONSERVATIVE = ("fp32", "bf16", "int8")
+
+
+def most_conservative(choices: Iterable[Choice]) -> Choice:
+    """Of the choices of a cluster's nodes (one backend, on their CPUs), the one whose vectors are nearest fp32's:
+    what every encoder actor of a run uses, so that its vectors are of one precision, with one fingerprint in the
+    work folder and one set of thresholds (docs/scaling.md)."""
+    chosen = list(choices)
+    if not chosen:
+        raise ValueError("no choices to agree on")
+    agreed = min(chosen, key=lambda choice: CONSERVATIVE.index(choice.precision))
+    precisions = sorted({choice.precision for choice in chosen}, key=CONSERVATIVE.index)
+    if len(precisions) == 1:
+        return agreed
+    reason = f"the nodes chose {' and '.join(precisions)}: every actor runs the most conservative"
+    return Choice(agreed.backend, agreed.precision, agreed.device, reason)
 
 
 def cpu_features(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:

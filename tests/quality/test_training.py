@@ -211,3 +211,92 @@ def test_hard_negatives_prefer_labels_then_close_questions_outside_the_cluster(m
     assert negatives[0] == "f"  # not c (same cluster), not g (within the margin of b's score)
     assert negatives[1] == "e"  # d is labeled not a duplicate of e
     assert negatives[2] == "e"  # the only question scoring below g's positive h, outside g's cluster
+
+
+@pytest.mark.parametrize("recipe", ["seed", "best"])
+def test_the_losses_encode_a_batch_in_bounded_mini_batches_with_the_same_gradients(
+    tiny_model: Path, recipe: str
+) -> None:
+    """Each loss of a recipe encodes at most `MINI_BATCH` questions at once with gradients (what bounds training
+    memory: train --recipe best peaked at 8.5 GB on a batch of 128 long pairs) and gives the loss and gradients of
+    the whole batch at once."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer import losses
+
+    from dupfind.quality.training.losses import MINI_BATCH, training_losses
+    from dupfind.quality.training.recipes import RECIPES
+
+    model = SentenceTransformer(str(tiny_model), device="cpu")
+    model.eval()  # no dropout: a loss computed in mini-batches sees the very same embeddings
+    sizes: list[int] = []
+    model[0].register_forward_pre_hook(
+        lambda module, args, kwargs: sizes.append(len(args[0]["input_ids"])) if torch.is_grad_enabled() else None,
+        with_kwargs=True,
+    )
+    pairs = make_pairs(per_topic=5)  # 100 pairs: more than three mini-batches
+    first, second = pairs["question1"].tolist(), pairs["question2"].tolist()
+    columns = {"labeled": [first, second], "duplicates": [first, second, second[::-1]]}
+    chosen = RECIPES[recipe]
+    reference = {
+        "labeled": losses.OnlineContrastiveLoss(model, margin=0.5)
+        if chosen.labeled_loss == "OnlineContrastiveLoss"
+        else losses.CosineSimilarityLoss(model),
+        "duplicates": losses.MultipleNegativesRankingLoss(
+            model, scale=20.0, directions=("query_to_doc", "doc_to_query") if chosen.symmetric else ("query_to_doc",)
+        ),
+    }
+    labels = torch.tensor(pairs["is_duplicate"].to_numpy(), dtype=torch.float32)
+
+    def loss_and_gradients(loss: torch.nn.Module, texts: list[list[str]]) -> tuple[float, list[torch.Tensor]]:
+        model.zero_grad()
+        value = loss([model.tokenize(column) for column in texts], labels)
+        value.backward()
+        gradients = [parameter.grad.clone() for parameter in model.parameters() if parameter.grad is not None]
+        return float(value.detach()), gradients
+
+    for name, loss in training_losses(model, chosen).items():
+        sizes.clear()
+        value, gradients = loss_and_gradients(loss, columns[name])
+        assert 0 < max(sizes) <= MINI_BATCH, name
+        sizes.clear()
+        expected, expected_gradients = loss_and_gradients(reference[name], columns[name])
+        assert max(sizes) > MINI_BATCH  # the reference encodes the whole batch at once
+        assert value == pytest.approx(expected, rel=1e-4), name
+        for got, want in zip(gradients, expected_gradients, strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-6)
+
+
+AMX_FLAGS = frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
+BF16_FLAGS = frozenset({"avx2", "avx512f", "avx512_bf16", "avx512_vnni"})  # avx512_bf16 without AMX
+
+
+@pytest.mark.parametrize(
+    ("features", "asked", "bf16"),
+    [
+        (AMX_FLAGS, "auto", True),
+        (BF16_FLAGS, "auto", False),  # measured no faster there (docs/benchmarks.md)
+        (frozenset({"avx2"}), "auto", False),
+        (AMX_FLAGS, "fp32", False),
+        (frozenset({"avx2"}), "bf16", True),
+    ],
+)
+def test_training_runs_in_bf16_autocast_where_the_cpu_has_amx_unless_told(
+    features: frozenset[str], asked: str, bf16: bool, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import torch
+
+    from dupfind.quality.training.fitting import training_arguments
+    from dupfind.quality.training.recipes import RECIPES
+    from dupfind.vectors import precision
+
+    monkeypatch.setattr(precision, "cpu_features", lambda: features)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    arguments = training_arguments(RECIPES["best"], tmp_path, 100, "holdout_score", False, precision=asked)
+    assert (arguments["bf16"], arguments["use_cpu"]) == (bf16, True)
+
+
+def test_an_unknown_training_precision_is_a_one_line_error_before_loading(pairs_csv: Path, tmp_path: Path) -> None:
+    code, _, stderr = train("--pairs", str(pairs_csv), "-o", str(tmp_path / "out"), "--precision", "int8")
+    assert code == 2 and stderr.endswith("unknown --precision 'int8' (choose from auto, fp32, bf16)\n")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.tmp").exists()

@@ -18,7 +18,14 @@ from dupfind.errors import DupfindError
 from dupfind.vectors import backends, precision
 from dupfind.vectors.backends import export, load_encoder, load_pair_scorer, resolve_choice, torch_backend
 from dupfind.vectors.backends import openvino_backend as ov_backend
-from dupfind.vectors.precision import Choice, choose, cpu_features, cuda_visible
+from dupfind.vectors.precision import (
+    Choice,
+    choose,
+    cpu_features,
+    cuda_visible,
+    most_conservative,
+    training_precision,
+)
 from tests.cli.runner import run
 from tests.conftest import FakeEncoder, write_fake_reranker
 
@@ -241,3 +248,32 @@ def test_bf16_encodes_like_fp32_after_an_fp32_compile(real_encoder: Any) -> None
     assert cosines.min() > 0.999
     folders = {path.name for path in (real_encoder.exported.path / export.OPENVINO_COMPILED_DIR).iterdir()}
     assert {"fp32", "bf16"} <= folders
+
+
+def test_a_cluster_runs_the_most_conservative_of_its_nodes_choices() -> None:
+    bf16, fp32 = choose(AMX, cuda=False), choose(PLAIN, cuda=False)
+    agreed = most_conservative([bf16, fp32, bf16])
+    assert (agreed.backend, agreed.precision, agreed.device) == ("openvino", "fp32", "cpu")
+    assert "fp32 and bf16" in agreed.reason
+    int8 = Choice("openvino", "int8", "cpu", "int8")
+    assert most_conservative([int8, bf16]).precision == "bf16"
+    assert most_conservative([bf16, choose(BF16_VNNI, cuda=False)]) == bf16  # one precision: the first's reason
+    with pytest.raises(ValueError):
+        most_conservative([])
+
+
+@pytest.mark.parametrize(
+    ("features", "cuda", "cuda_bf16", "expected"),
+    [
+        (AMX, False, False, "bf16"),
+        (BF16_VNNI, False, False, "fp32"),  # avx512_bf16 without AMX: bf16 autocast measured no faster
+        (VNNI_512, False, False, "fp32"),
+        (PLAIN, False, False, "fp32"),
+        (PLAIN, True, True, "bf16"),
+        (AMX, True, False, "fp32"),  # a CUDA device without bf16
+    ],
+)
+def test_training_precision_follows_the_cpu_flags_and_cuda(
+    features: frozenset[str], cuda: bool, cuda_bf16: bool, expected: str
+) -> None:
+    assert training_precision(features, cuda, cuda_bf16) == expected

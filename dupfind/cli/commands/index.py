@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -72,12 +73,13 @@ def _index_on_ray(
     from dupfind.ray.read import read_questions_ray
 
     work_dir = engine.work_folder(output)
-    counting = engine.check(file, embedding)
+    engine.check(file, embedding)
     with engine.session(quiet):
         with stage("read"):
             questions = read_questions_ray(file, reader)
         report_input(questions, quiet)
-        spec = engine.encoder_spec(embedding, counting.load())
+        agreed = engine.agree(embedding)
+        spec = engine.encoder_spec(agreed, replace(agreed, device="cpu").load())  # it only fingerprints
         with progress_bar(f"Encoding {file} on Ray", quiet) as progress, stage("encode on Ray"):
             embedded = embed_texts_ray(questions.texts, spec, work_dir, engine.workers(), progress)
     info(

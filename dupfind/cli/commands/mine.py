@@ -166,16 +166,19 @@ def _mine_on_ray(asked: MineRequest, engine: EngineOptions, against: str | None)
     if asked.index == "exact":
         raise DupfindError("--engine ray mines with the inverted-file index (--index ann); --index exact is local only")
     work_dir = engine.work_folder(asked.output)
-    counting = engine.check(asked.file, asked.embedding)
+    engine.check(asked.file, asked.embedding)
     ref = asked.embedding.resolve()
     rule = asked.rule(ref)
     with engine.session(asked.quiet):
         with stage("read"):
             questions = read_questions_ray(asked.file, asked.reader)
         report_input(questions, asked.quiet)
-        embedder = counting.load()
+        agreed = engine.agree(asked.embedding)
+        if agreed.precision != asked.embedding.precision:  # the thresholds of the precision the actors run
+            rule = agreed.rule("mining", ref, asked.reranking, asked.threshold)
+        embedder = replace(agreed, device="cpu").load()  # it only counts tokens
         tokens = _count_tokens(embedder, questions.texts)
-        spec = engine.encoder_spec(asked.embedding, embedder)
+        spec = engine.encoder_spec(agreed, embedder)
         with (
             progress_bar("Encoding on Ray", asked.quiet) as encoding,
             progress_bar("Mining on Ray (cells)", asked.quiet) as mining,

@@ -14,6 +14,7 @@ from dupfind.cli.model_options import EmbedderOptions, embedder_options
 from dupfind.cli.options import (
     ModelOption,
     QuietOption,
+    check_choice,
     check_range,
 )
 from dupfind.cli.output import embedding_progress, info
@@ -32,6 +33,13 @@ Fp16Option = Annotated[
     bool, typer.Option("--fp16", help="Store the weights in float16: half the size, loaded as float32.")
 ]
 ForceOption = Annotated[bool, typer.Option("--force", help="Replace a non-empty output directory.")]
+TrainPrecisionOption = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="auto (torch's bf16 autocast on CPUs with AMX and CUDA devices with bf16, else fp32), fp32 or bf16.",
+    ),
+]
 
 
 @command("train", aliases={"--batch-size": "--pairs-per-batch"})
@@ -51,6 +59,7 @@ def train(
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed [default: the recipe's, 42].")] = None,
     holdout: HoldoutOption = 0.1,
     fp16: Fp16Option = False,
+    precision: TrainPrecisionOption = "auto",
     force: ForceOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -58,11 +67,12 @@ def train(
 
     Example: dupfind train --pairs train-pairs.csv -o my-model && dupfind mine questions.csv --model my-model
     """
-    from dupfind.quality.training.fitting import prepare_output
+    from dupfind.quality.training.fitting import TRAINING_PRECISIONS, prepare_output
     from dupfind.quality.training.recipes import get_recipe
     from dupfind.quality.training.splits import training_pairs
     from dupfind.quality.training.trainer import train as run_training
 
+    check_choice("--precision", precision, TRAINING_PRECISIONS)
     chosen = get_recipe(recipe, epochs, pairs_per_batch, seed)
     target = Path(output).expanduser()
     prepare_output(target, force)
@@ -77,6 +87,7 @@ def train(
         progress=not quiet,
         log=lambda message: info(message, quiet),
         fp16=fp16,
+        precision=precision,
     )
     info(
         f"Wrote {result.output} in {result.seconds / 60:.1f} min; thresholds: pair {result.thresholds.pair:.3f}, "
@@ -146,6 +157,7 @@ def train_reranker(
             progress=not quiet,
             log=lambda message: info(message, quiet),
             fp16=fp16,
+            precision=_training_precision(embedding),
         )
     thresholds = result.settings.thresholds
     info(
@@ -153,3 +165,10 @@ def train_reranker(
         f"mining {thresholds.mining:.3f}",
         quiet,
     )
+
+
+def _training_precision(embedding: EmbedderOptions) -> str:
+    """The re-ranker's training precision: `--precision fp32` or `bf16` as given (for the bi-encoder too), else
+    `auto` (int8 is the bi-encoder's only)."""
+    asked = embedding.asked[1] if embedding.asked else "auto"
+    return asked if asked in ("fp32", "bf16") else "auto"

@@ -39,14 +39,27 @@ class Schedule(Protocol):
     def selection_evals(self) -> int: ...
 
 
+TRAINING_PRECISIONS = ("auto", "fp32", "bf16")
+
+
 def training_arguments(
-    schedule: Schedule, checkpoints: Path, steps: int, metric: str, progress: bool, selecting: bool = True
+    schedule: Schedule,
+    checkpoints: Path,
+    steps: int,
+    metric: str,
+    progress: bool,
+    selecting: bool = True,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """The training arguments of `schedule` over `steps` steps: `selection_evals` held-out evaluations, each
     saving a checkpoint in `checkpoints`, and the best by `metric` kept at the end (none without `selecting`);
-    a log line every 5 % of the steps."""
+    a log line every 5 % of the steps; torch's bf16 autocast as `precision` says (`bf16_autocast`)."""
     every = max(1, steps // schedule.selection_evals) if selecting else steps
+    bf16, cuda = bf16_autocast(precision)
     return {
+        "bf16": bf16,
+        "use_cpu": not cuda,
+        "dataloader_pin_memory": cuda,
         "output_dir": str(checkpoints),
         "num_train_epochs": schedule.epochs,
         "per_device_train_batch_size": schedule.batch_size,
@@ -67,6 +80,21 @@ def training_arguments(
         "report_to": "none",
         "disable_tqdm": not progress,
     }
+
+
+def bf16_autocast(precision: str) -> tuple[bool, bool]:
+    """Whether to train in torch's bf16 autocast (`bf16`; `fp32`: never; `auto`: where
+    `dupfind.vectors.precision.training_precision` says so for this machine), and whether on a CUDA device."""
+    import torch
+
+    from dupfind.vectors.precision import cpu_features, training_precision
+
+    cuda = torch.cuda.is_available()
+    if precision not in TRAINING_PRECISIONS:
+        raise DupfindError(f"unknown training precision '{precision}' (choose from {', '.join(TRAINING_PRECISIONS)})")
+    if precision != "auto":
+        return precision == "bf16", cuda
+    return training_precision(cpu_features(), cuda, cuda and torch.cuda.is_bf16_supported()) == "bf16", cuda
 
 
 def fit(trainer: Any, progress: bool) -> None:

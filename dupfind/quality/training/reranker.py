@@ -141,11 +141,12 @@ def train_reranker(
     progress: bool = True,
     log: Log = lambda message: None,
     fp16: bool = False,
+    precision: str = "auto",
 ) -> RerankerResult:
     """Train a re-ranker from the built-in weights on labeled `pairs` (`sentence1, sentence2, label`) and optional
     clustered `questions`, calibrate it with `embedder` (the bi-encoder that proposes candidates) on a held-out
     split, and write it with its settings and model card to `output` (through `output.tmp`); `fp16`: store the
-    weights in float16. The thresholds are calibrated on the float32 weights."""
+    weights in float16. The thresholds are calibrated on the float32 weights. `precision`: as `trainer.train`'s."""
     started = time.monotonic()
     with model_directory(output, force, fp16) as tmp:
         train_pairs, held = split_holdout(pairs, holdout, recipe.seed)
@@ -155,7 +156,7 @@ def train_reranker(
             log("Mining hard negatives with the bi-encoder")
         examples, counts = training_examples(train_pairs, questions, embedder, recipe, excluded)
         log(f"{len(examples)} examples: " + ", ".join(f"{count} {kind}" for kind, count in counts.items()))
-        model = _fit(examples, held, tmp, recipe, progress)
+        model = _fit(examples, held, tmp, recipe, progress, precision)
         model.save_pretrained(str(tmp), safe_serialization=True)
         settings, before, after = _calibrate(model, held, embedder, bi_encoder_fingerprint, bi_encoder_thresholds)
         log(_describe("Bi-encoder alone", before))
@@ -166,7 +167,9 @@ def train_reranker(
     return RerankerResult(output, settings, before, after, counts, len(held), result.seconds)
 
 
-def _fit(examples: pd.DataFrame, held: pd.DataFrame, tmp: Path, recipe: RerankerRecipe, progress: bool) -> CrossEncoder:
+def _fit(
+    examples: pd.DataFrame, held: pd.DataFrame, tmp: Path, recipe: RerankerRecipe, progress: bool, precision: str
+) -> CrossEncoder:
     import torch
     from datasets import Dataset
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
@@ -188,7 +191,7 @@ def _fit(examples: pd.DataFrame, held: pd.DataFrame, tmp: Path, recipe: Reranker
     trainer = CrossEncoderTrainer(
         model=model,
         args=CrossEncoderTrainingArguments(
-            **training_arguments(recipe, tmp / "checkpoints", steps, "holdout_ap", progress)
+            **training_arguments(recipe, tmp / "checkpoints", steps, "holdout_ap", progress, precision=precision)
         ),
         train_dataset=Dataset.from_pandas(examples, preserve_index=False),
         loss=BinaryCrossEntropyLoss(model),

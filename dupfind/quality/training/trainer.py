@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -13,6 +13,7 @@ from dupfind.quality.calibration import thresholds_from_holdout
 from dupfind.quality.training.card import TrainResult, model_card
 from dupfind.quality.training.fitting import Log, fit, model_directory, training_arguments
 from dupfind.quality.training.holdout import HoldoutScores, evaluate_holdout, holdout_score, selection_evaluator
+from dupfind.quality.training.losses import training_losses
 from dupfind.quality.training.negatives import NegativeMiner, hard_negatives
 from dupfind.quality.training.recipes import Recipe
 from dupfind.quality.training.splits import DEFAULT_HOLDOUT, split_holdout
@@ -21,8 +22,6 @@ from dupfind.vectors.model import resolve_model
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
-
-RANKING_MINI_BATCH = 32  # sequences encoded at once by the ranking loss: bounds training memory, not its result
 
 
 def build_datasets(
@@ -66,37 +65,15 @@ def _sample(frame: pd.DataFrame, size: int | None, seed: int) -> pd.DataFrame:
     return frame.sample(n=size, random_state=seed)
 
 
-def _losses(model: SentenceTransformer, recipe: Recipe) -> dict[str, Any]:
-    from sentence_transformers.sentence_transformer import losses
-
-    directions: tuple[Literal["query_to_doc", "doc_to_query"], ...] = (
-        ("query_to_doc", "doc_to_query") if recipe.symmetric else ("query_to_doc",)
-    )
-    # GradCache: the same loss and gradients as MultipleNegativesRankingLoss over the whole batch, computed in
-    # mini-batches, so memory no longer grows with batch size x sequences per row (10.8 GB -> under 4 GB for best)
-    ranking = losses.CachedMultipleNegativesRankingLoss(
-        model, scale=20.0, directions=directions, mini_batch_size=RANKING_MINI_BATCH
-    )
-    labeled: Any
-    if recipe.labeled_loss == "OnlineContrastiveLoss":
-        labeled = losses.OnlineContrastiveLoss(model, margin=0.5)
-    else:
-        labeled = losses.CosineSimilarityLoss(model)
-    return {"duplicates": ranking, "labeled": labeled}
-
-
-def _training_arguments(recipe: Recipe, checkpoints: Path, steps: int, progress: bool) -> Any:
-    import torch
+def _training_arguments(recipe: Recipe, checkpoints: Path, steps: int, progress: bool, precision: str) -> Any:
     from sentence_transformers.sentence_transformer import SentenceTransformerTrainingArguments
 
     selecting = recipe.selection_evals > 0 and steps >= 2 * recipe.selection_evals
     return SentenceTransformerTrainingArguments(
-        **training_arguments(recipe, checkpoints, steps, "holdout_score", progress, selecting),
+        **training_arguments(recipe, checkpoints, steps, "holdout_score", progress, selecting, precision),
         lr_scheduler_type="linear",
         batch_sampler=recipe.batch_sampler,
         multi_dataset_batch_sampler=recipe.multi_dataset_sampler,
-        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
-        dataloader_pin_memory=torch.cuda.is_available(),
     )
 
 
@@ -117,17 +94,19 @@ def train(
     log: Log = lambda message: None,
     miner: NegativeMiner = hard_negatives,
     fp16: bool = False,
+    precision: str = "auto",
 ) -> TrainResult:
     """Fine-tune `base` (None: the built-in model) on labeled pairs and write it, calibrated and carded, to `output`.
 
     `miner` finds the hard negatives of a recipe that has them (`negatives.hard_negatives` unless another is given).
-    `fp16`: store the weights in float16 (`weights.store_fp16`), as dupfind ships its models.
+    `fp16`: store the weights in float16 (`weights.store_fp16`), as dupfind ships its models. `precision`: train in
+    torch's bf16 autocast (`bf16`), never (`fp32`), or where it trains faster (`auto`: `fitting.bf16_autocast`).
 
     Everything is written to `output.tmp` first, which replaces `output` only once complete.
     """
     started = time.monotonic()
     with model_directory(output, force, fp16) as tmp:
-        result = _train_into(tmp, pairs, recipe, base, holdout, progress, log, started, miner)
+        result = _train_into(tmp, pairs, recipe, base, holdout, progress, log, started, miner, precision)
     return replace(result, output=output)
 
 
@@ -141,6 +120,7 @@ def _train_into(
     log: Log,
     started: float,
     miner: NegativeMiner,
+    precision: str,
 ) -> TrainResult:
     train_pairs, held = split_holdout(pairs, holdout, recipe.seed)
     log(f"Training on {len(train_pairs)} pairs; {len(held)} held out (sharing no question) to select and calibrate")
@@ -157,9 +137,9 @@ def _train_into(
     steps = _steps(datasets, recipe)
     trainer = SentenceTransformerTrainer(
         model=model,
-        args=_training_arguments(recipe, tmp / "checkpoints", steps, progress),
+        args=_training_arguments(recipe, tmp / "checkpoints", steps, progress, precision),
         train_dataset=datasets,
-        loss=_losses(model, recipe),
+        loss=training_losses(model, recipe),
         evaluator=selection_evaluator("holdout_score", lambda trained: holdout_score(trained, held))
         if recipe.selection_evals
         else None,
