@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -58,6 +60,8 @@ def train(
 
     Example: dupfind train --pairs train-pairs.csv -o my-model && dupfind mine questions.csv --model my-model
     """
+    if quiet:
+        quiet_libraries()
     from dupfind.quality.training.fitting import prepare_output
     from dupfind.quality.training.recipes import get_recipe
     from dupfind.quality.training.splits import training_pairs
@@ -114,6 +118,8 @@ def train_reranker(
 
     Example: dupfind train-reranker --pairs train-pairs.csv --questions train-questions.csv -o my-reranker
     """
+    if quiet:
+        quiet_libraries()
     import pandas as pd
 
     from dupfind.quality.training.fitting import prepare_output
@@ -153,3 +159,18 @@ def train_reranker(
         f"mining {thresholds.mining:.3f}",
         quiet,
     )
+
+
+def quiet_libraries() -> None:
+    """Under -q, only errors from the training libraries: their progress bars (tqdm, read from the environment
+    when first imported, so this runs before them) and their reports and warnings (loggers) are off."""
+    for name in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
+        os.environ[name] = "1"
+    for name in ("TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY"):
+        os.environ[name] = "error"
+    for name in ("sentence_transformers", "transformers", "datasets", "huggingface_hub", "accelerate", "torch"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
