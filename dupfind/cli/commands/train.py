@@ -170,7 +170,3 @@ def quiet_libraries() -> None:
         os.environ[name] = "error"
     for name in ("sentence_transformers", "transformers", "datasets", "huggingface_hub", "accelerate", "torch"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    import transformers
-
-    transformers.logging.set_verbosity_error()
-    transformers.logging.disable_progress_bar()
