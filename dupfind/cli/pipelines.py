@@ -3,13 +3,14 @@ judges it is known, and group a file's questions (`clusters`, `dedupe`)."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dupfind.cli.input_options import read_questions
 from dupfind.cli.model_options import EmbedderOptions, RerankOptions
 from dupfind.cli.options import check_choice, check_range
-from dupfind.cli.output import embedding_progress, info, rerank_progress, stage
+from dupfind.cli.output import embedding_progress, info, rerank_progress, stage, verbose
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -45,6 +46,7 @@ class Corpus:
             return cls(source, None, ref, embedding.rule(kind, ref, reranking, threshold))
         with stage("read index"):
             index = open_index(source)
+        check_index_precision(index, embedding, source)
         ref = index.find_model(embedding.model, source)
         return cls(source, index, ref, embedding.rule(kind, ref, reranking, threshold, index.thresholds))
 
@@ -57,7 +59,17 @@ class Corpus:
         questions = read_questions(reader, self.source, quiet)  # a bad file fails before the model loads
         embedder = embedding.load(self.model.name)
         with embedding_progress(embedder, f"Encoding {self.source}", quiet) as progressing:
-            return index_questions(self.model, progressing, questions), embedder
+            return index_questions(self.model, progressing, questions, embedding.precision), embedder
+
+
+def check_index_precision(index: Index, embedding: EmbedderOptions, source: str) -> None:
+    """Refuse to encode at another precision than the index's (before the model loads); with -v, say when an
+    older index names no precision and is taken as fp32."""
+    if embedding.invalid is not None:
+        return  # the bad option is reported as such, later
+    if not index.named_precision and verbose():
+        print(f"dupfind: {source} names no precision (an older index): taken as {index.precision}", file=sys.stderr)
+    index.check_precision(embedding.precision, source)
 
 
 def check_group_options(threshold: float | None, method: str, top_k: int) -> None:

@@ -357,7 +357,6 @@ def _read_parquet(source: str, raw: bytes) -> Table:
     """The Arrow table as read, and as a frame: every column, a stored pandas index included (in the file's
     column order), integers and booleans nullable so that a null does not turn them into floats."""
     import pyarrow
-    import pyarrow.parquet as pq
 
     nullable = {
         pyarrow.int8(): pd.Int8Dtype(),
@@ -371,8 +370,20 @@ def _read_parquet(source: str, raw: bytes) -> Table:
         pyarrow.bool_(): pd.BooleanDtype(),
     }
     try:
-        arrow = pq.read_table(io.BytesIO(raw))
-        frame = arrow.to_pandas(ignore_metadata=True, types_mapper=nullable.get)
+        arrow = read_parquet(raw)
+        frame = arrow.to_pandas(ignore_metadata=True, types_mapper=nullable.get, use_threads=False)
     except (pyarrow.ArrowException, OSError, ValueError) as exc:
         raise DupfindError(f"{source}: not a readable Parquet file ({str(exc).splitlines()[0]})") from exc
     return Table("parquet", frame, list(range(1, len(frame) + 1)), arrow=arrow)
+
+
+def read_parquet(raw: bytes) -> pyarrow.Table:
+    """A Parquet file's table, read in this thread alone (raises Arrow's errors).
+
+    `pq.read_table` reads ahead on Arrow's thread pools: after a damaged page those threads could still be
+    decoding when the interpreter exits with the error, and the process aborted ("terminate called without an
+    active exception", exit 134) instead of exiting 2. Here no pool thread is started, so none outlives the error.
+    """
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(io.BytesIO(raw), pre_buffer=False).read(use_threads=False)

@@ -22,9 +22,10 @@ if TYPE_CHECKING:
     from dupfind.pairs.rerank import Reranker
 
 
-def index_questions(ref: ModelRef, embedder: Embedder, questions: Questions) -> Index:
-    """An index of a file's questions, embedded by `embedder` (which must encode with the model `ref`)."""
-    return new_index(ref, questions.ids, questions.texts, embedder.embed(questions.texts))
+def index_questions(ref: ModelRef, embedder: Embedder, questions: Questions, precision: str = "fp32") -> Index:
+    """An index of a file's questions, embedded by `embedder` (which must encode with the model `ref` at
+    `precision`)."""
+    return new_index(ref, questions.ids, questions.texts, embedder.embed(questions.texts), precision)
 
 
 @dataclass(frozen=True)

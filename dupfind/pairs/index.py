@@ -1,10 +1,12 @@
 """A persistent corpus: questions, their embeddings and the model that made them, in one zip file.
 
-The file holds `meta.json` (format, model name and fingerprint, thresholds), `embeddings.npy`
+The file holds `meta.json` (format, model name and fingerprint, precision, thresholds), `embeddings.npy`
 (float32, read without pickle) and `questions.parquet` (`id`, `question`); `unzip` shows them.
 Search is exact (one matrix product per block of queries), which stays fast up to ~200k questions.
-An index file is untrusted input: member sizes, the `.npy` header and every field of `meta.json` are
-checked before anything is read into memory, and the model it names is never downloaded.
+An index file is untrusted input: member sizes, the `.npy` header, the Parquet metadata (rows, uncompressed
+sizes) and every field of `meta.json` are checked before anything is decompressed or read into memory, and the
+model it names is never downloaded. An index is used at the precision it was built at (`check_precision`);
+one without a precision (older dupfind) is fp32.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +33,9 @@ from dupfind.thresholds import Thresholds, load_thresholds
 from dupfind.vectors.encoding import Embeddings
 from dupfind.vectors.model import BUILTIN_MODEL, BUILTIN_MODELS, ModelRef, fingerprint, resolve_model
 
+if TYPE_CHECKING:
+    import pyarrow
+
 INDEX_FORMAT = "dupfind-index"
 INDEX_VERSION = 1
 INDEX_SUFFIX = ".dfi"
@@ -41,11 +46,14 @@ MAX_DIM = 1 << 16
 # A member may inflate to at most this many times its compressed size (plus 1 MB): dupfind writes them
 # stored, and Parquet is compressed already, so only a decompression bomb comes near.
 MAX_INFLATION = 100
+PRECISIONS = ("fp32", "bf16", "int8")
+LEGACY_PRECISION = "fp32"  # the precision of an index that names none: dupfind wrote only fp32 ones then
 
 
 @dataclass(frozen=True)
 class Index:
-    """Questions with their embeddings, and the model (name, fingerprint, thresholds) that encoded them."""
+    """Questions with their embeddings, and the model (name, fingerprint, precision, the thresholds of that
+    precision) that encoded them. `named_precision`: False for an older index that does not say (fp32)."""
 
     ids: list[Any]
     texts: list[str]
@@ -53,6 +61,8 @@ class Index:
     model: str
     fingerprint: str
     thresholds: Thresholds
+    precision: str = LEGACY_PRECISION
+    named_precision: bool = True
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -100,6 +110,14 @@ class Index:
         self.check_model(ref, source)
         return ref
 
+    def check_precision(self, precision: str, source: str = "the index") -> None:
+        """Refuse to encode at another precision than the index's: its vectors and thresholds are of that one."""
+        if precision != self.precision:
+            raise DupfindError(
+                f"{source} holds {self.precision} embeddings, and this run encodes at {precision}: "
+                f"give --precision {self.precision} (or rebuild the index)"
+            )
+
     def check_model(self, ref: ModelRef, source: str = "the index") -> None:
         """Refuse a model other than the index's: its embeddings would not be comparable."""
         model_fingerprint = fingerprint(ref)
@@ -110,10 +128,13 @@ class Index:
             )
 
 
-def new_index(ref: ModelRef, ids: Sequence[Any], texts: Sequence[str], embeddings: Embeddings) -> Index:
-    """An index of questions encoded by a model, with that model's calibrated thresholds."""
+def new_index(
+    ref: ModelRef, ids: Sequence[Any], texts: Sequence[str], embeddings: Embeddings, precision: str = "fp32"
+) -> Index:
+    """An index of questions encoded by a model at a precision, with that model's thresholds at that precision."""
     empty = np.zeros((0, embeddings.shape[1] if embeddings.ndim == 2 else 0), dtype=np.float32)
-    index = Index([], [], empty, ref.name, fingerprint(ref), load_thresholds(ref))
+    thresholds = load_thresholds(ref, precision)
+    index = Index([], [], empty, ref.name, fingerprint(ref), thresholds, precision)
     return index.add(ids, texts, np.asarray(embeddings, dtype=np.float32))
 
 
@@ -129,6 +150,7 @@ def save_index(index: Index, path: str) -> None:
         "version": INDEX_VERSION,
         "model": index.model,
         "fingerprint": index.fingerprint,
+        "precision": index.precision,
         "thresholds": {"pair": index.thresholds.pair, "mining": index.thresholds.mining},
         "count": len(index),
         "dim": int(index.embeddings.shape[1]),
@@ -170,7 +192,7 @@ def open_index(path: str) -> Index:
                 _check_member_size(info)
             meta = _check_meta(json.loads(archive.read(_META)))
             embeddings = _read_embeddings(archive, members[_EMBEDDINGS], meta)
-            questions = pd.read_parquet(io.BytesIO(archive.read(_QUESTIONS)))
+            questions = _read_questions(archive.read(_QUESTIONS), meta)
     except zipfile.BadZipFile as exc:
         raise DupfindError(f"{path}: not a dupfind index (not a zip file)") from exc
     except (ValueError, OSError, EOFError, RecursionError, pyarrow.ArrowException) as exc:
@@ -180,7 +202,9 @@ def open_index(path: str) -> Index:
     if list(questions.columns) != ["id", "question"]:
         raise DupfindError(f"{path}: corrupt dupfind index (questions.parquet has columns {list(questions.columns)})")
     texts = [str(text) for text in questions["question"].tolist()]
-    return Index(questions["id"].tolist(), texts, embeddings, meta.model, meta.fingerprint, meta.thresholds)
+    ids = questions["id"].tolist()
+    precision = meta.precision or LEGACY_PRECISION
+    return Index(ids, texts, embeddings, meta.model, meta.fingerprint, meta.thresholds, precision, bool(meta.precision))
 
 
 @contextmanager
@@ -220,10 +244,12 @@ def add_to_index(
     fingerprint: str,
     number_on: bool = False,
     source: str = "the input",
+    precision: str | None = None,
 ) -> Index:
     """Append questions to the index file at `path`, under `locked(path)` from reading it to replacing it.
 
-    `embeddings` were made by the model of this `fingerprint`, which must still be the index's.
+    `embeddings` were made by the model of this `fingerprint` at `precision` (None: the index's), which must
+    still be the index's.
     `number_on`: `ids` are row numbers, shifted past the index's size. Ids already in the index are refused.
     Returns the grown index, as saved.
     """
@@ -231,6 +257,7 @@ def add_to_index(
         index = open_index(path)
         if index.fingerprint != fingerprint:
             raise DupfindError(f"{path} was rebuilt with another model meanwhile; run again")
+        index.check_precision(index.precision if precision is None else precision, path)
         ids = index.new_ids(ids, number_on, source, path)
         grown = index.add(ids, texts, embeddings)
         save_index(grown, path)
@@ -246,6 +273,7 @@ class _Meta:
     thresholds: Thresholds
     count: int
     dim: int
+    precision: str | None  # None: not named (an index of an older dupfind)
 
 
 def _check_member_size(info: zipfile.ZipInfo) -> None:
@@ -278,10 +306,39 @@ def _check_meta(meta: Any) -> _Meta:
     count, dim = meta["count"], meta["dim"]
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
         raise ValueError(f"meta.json: count is not a number of questions: {str(count)[:80]!r}")
-    if isinstance(dim, bool) or not isinstance(dim, int) or not 0 <= dim <= MAX_DIM:
+    if isinstance(dim, bool) or not isinstance(dim, int) or not 0 <= dim <= MAX_DIM or (count and not dim):
         raise ValueError(f"meta.json: dim is not a number of dimensions: {str(dim)[:80]!r}")
+    precision = meta.get("precision")
+    if precision is not None and precision not in PRECISIONS:
+        raise ValueError(f"meta.json: unknown precision {str(precision)[:80]!r}")
     pair, mining = float(thresholds["pair"]), float(thresholds["mining"])
-    return _Meta(meta["model"], meta["fingerprint"], Thresholds(pair, mining), count, dim)
+    return _Meta(meta["model"], meta["fingerprint"], Thresholds(pair, mining), count, dim, precision)
+
+
+def _read_questions(raw: bytes, meta: _Meta) -> pd.DataFrame:
+    """`questions.parquet`, its metadata checked before any page is decompressed: as many rows as `meta` says,
+    and at most `MAX_INFLATION` times its size (plus 1 MB) uncompressed, in all and in each column chunk. Text
+    columns stay dictionary-encoded while read, so a value repeated on many rows is decoded once."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.ParquetFile(io.BytesIO(raw), pre_buffer=False).metadata
+    if metadata.num_rows != meta.count:
+        raise ValueError(f"questions.parquet has {metadata.num_rows} rows; meta.json says {meta.count}")
+    bound = MAX_INFLATION * len(raw) + MAX_META_BYTES
+    declared = 0
+    for group in range(metadata.num_row_groups):
+        for column in range(metadata.num_columns):
+            size = metadata.row_group(group).column(column).total_uncompressed_size
+            declared += max(size, 0)
+            if size < 0 or declared > bound:
+                raise ValueError(
+                    f"questions.parquet declares {declared} bytes uncompressed, more than {bound} for its {len(raw)}"
+                )
+    texts = [name for name in ("id", "question") if name in metadata.schema.names]
+    file = pq.ParquetFile(io.BytesIO(raw), pre_buffer=False, read_dictionary=texts)
+    table: pyarrow.Table = file.read(use_threads=False)
+    frame: pd.DataFrame = table.to_pandas(use_threads=False)
+    return frame
 
 
 def _read_embeddings(archive: zipfile.ZipFile, info: zipfile.ZipInfo, meta: _Meta) -> Embeddings:

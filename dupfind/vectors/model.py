@@ -176,7 +176,8 @@ def model_dir(ref: ModelRef) -> Path:
 
 
 def check_no_custom_code(directory: Path) -> None:
-    """Refuse a model directory that asks to run Python code of its own; dupfind never runs a model's code."""
+    """Refuse a model directory that asks to run Python code of its own (dupfind never runs a model's code), or
+    to read files outside it (`check_contained`)."""
     for name in _CODE_CONFIGS:
         for file in directory.rglob(name):
             config = _json_object(file)
@@ -194,6 +195,30 @@ def check_no_custom_code(directory: Path) -> None:
                 f"model '{directory}' uses a module '{kind}' outside sentence-transformers (modules.json); "
                 "dupfind never runs code from a model folder"
             )
+    check_contained(directory, data if isinstance(data, list) else [])
+
+
+def check_contained(directory: Path, modules: list[object]) -> None:
+    """Refuse a model folder that sends the loaders elsewhere: a module of `modules.json` whose path leaves the
+    folder (`..`, an absolute path, a symlink out), or any file or folder in it that resolves outside it (its
+    weights would be read but not fingerprinted). A hub snapshot's files may link into its own repository's blobs."""
+    root = directory.resolve()
+    allowed = root.parents[1] if root.parent.name == "snapshots" else root
+    for module in modules:
+        path = module.get("path", "") if isinstance(module, dict) else ""
+        if not isinstance(path, str) or not (root / path).resolve().is_relative_to(root):
+            raise DupfindError(
+                f"model '{directory}': modules.json puts a module at {str(path)[:200]!r}, outside the model folder; "
+                "dupfind reads a model from its own folder only"
+            )
+    for folder, folders, names in os.walk(root):
+        for name in [*folders, *names]:
+            entry = Path(folder, name)
+            if entry.is_symlink() and not entry.resolve().is_relative_to(allowed):
+                raise DupfindError(
+                    f"model '{directory}': {entry.relative_to(root)} links to {entry.resolve()}, outside the model "
+                    "folder; dupfind reads a model from its own folder only"
+                )
 
 
 def fingerprint(ref: ModelRef) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -99,3 +100,74 @@ def test_a_model_named_by_the_index_is_never_fetched(
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
     assert "'attacker/evil-model', which is not a local model directory" in err and "--model" in err
     assert use_fake_encoder.calls == []
+
+
+@pytest.fixture
+def int8_index(fake_encoder: FakeEncoder, tmp_path: Path) -> Iterator[Path]:
+    """An index built at --precision int8, by the fake encoder standing in for the openvino backend (the one
+    backend with int8), of a model whose dupfind.json holds int8 thresholds of their own."""
+    import json
+
+    from dupfind.vectors.backends import register_backend, unregister_backend
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}", encoding="utf-8")
+    int8 = {"pair_threshold": 0.6, "mining_threshold": 0.65}
+    settings = {"pair_threshold": 0.7, "mining_threshold": 0.75, "int8": int8}
+    (model / "dupfind.json").write_text(json.dumps(settings), encoding="utf-8")
+    register_backend("openvino", lambda ref: fake_encoder)
+    path = tmp_path / "corpus.dfi"
+    args = ["--model", str(model), "--backend", "openvino"]
+    code, _, err = run("index", "build", str(TICKETS), "--id-col", "id", "-o", str(path), *args, "--precision", "int8")
+    assert code == 0, err
+    yield path
+    unregister_backend("openvino")
+
+
+def test_an_index_keeps_its_precision_and_the_thresholds_of_it(int8_index: Path) -> None:
+    from dupfind.thresholds import Thresholds
+
+    index = open_index(str(int8_index))
+    assert (index.precision, index.thresholds) == ("int8", Thresholds(0.6, 0.65))
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["index", "add", "{index}", "{new}"],
+        ["search", "{index}", "How do I log in?"],
+        ["mine", "{new}", "--against", "{index}"],
+    ],
+)
+def test_another_precision_than_the_index_is_refused(
+    int8_index: Path, fake_encoder: FakeEncoder, tmp_path: Path, command: list[str]
+) -> None:
+    new = tmp_path / "new.txt"
+    new.write_text("Is there a dark mode?\n", encoding="utf-8")
+    before = int8_index.read_bytes()
+    calls = len(fake_encoder.calls)
+    args = [arg.format(index=int8_index, new=new) for arg in command]
+    code, out, err = run(*args, "--backend", "openvino", "--precision", "fp32")
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+    assert "holds int8 embeddings, and this run encodes at fp32: give --precision int8" in err
+    assert len(fake_encoder.calls) == calls and int8_index.read_bytes() == before
+    code, _, err = run(*args, "--backend", "openvino", "--precision", "int8")
+    assert code in (0, 1), err
+
+
+def test_an_older_index_without_a_precision_is_fp32_and_says_so(built: Path) -> None:
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(built) as archive:
+        contents = {name: archive.read(name) for name in archive.namelist()}
+    meta = json.loads(contents["meta.json"])
+    del meta["precision"]
+    contents["meta.json"] = json.dumps(meta).encode()
+    with zipfile.ZipFile(built, "w") as archive:
+        for name, data in contents.items():
+            archive.writestr(name, data)
+    code, _, err = run("-v", "search", str(built), "How do I log in?")
+    assert code in (0, 1), err
+    assert f"{built} names no precision (an older index): taken as fp32" in err

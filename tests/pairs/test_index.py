@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -376,3 +377,66 @@ def test_add_to_index_refuses_clashing_ids_and_another_model(tmp_path: Path) -> 
     with pytest.raises(DupfindError, match="another model"):
         add_to_index(path, ["y", "z"], ["a", "b"], rows, "other-fingerprint")
     assert len(open_index(path)) == 10
+
+
+def test_a_compression_bomb_in_questions_parquet_is_refused_before_decompressing(tmp_path: Path) -> None:
+    """questions.parquet is stored in the zip (the zip check passes) but its pages inflate ~1000×: its metadata
+    declares that, and the index is refused on it before a page is decompressed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "corpus.dfi"
+    save_index(small_index(10), str(path))
+    buffer = io.BytesIO()
+    texts = [f"{row} " + "a" * (4 << 20) for row in range(10)]  # 40 MB of text, distinct rows
+    pq.write_table(pa.table({"id": [f"q{i}" for i in range(10)], "question": texts}), buffer, compression="zstd")
+    del texts
+    bomb = buffer.getvalue()
+    assert len(bomb) < 100_000
+    rewrite(path, **{"questions.parquet": bomb})
+    with pytest.raises(DupfindError, match=r"questions\.parquet declares 4\d{7} bytes uncompressed") as caught:
+        open_index(str(path))
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_row_count_of_questions_parquet_is_checked_before_reading(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.dfi"
+    save_index(small_index(10), str(path))
+    rewrite(path, **{"meta.json": with_meta(path, count=5), "embeddings.npy": npy(np.ones((5, 32), np.float32))})
+    with pytest.raises(DupfindError, match=r"questions\.parquet has 10 rows; meta\.json says 5"):
+        open_index(str(path))
+
+
+def test_an_index_of_questions_without_dimensions_is_refused(tmp_path: Path) -> None:
+    """dim 0 would let meta.json declare any number of rows at no cost in embeddings.npy."""
+    path = tmp_path / "corpus.dfi"
+    save_index(small_index(10), str(path))
+    rewrite(path, **{"meta.json": with_meta(path, dim=0), "embeddings.npy": npy(np.ones((10, 0), np.float32))})
+    with pytest.raises(DupfindError, match="dim is not a number of dimensions"):
+        open_index(str(path))
+
+
+def test_the_precision_round_trips_and_an_older_index_is_fp32(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.dfi"
+    save_index(replace(small_index(10), precision="int8"), str(path))
+    assert meta_of(path)["precision"] == "int8"
+    assert (open_index(str(path)).precision, open_index(str(path)).named_precision) == ("int8", True)
+    old = {key: value for key, value in meta_of(path).items() if key != "precision"}
+    rewrite(path, **{"meta.json": json.dumps(old).encode()})
+    assert (open_index(str(path)).precision, open_index(str(path)).named_precision) == ("fp32", False)
+    rewrite(path, **{"meta.json": with_meta(path, precision="fp4")})
+    with pytest.raises(DupfindError, match="unknown precision 'fp4'"):
+        open_index(str(path))
+
+
+def test_new_index_keeps_the_thresholds_of_its_precision(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}", encoding="utf-8")
+    int8 = {"pair_threshold": 0.6, "mining_threshold": 0.65}
+    thresholds = {"pair_threshold": 0.7, "mining_threshold": 0.75, "int8": int8}
+    (model / "dupfind.json").write_text(json.dumps(thresholds), encoding="utf-8")
+    index = new_index(resolve_model(str(model)), ["a"], ["text"], np.ones((1, 4), np.float32), precision="int8")
+    assert (index.precision, index.thresholds) == ("int8", Thresholds(0.6, 0.65))
+    with pytest.raises(DupfindError, match="holds int8 embeddings, and this run encodes at fp32: give --precision"):
+        index.check_precision("fp32", "corpus.dfi")

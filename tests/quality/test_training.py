@@ -300,3 +300,29 @@ def test_an_unknown_training_precision_is_a_one_line_error_before_loading(pairs_
     code, _, stderr = train("--pairs", str(pairs_csv), "-o", str(tmp_path / "out"), "--precision", "int8")
     assert code == 2 and stderr.endswith("unknown --precision 'int8' (choose from auto, fp32, bf16)\n")
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.tmp").exists()
+
+
+@pytest.mark.slow  # two real (tiny) training runs, in processes of their own: library loggers write to fd 2
+@pytest.mark.parametrize("command", ["train", "train-reranker"])
+def test_quiet_training_prints_nothing(tiny_model: Path, pairs_csv: Path, tmp_path: Path, command: str) -> None:
+    """-q: no progress bar, load report or library warning on stderr, nothing on stdout (the reports of
+    transformers and sentence-transformers, and tqdm bars, used to show)."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    args = ["--pairs", str(pairs_csv), "-o", str(tmp_path / "out"), "--holdout", "0.25", "-q"]
+    if command == "train":
+        args += ["--model", str(tiny_model), "--pairs-per-batch", "8"]
+    environment = {**os.environ, "DUPFIND_CACHE_DIR": str(tmp_path / "cache")}
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.fake_cli", command, *args],
+        cwd=root,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (result.stdout, result.stderr) == ("", "")

@@ -189,3 +189,73 @@ def test_a_folder_named_like_a_built_in_model_is_not_used_without_a_word(
     with pytest.warns(UserWarning, match=r"built-in model of that name, not the folder \./base"):
         assert resolve_model(BASE_MODEL).path != folder.resolve()
     assert resolve_model(f"./{BASE_MODEL}").path == folder.resolve()
+
+
+def model_pointing_out(tmp_path: Path, how: str) -> Path:
+    """A model folder whose transformer module (or its weights) lies outside it, in `elsewhere/`."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "config.json").write_text('{"model_type": "bert"}', encoding="utf-8")
+    (elsewhere / "model.safetensors").write_bytes(b"A" * 1000)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "bert"}', encoding="utf-8")
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text('{"pooling_mode_mean_tokens": true}', encoding="utf-8")
+    path = {"parent": "../elsewhere", "absolute": str(elsewhere), "symlink": "0_Transformer"}.get(how, "")
+    if how == "symlink":
+        (folder / "0_Transformer").symlink_to(elsewhere, target_is_directory=True)
+    if how == "weights":
+        (folder / "model.safetensors").symlink_to(elsewhere / "model.safetensors")
+    modules = [
+        {"idx": 0, "name": "0", "path": path, "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    (folder / "modules.json").write_text(json.dumps(modules), encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize("how", ["parent", "absolute", "symlink", "weights"])
+def test_a_model_that_points_outside_its_folder_is_refused_before_loading(tmp_path: Path, how: str) -> None:
+    from dupfind.vectors.backends.torch_backend import TorchEncoder
+
+    folder = model_pointing_out(tmp_path, how)
+    attempts = [
+        lambda: resolve_model(str(folder)),
+        lambda: export.export_onnx(folder, tmp_path),
+        lambda: TorchEncoder(ModelRef("outside", folder)),
+    ]
+    for attempt in attempts:
+        with pytest.raises(DupfindError, match="outside the model folder; dupfind reads a model from its own folder"):
+            attempt()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "model"]
+
+
+def test_the_cli_refuses_a_model_pointing_outside_in_one_line(tmp_path: Path) -> None:
+    folder = model_pointing_out(tmp_path, "parent")
+    (tmp_path / "q.txt").write_text("How do I learn Python?\nHow can I learn Python?\n", encoding="utf-8")
+    result = run_offline("mine", "q.txt", "--model", str(folder), cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == "" and len(result.stderr.strip().splitlines()) == 1
+    assert "modules.json puts a module at '../elsewhere', outside the model folder" in result.stderr
+
+
+def test_pickled_weights_are_never_unpickled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pytorch_model.bin is a pickle: the loaders must read it with weights_only (no code), whatever it holds."""
+    import pickle
+
+    from dupfind.vectors.backends.torch_backend import TorchEncoder
+
+    monkeypatch.setenv("DUPFIND_CACHE_DIR", str(tmp_path / "cache"))
+    marker = tmp_path / "marker"
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, (f"touch {marker}",))
+
+    folder = tmp_path / "pickled-model"
+    shutil.copytree(builtin_model_dir(), folder, ignore=shutil.ignore_patterns("model.safetensors"))
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps(Evil()))
+    for attempt in (lambda: export.export_onnx(folder, tmp_path), lambda: TorchEncoder(ModelRef("pickled", folder))):
+        with pytest.raises(Exception):  # noqa: B017  (any refusal; what matters is the marker)
+            attempt()
+    assert not marker.exists()

@@ -52,7 +52,7 @@ def build(
         questions = read_questions(reader, file, quiet)
         embedder = embedding.load()
         with embedding_progress(embedder, f"Encoding {file}", quiet) as progressing:
-            index = index_questions(ref, progressing, questions)
+            index = index_questions(ref, progressing, questions, embedding.precision)
     with stage("write"):
         save_index(index, output)
     info(f"Indexed {len(index)} questions in {output} (model {index.model})", quiet)
@@ -86,7 +86,7 @@ def _index_on_ray(
         f"{embedded.encoded} of {embedded.distinct} distinct questions encoded now, the rest read from {work_dir}",
         quiet,
     )
-    return new_index(ref, questions.ids, questions.texts, embedded.embeddings)
+    return new_index(ref, questions.ids, questions.texts, embedded.embeddings, embedding.precision)
 
 
 @command("add", index_app)
@@ -99,15 +99,17 @@ def add(
     embedding: EmbedderOptions,
     quiet: QuietOption = False,
 ) -> None:
-    """Append a file's questions to an index, atomically, with the index's model.
+    """Append a file's questions to an index, atomically, with the index's model at its precision.
 
     Without --id-col, the new rows are numbered on from the index's size.
 
     Example: dupfind index add corpus.dfi new.csv --id-col id
     """
+    from dupfind.cli.pipelines import check_index_precision
     from dupfind.pairs.index import add_to_index, open_index
 
     index = open_index(index_path)
+    check_index_precision(index, embedding, index_path)
     model = index.find_model(embedding.model, index_path).name
     questions = read_questions(reader, file, quiet)
     number_on = reader.id_col is None
@@ -115,5 +117,7 @@ def add(
     embedder = embedding.load(model)
     with embedding_progress(embedder, f"Encoding {file}", quiet) as progressing:
         embeddings = progressing.embed(questions.texts)
-    grown = add_to_index(index_path, questions.ids, questions.texts, embeddings, index.fingerprint, number_on, file)
+    grown = add_to_index(
+        index_path, questions.ids, questions.texts, embeddings, index.fingerprint, number_on, file, embedding.precision
+    )
     info(f"Added {len(questions)} questions to {index_path} (now {len(grown)})", quiet)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -67,6 +69,8 @@ def train(
 
     Example: dupfind train --pairs train-pairs.csv -o my-model && dupfind mine questions.csv --model my-model
     """
+    if quiet:
+        quiet_libraries()
     from dupfind.quality.training.fitting import TRAINING_PRECISIONS, prepare_output
     from dupfind.quality.training.recipes import get_recipe
     from dupfind.quality.training.splits import training_pairs
@@ -125,6 +129,8 @@ def train_reranker(
 
     Example: dupfind train-reranker --pairs train-pairs.csv --questions train-questions.csv -o my-reranker
     """
+    if quiet:
+        quiet_libraries()
     import pandas as pd
 
     from dupfind.quality.training.fitting import prepare_output
@@ -172,3 +178,14 @@ def _training_precision(embedding: EmbedderOptions) -> str:
     `auto` (int8 is the bi-encoder's only)."""
     asked = embedding.asked[1] if embedding.asked else "auto"
     return asked if asked in ("fp32", "bf16") else "auto"
+
+
+def quiet_libraries() -> None:
+    """Under -q, only errors from the training libraries: their progress bars (tqdm, read from the environment
+    when first imported, so this runs before them) and their reports and warnings (loggers) are off."""
+    for name in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
+        os.environ[name] = "1"
+    for name in ("TRANSFORMERS_VERBOSITY", "DATASETS_VERBOSITY"):
+        os.environ[name] = "error"
+    for name in ("sentence_transformers", "transformers", "datasets", "huggingface_hub", "accelerate", "torch"):
+        logging.getLogger(name).setLevel(logging.ERROR)

@@ -103,6 +103,7 @@ def ensure_openvino_ir(exported: ExportedModel) -> Path:
 
 def export_onnx(model_dir: Path, out_dir: Path) -> None:
     """Export the transformer of a sentence-transformers model to `out_dir` with the legacy ONNX exporter."""
+    check_no_custom_code(model_dir)  # before any of its files is read
     transformer_dir, pooling_config = _read_modules(model_dir)
     check_mean_pooling(pooling_config)
     (out_dir / POOLING_FILE).write_text(json.dumps(pooling_config, indent=2) + "\n", encoding="utf-8")
@@ -111,6 +112,7 @@ def export_onnx(model_dir: Path, out_dir: Path) -> None:
 
 def export_pair_onnx(model_dir: Path, out_dir: Path) -> None:
     """Export a sentence-transformers cross-encoder with one output (its logit per pair) to `out_dir`."""
+    check_no_custom_code(model_dir)  # before any of its files is read
     config = _read_json(model_dir / "config.json")
     labels = config.get("num_labels", len(config.get("id2label", {}) or {"0": 0}))
     if not str(config.get("architectures", [""])[0]).endswith("ForSequenceClassification") or labels != 1:
@@ -129,7 +131,6 @@ def _export_transformer(model_dir: Path, transformer_dir: Path, out_dir: Path, o
     import torch
     from transformers import AutoModel, AutoModelForSequenceClassification
 
-    check_no_custom_code(model_dir)
     loader = AutoModel if output_name == OUTPUT_NAME else AutoModelForSequenceClassification
     model = loader.from_pretrained(  # float32 whatever the stored weights (shipped models store fp16)
         str(transformer_dir),

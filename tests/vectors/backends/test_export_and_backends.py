@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import pickle
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -247,6 +249,7 @@ def test_a_cached_backend_never_imports_torch(
 ) -> None:
     script = f"""
 import sys
+import time
 from dupfind.vectors.backends import load_encoder
 encoder = load_encoder(None, {backend!r})
 assert encoder.encode_batch(["a", "b"]).shape == (2, 384)
@@ -332,3 +335,31 @@ def test_a_cut_long_text_embeds_as_the_whole_text_truncated(
     assert isinstance(torch_encoder, TorchEncoder)
     reference = torch_encoder.model.encode([text], convert_to_numpy=True, normalize_embeddings=True)
     assert np.array_equal(torch_encoder.encode_batch([text]), reference)
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_the_int8_build_at_once_and_leaves_no_model(tmp_path: Path, signum: int, code: int) -> None:
+    """The quantisation step holds signals as NNCF's and OpenVINO's native calls do; the run must still stop
+    (130/143) before the step completes, and leave neither a model nor a half-built folder in the cache."""
+    folder = tmp_path / "export"
+    root = Path(__file__).resolve().parents[3]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.vectors.backends.int8_build", str(folder)],
+        cwd=root,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (folder / "started").exists():
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr
+        time.sleep(0.05)
+    process.send_signal(signum)
+    try:
+        _, err = process.communicate(timeout=60)  # the step never returns by itself
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        pytest.fail("the run went on building the int8 model after the signal")
+    assert process.returncode == code, err
+    assert "Traceback" not in err
+    assert sorted(path.name for path in folder.iterdir()) == ["openvino", "started"]
