@@ -16,7 +16,7 @@ from dupfind.cli.options import (
     check_choice,
     check_range,
 )
-from dupfind.cli.output import stage, stderr_is_terminal
+from dupfind.cli.output import stage, stderr_is_terminal, verbose
 from dupfind.errors import DupfindError
 
 if TYPE_CHECKING:
@@ -98,10 +98,12 @@ class EngineOptions:
 
     @contextmanager
     def session(self, quiet: bool) -> Iterator[None]:
-        """Ray for the block: joined at --ray-address, else started here and shut down after."""
+        """Ray for the block: joined at --ray-address, else started here and shut down after; Ray's C++ log
+        lines only with -v."""
         from dupfind.ray.session import ray_session
 
-        with stage("start Ray"), ray_session(self.ray_address, progress_bars=stderr_is_terminal() and not quiet):
+        bars = stderr_is_terminal() and not quiet
+        with stage("start Ray"), ray_session(self.ray_address, progress_bars=bars, native_logs=verbose()):
             yield
 
 
