@@ -63,15 +63,22 @@ class EngineOptions:
             raise DupfindError(f"--work-dir {folder}: is inside the output folder {output}, which is replaced whole")
         return folder
 
-    def check(self, source: str, embedding: EmbedderOptions) -> EmbedderOptions:
-        """Check that Ray is installed, that the input has files and that the encoder options fit the actors
-        (before anything starts); returns the options of this process's own encoder, which only counts tokens,
-        on the CPU."""
+    def check(self, source: str, embedding: EmbedderOptions, work_dir: Path) -> EmbedderOptions:
+        """Check that the input has files, none of them in the work folder (`work_folder`), that the encoder
+        options fit the actors and that Ray is installed (before anything starts); returns the options of this
+        process's own encoder, which only counts tokens, on the CPU."""
         from dupfind.ray.read import input_files
         from dupfind.ray.session import require_ray
         from dupfind.vectors.backends import check_backend
 
-        input_files(source)
+        files = input_files(source)
+        folder = work_dir.resolve()
+        if Path(source).is_dir() and folder.is_relative_to(Path(source).resolve()):
+            raise DupfindError(
+                f"--work-dir {work_dir}: is inside the input folder {source}, all of which is read; put it elsewhere"
+            )
+        if any(Path(file.path).is_relative_to(folder) for file in files):
+            raise DupfindError(f"--work-dir {work_dir}: holds files of the input {source}; put it elsewhere")
         backend = check_backend(embedding.backend)
         if self.gpus_per_actor and backend != "torch":
             raise DupfindError(f"--gpus-per-actor needs --backend torch (the {backend} backend runs on CPUs)")
