@@ -7,7 +7,9 @@ actor and run the batch again, losing and duplicating nothing. `fake-elsewhere` 
 worker (as a model missing on a node), while a test registers it in its own process.
 
 A mining task's worker process dies likewise when the file `$DUPFIND_CACHE_DIR/die-once-scoring` exists: Ray
-must run the task again, and the pairs must be those of a clean run.
+must run the task again, and the pairs must be those of a clean run. While `$DUPFIND_CACHE_DIR/scoring-raises`
+exists, every mining task raises the error it names (`OSError`: a full disk, `ValueError`: a bug), and
+`fake-unreadable` is an encoder whose files a worker cannot read (`PermissionError`).
 
 A node started with `$DUPFIND_TEST_CPU_FLAGS` (the path of a file of CPU flags, `tests/ray/test_ray_cluster.py`) has
 those flags instead of its CPU's, read at each call (a test rewrites the file to change them), and loads every
@@ -20,6 +22,7 @@ process, `tests/ray/conftest.py`): what Ray Data's file-system probing meets, at
 
 from __future__ import annotations
 
+import errno
 import os
 import types
 from collections.abc import Callable, Sequence
@@ -85,11 +88,25 @@ def cannot_load(model: object) -> FakeEncoder:
     raise DupfindError("model 'fake-elsewhere' is not installed on this node")
 
 
+def unreadable(model: object) -> FakeEncoder:
+    raise PermissionError(errno.EACCES, "Permission denied", "/models/unreadable/model.safetensors")
+
+
+SCORING_ERRORS = {
+    "OSError": OSError(errno.ENOSPC, "No space left on device", "/spill/cells.npy"),
+    "ValueError": ValueError("a mining task's bug\nits second line"),
+}
+
+
 def scoring_dies_once(score_cell: Callable[..., Hits]) -> Callable[..., Hits]:
-    """`score_cell`, but the first call after the marker file appears kills its worker process."""
+    """`score_cell`, but the first call after the marker file appears kills its worker process, and every call
+    raises while the `scoring-raises` marker exists."""
 
     def score_or_die(*args: Any, **kwargs: Any) -> Hits:
         marker = die_once_marker().with_name("die-once-scoring")
+        raises = marker.with_name("scoring-raises")
+        if raises.exists():
+            raise SCORING_ERRORS[raises.read_text()]
         try:
             os.rename(marker, marker.with_name("died-scoring"))  # only one process claims it
         except FileNotFoundError:
@@ -109,7 +126,8 @@ def without_http_filesystem() -> types.ModuleType:
 
 
 def set_up_worker() -> None:
-    """Register the fake backends, let a mining task die once on demand, and make fsspec's HTTP module unusable."""
+    """Register the fake backends, let a mining task die or raise on demand, and make fsspec's HTTP module
+    unusable."""
     import sys
 
     sys.modules[FSSPEC_HTTP] = without_http_filesystem()
@@ -118,6 +136,7 @@ def set_up_worker() -> None:
     register_backend("fake", lambda model: FakeEncoder())
     register_backend("fake-dies-once", lambda model: DiesOnceEncoder())
     register_backend("fake-elsewhere", cannot_load)
+    register_backend("fake-unreadable", unreadable)
     ray_mine.score_cell = scoring_dies_once(ray_mine.score_cell)
     if CPU_FLAGS in os.environ:
         backends.cpu_features = injected_cpu_features

@@ -19,7 +19,7 @@ import typer
 from typer.core import TyperCommand
 
 from dupfind.cli.output import _invocation, _state, error, warn
-from dupfind.errors import DupfindError
+from dupfind.errors import DupfindError, plain
 
 app = typer.Typer(
     name="dupfind",
@@ -99,16 +99,15 @@ def command(name: str, group: typer.Typer | None = None, aliases: dict[str, str]
                 error("interrupted")
                 raise typer.Exit(130) from None
             except OSError as exc:
-                error(f"cannot write the output: {exc.strerror or exc}")
+                error(f"cannot write the output: {exc.strerror or _first_line(exc)}")
                 _silence_stdout()
                 raise typer.Exit(2) from None
             except (typer.Exit, typer.Abort, typer.BadParameter):
                 raise
             except Exception as exc:
                 if _state["verbose"]:
-                    traceback.print_exc(file=sys.stderr)
-                detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                error(f"unexpected error: {detail} (run with -v for the traceback)")
+                    sys.stderr.write(plain(traceback.format_exc()))
+                error(f"unexpected error: {_first_line(exc)} (run with -v for the traceback)")
                 raise typer.Exit(2) from None
             finally:
                 if main_thread:
@@ -118,6 +117,12 @@ def command(name: str, group: typer.Typer | None = None, aliases: dict[str, str]
         return function
 
     return decorate
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of an error's message (Ray's errors hold a whole traceback), else its type's name."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _recorded(aliases: dict[str, str]) -> type[TyperCommand]:

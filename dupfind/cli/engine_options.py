@@ -64,14 +64,21 @@ class EngineOptions:
             raise DupfindError(f"--work-dir {folder}: is inside the output folder {output}, which is replaced whole")
         return folder
 
-    def check(self, source: str, embedding: EmbedderOptions) -> None:
-        """Check that Ray is installed, that the input has files and that the encoder options fit the actors
-        (before anything starts)."""
+    def check(self, source: str, embedding: EmbedderOptions, work_dir: Path) -> None:
+        """Check that Ray is installed, that the input has files, none of them in the work folder (`work_folder`),
+        and that the encoder options fit the actors (before anything starts)."""
         from dupfind.ray.read import input_files
         from dupfind.ray.session import require_ray
         from dupfind.vectors.backends import check_backend
 
-        input_files(source)
+        files = input_files(source)
+        folder = work_dir.resolve()
+        if Path(source).is_dir() and folder.is_relative_to(Path(source).resolve()):
+            raise DupfindError(
+                f"--work-dir {work_dir}: is inside the input folder {source}, all of which is read; put it elsewhere"
+            )
+        if any(Path(file.path).is_relative_to(folder) for file in files):
+            raise DupfindError(f"--work-dir {work_dir}: holds files of the input {source}; put it elsewhere")
         backend = check_backend(embedding.backend)
         if self.gpus_per_actor and backend != "torch":
             raise DupfindError(f"--gpus-per-actor needs --backend torch (the {backend} backend runs on CPUs)")
@@ -116,10 +123,12 @@ class EngineOptions:
 
     @contextmanager
     def session(self, quiet: bool) -> Iterator[None]:
-        """Ray for the block: joined at --ray-address, else started here and shut down after."""
+        """Ray for the block: joined at --ray-address, else started here and shut down after; Ray's C++ log
+        lines only with -v."""
         from dupfind.ray.session import ray_session
 
-        with stage("start Ray"), ray_session(self.ray_address, progress_bars=stderr_is_terminal() and not quiet):
+        bars = stderr_is_terminal() and not quiet
+        with stage("start Ray"), ray_session(self.ray_address, progress_bars=bars, native_logs=verbose()):
             yield
 
 

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from dupfind.errors import plain
 from dupfind.vectors.encoding import Progress
 
 if TYPE_CHECKING:
@@ -36,8 +37,8 @@ def stage(name: str) -> Iterator[None]:
 
 
 def error(message: str) -> None:
-    """One line on stderr."""
-    print(f"dupfind: error: {message}", file=sys.stderr)
+    """One line on stderr, without colour codes."""
+    print(f"dupfind: error: {plain(message)}", file=sys.stderr)
 
 
 def info(message: str, quiet: bool = False) -> None:
@@ -47,9 +48,9 @@ def info(message: str, quiet: bool = False) -> None:
 
 
 def warn(message: str) -> None:
-    """A warning line on stderr; nothing with --quiet."""
+    """A warning line on stderr, without colour codes; nothing with --quiet."""
     if not _state["quiet"]:
-        print(f"dupfind: warning: {message}", file=sys.stderr)
+        print(f"dupfind: warning: {plain(message)}", file=sys.stderr)
 
 
 def command_line() -> str:

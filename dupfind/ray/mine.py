@@ -37,7 +37,7 @@ from dupfind.pairs.mining import (
     top_k_pairs,
 )
 from dupfind.ray.encode import EncoderSpec, Workers, embed_ray
-from dupfind.ray.session import RETRIES
+from dupfind.ray.session import RETRIES, worker_errors
 from dupfind.vectors.encoding import Embeddings, Progress, TokenCounts
 
 TASKS_PER_CPU = 4  # mining tasks per CPU of the cluster: small enough to balance, large enough to amortise
@@ -52,7 +52,8 @@ def mine_embeddings_ray(
     progress: Progress | None = None,
 ) -> tuple[MinedPairs, NDArray[np.int64]]:
     """`dupfind.pairs.mining.mine_embeddings(index="ann")` on the cluster: the same pairs, and the rows that had more
-    than `top_k` neighbours above the threshold. `progress(done, total)` counts the cells scored."""
+    than `top_k` neighbours above the threshold. `progress(done, total)` counts the cells scored; a task's error
+    comes back in one line (`worker_errors`)."""
     import ray
 
     check_threshold(threshold)
@@ -61,30 +62,31 @@ def mine_embeddings_ray(
     n = len(embeddings)
     if n < 2:
         return MinedPairs.empty(), np.zeros(0, dtype=np.int64)
-    centroids = ann.train_centroids(embeddings, params)
-    count = min(params.probes, len(centroids))
-    vectors = ray.put(embeddings)
-    assign = ray.remote(max_retries=RETRIES)(_assign)
-    blocks = [
-        assign.remote(vectors, centroids, start, start + ASSIGN_ROWS, count) for start in range(0, n, ASSIGN_ROWS)
-    ]
-    probes: NDArray[np.int32] = np.concatenate(ray.get(blocks))
-    cells = ann.cells_from_probes(probes, len(centroids))
-    score = ray.remote(max_retries=RETRIES)(_score_cells)
-    probes_ref = ray.put(probes)
-    cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
-    groups = _cell_groups(cells, cpus * TASKS_PER_CPU)
-    pending = {
-        score.remote(vectors, probes_ref, [cells.cell(c) for c in group], threshold, top_k): len(group)
-        for group in groups
-    }
-    parts: list[tuple[MinedPairs, NDArray[np.int64]]] = []
-    waiting = list(pending)
-    while waiting:
-        done, waiting = ray.wait(waiting, num_returns=1)
-        parts.append(ray.get(done[0]))
-        if progress is not None:
-            progress(pending[done[0]], len(cells))
+    with worker_errors():
+        centroids = ann.train_centroids(embeddings, params)
+        count = min(params.probes, len(centroids))
+        vectors = ray.put(embeddings)
+        assign = ray.remote(max_retries=RETRIES)(_assign)
+        blocks = [
+            assign.remote(vectors, centroids, start, start + ASSIGN_ROWS, count) for start in range(0, n, ASSIGN_ROWS)
+        ]
+        probes: NDArray[np.int32] = np.concatenate(ray.get(blocks))
+        cells = ann.cells_from_probes(probes, len(centroids))
+        score = ray.remote(max_retries=RETRIES)(_score_cells)
+        probes_ref = ray.put(probes)
+        cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
+        groups = _cell_groups(cells, cpus * TASKS_PER_CPU)
+        pending = {
+            score.remote(vectors, probes_ref, [cells.cell(c) for c in group], threshold, top_k): len(group)
+            for group in groups
+        }
+        parts: list[tuple[MinedPairs, NDArray[np.int64]]] = []
+        waiting = list(pending)
+        while waiting:
+            done, waiting = ray.wait(waiting, num_returns=1)
+            parts.append(ray.get(done[0]))
+            if progress is not None:
+                progress(pending[done[0]], len(cells))
     mined, truncated = top_k_pairs(((part.left, part.right, part.scores) for part, _ in parts), top_k)
     truncated = np.union1d(truncated, np.concatenate([rows for _, rows in parts] + [np.zeros(0, np.int64)]))
     return replace(mined, truncated=len(truncated)), truncated.astype(np.int64)

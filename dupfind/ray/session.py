@@ -1,18 +1,24 @@
-"""Ray for a command: joined or started on loopback only, its own logging kept quiet, and a worker's error
-brought back as dupfind's one-line error."""
+"""Ray for a command: joined or started on loopback only, its own output kept off stderr and stdout (its
+Python loggers, its C++ log lines, the errors it relays from workers), SIGTERM and Ctrl-C left to dupfind, and an
+error that crosses Ray brought back as dupfind's one-line error."""
 
 from __future__ import annotations
 
+import builtins
+import io
 import logging
 import os
 import re
+import signal
+import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from dupfind.errors import DupfindError
+from dupfind.errors import DupfindError, plain
 from dupfind.offline import offline_environment
 from dupfind.vectors.encoding import available_cores
 
@@ -31,16 +37,18 @@ def require_ray() -> None:
 
 
 @contextmanager
-def ray_session(address: str | None = None, progress_bars: bool = False) -> Iterator[None]:
+def ray_session(address: str | None = None, progress_bars: bool = False, native_logs: bool = False) -> Iterator[None]:
     """Ray for the block: joined at `address` (`auto`: $RAY_ADDRESS or the cluster running here), else a local
-    Ray on every core of this machine, listening on 127.0.0.1 only, shut down after. A Ray this process
-    already started is used as it is (and left running). Ray's own log lines and deprecation warnings are
-    kept off stderr; its progress bars only with `progress_bars`."""
+    Ray on every core of this machine, listening on 127.0.0.1 only, shut down after (its session folder
+    removed), on an error, SIGTERM or Ctrl-C too. A Ray this process already started is used as it is (and
+    left running). Ray's own log lines (its C++ ones unless `native_logs`), the errors it relays and its
+    deprecation warnings are kept off stderr and stdout; its progress bars only with `progress_bars`. An error
+    that crosses Ray comes out of the block in one line (`worker_errors`)."""
     require_ray()
     import ray
     from ray.data import DataContext
 
-    with warnings.catch_warnings(), _quiet_loggers():
+    with warnings.catch_warnings(), _quiet_loggers(), _quiet_relay(), worker_errors():
         for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
             warnings.filterwarnings("ignore", category=category)
         context = DataContext.get_current()
@@ -52,6 +60,8 @@ def ray_session(address: str | None = None, progress_bars: bool = False) -> Iter
             return
         settings: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
         with ExitStack() as stack:
+            if not native_logs:
+                stack.enter_context(_native_stderr_off())
             if address is None:
                 loopback_only()
                 temporary = stack.enter_context(tempfile.TemporaryDirectory(prefix="dupfind-ray-", dir=_temp_parent()))
@@ -62,7 +72,7 @@ def ray_session(address: str | None = None, progress_bars: bool = False) -> Iter
                     "_temp_dir": temporary,  # its sockets, logs and spilled objects: removed, not left in /tmp/ray
                 }
             try:
-                with _environment(offline_environment()):  # the processes Ray starts here inherit it
+                with _environment(offline_environment()), _own_signal_handlers():  # the processes Ray starts inherit it
                     ray.init(address=address, **settings)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise DupfindError(f"cannot start or join Ray at {address or 'this machine'}: {exc}") from None
@@ -109,6 +119,68 @@ def _quiet_loggers() -> Iterator[None]:
             logger.setLevel(level)
 
 
+@contextmanager
+def _quiet_relay() -> Iterator[None]:
+    """No worker's log lines nor task failures relayed by Ray for the block: the driver prints those on stdout,
+    in colour, whatever `log_to_driver` says (`ray._private.worker.print_worker_logs`), where they would mix
+    with the data; dupfind reports the error that ends a run itself."""
+    from ray._private import worker
+
+    enabled = getattr(worker, "_worker_logs_enabled", True)
+    worker._worker_logs_enabled = False
+    try:
+        yield
+    finally:
+        worker._worker_logs_enabled = enabled
+
+
+@contextmanager
+def _native_stderr_off() -> Iterator[None]:
+    """What the C++ code of this process writes on its stderr (file descriptor 2) discarded for the block, while
+    Python's `sys.stderr` writes where it did: Ray's core worker logs its ERROR and WARNING lines there (the
+    constructor arguments of Ray Data's own actors in the object store, for one, which dupfind cannot avoid),
+    and no setting of Ray turns them off without a line of its own (`RAY_BACKEND_LOG_LEVEL`). Nothing changes
+    when `sys.stderr` is not descriptor 2 (a test's capture)."""
+    try:
+        python_stderr = sys.stderr
+        if python_stderr.fileno() != 2:
+            raise ValueError
+    except (AttributeError, ValueError, io.UnsupportedOperation):
+        yield
+        return
+    python_stderr.flush()
+    saved = os.dup(2)
+    sys.stderr = open(  # noqa: SIM115 -- closed below, after descriptor 2 is back
+        saved, "w", encoding=python_stderr.encoding, errors=python_stderr.errors, buffering=1
+    )
+    discard = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(discard, 2)
+    os.close(discard)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        sys.stderr.close()
+        sys.stderr = python_stderr
+
+
+@contextmanager
+def _own_signal_handlers() -> Iterator[None]:
+    """This process's handlers of SIGTERM and SIGINT back after the block: starting Ray installs a C++ handler
+    that prints a stack dump and aborts on SIGTERM, where dupfind shuts Ray down and exits 143."""
+    if threading.current_thread() is not threading.main_thread():  # signals reach only that one
+        yield
+        return
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in handlers.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+
+
 def loopback_only() -> None:
     """Make a Ray started by this process listen on 127.0.0.1 only. Ray turns `_node_ip_address="127.0.0.1"`
     into this machine's address unless clusters are off (`RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`), a setting
@@ -119,34 +191,68 @@ def loopback_only() -> None:
     ray_constants.ENABLE_RAY_CLUSTER = False
 
 
-def _worker_error(exc: Exception) -> DupfindError | None:
-    """The `DupfindError` that a worker raised (an encoder it cannot load, another model on its node), as
-    its own one-line error, out of the exception Ray raises on the driver; None if there is none. A task's
-    error is its `cause`; an actor that failed to start leaves only its traceback's text (`ActorDiedError`)."""
+class WorkerFailure(RuntimeError):
+    """An unexpected error on the Ray cluster (a worker's bug, a worker or node lost), in one line."""
+
+
+def worker_error(exc: BaseException) -> Exception | None:
+    """What an exception that crossed Ray stands for, in one line: a worker's `DupfindError` as itself, its
+    `OSError` as a `DupfindError` naming the file, anything else as a `WorkerFailure`; None for an exception
+    that is not Ray's. A task's error comes back as an object (`RayTaskError.cause`); Ray Data's actors and
+    an actor that failed to start leave only the text of the worker's traceback, which names it."""
+    from ray.exceptions import RayError, RayTaskError
+
+    if not isinstance(exc, RayError):
+        return None
+    found: BaseException = exc
     seen: set[int] = set()
-    found: BaseException | None = exc
-    while found is not None and id(found) not in seen:
+    while isinstance(found, RayTaskError) and isinstance(found.cause, BaseException) and id(found) not in seen:
         seen.add(id(found))
-        cause = getattr(found, "cause", None)
-        if isinstance(found, DupfindError) and not isinstance(cause, BaseException):
-            return DupfindError(str(found.args[0]) if found.args else str(found))
-        told = _TOLD.findall(str(found))
-        if told:
-            return DupfindError(told[-1].strip())
-        found = cause if isinstance(cause, BaseException) else (found.__cause__ or found.__context__)
-    return None
+        found = found.cause
+    if not isinstance(found, RayError):
+        if isinstance(found, OSError) and found.strerror:
+            return DupfindError(_os_message(found.strerror, found.filename))
+        return _error_named(type(found).__name__, str(found))
+    told = [match for match in _EXCEPTION_LINE.finditer(plain(str(exc))) if not match["name"].startswith("ray.")]
+    if told:
+        return _error_named(told[0]["name"], told[0]["message"])
+    return WorkerFailure(f"on the Ray cluster: {_first_line(str(exc))}")
+
+
+def _error_named(name: str, message: str) -> Exception:
+    """The one-line error of a worker's exception of type `name` (qualified or not) with `message`."""
+    kind = name.rsplit(".", 1)[-1]
+    if kind == DupfindError.__name__:
+        return DupfindError(_first_line(message))
+    builtin = getattr(builtins, kind, None)
+    if isinstance(builtin, type) and issubclass(builtin, OSError):
+        told = _OS_MESSAGE.fullmatch(_first_line(message))
+        return DupfindError(_os_message(told["strerror"], told["filename"]) if told else _os_message(message, None))
+    return WorkerFailure(f"on the Ray cluster: {kind}: {_first_line(message)}")
+
+
+def _os_message(strerror: str, filename: object) -> str:
+    """An `OSError` of a worker, naming the file where known."""
+    return f"{filename}: {strerror}" if filename else f"on the Ray cluster: {_first_line(strerror)}"
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in plain(text).splitlines() if line.strip()]
+    return lines[0] if lines else "no message"
 
 
 @contextmanager
 def worker_errors() -> Iterator[None]:
-    """A worker's `DupfindError` raised again on the driver as itself, in one line (`_worker_error`)."""
+    """An error that crossed Ray raised again on the driver in one line (`worker_error`), Ray's own behind it."""
     try:
         yield
     except Exception as exc:
-        error = _worker_error(exc)
+        error = worker_error(exc)
         if error is None:
             raise
-        raise error from None
+        raise error from exc
 
 
-_TOLD = re.compile(r"^dupfind\.errors\.DupfindError: (.+)$", re.MULTILINE)
+# A traceback's last line, `module.Type: message`, at the start of a line of the text Ray gives a worker's error.
+_EXCEPTION_LINE = re.compile(r"^(?P<name>(?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*(?:Error|Exception)): (?P<message>.*)$", re.M)
+_OS_MESSAGE = re.compile(r"\[Errno \d+\] (?P<strerror>.+?)(?:: '(?P<filename>.+)')?")

@@ -71,3 +71,32 @@ def test_engine_ray_checks_its_input_before_anything_runs(
     assert result.exit_code == 2
     assert message in result.stderr and result.stderr.count("\n") == 1
     assert use_fake_encoder.calls == [] and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("command", "work"),
+    [
+        (["mine"], ["--work-dir", "{input}/work"]),
+        (["mine"], ["--work-dir", "{input}"]),
+        (["mine"], []),  # the default work folder, beside an output in the input folder
+        (["index", "build"], ["--work-dir", "{input}/sub/work"]),
+        (["index", "build"], []),
+    ],
+)
+def test_a_work_folder_in_the_input_folder_is_refused_before_anything_runs(
+    use_fake_encoder: FakeEncoder,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+    work: list[str],
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # refused before Ray is even needed
+    folder = tmp_path / "questions"
+    folder.mkdir()
+    (folder / "part-0.txt").write_text("How do I reset my password?\nWhat is Ray?\n", encoding="utf-8")
+    output = folder / ("corpus.dfi" if "index" in command else "pairs.csv")
+    args = [word.format(input=folder) for word in work]
+    result = runner.invoke(app, [*command, str(folder), "--engine", "ray", *args, "-o", str(output)])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and f"is inside the input folder {folder}" in result.stderr
+    assert use_fake_encoder.calls == [] and [path.name for path in folder.iterdir()] == ["part-0.txt"]

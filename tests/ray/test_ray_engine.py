@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,16 @@ from dupfind.ray.mine import mine_embeddings_ray  # noqa: E402
 from dupfind.vectors.backends import register_backend, unregister_backend  # noqa: E402
 from tests.conftest import QUORA, FakeEncoder, needs_quora  # noqa: E402
 from tests.ray_workers import DiesOnceEncoder, die_once_marker  # noqa: E402
+from tests.vectors.test_cache import (  # noqa: E402
+    damage_a_row_missing,
+    damage_nan,
+    damage_object_dtype,
+    damage_scaled,
+    damage_scaled_checksum_kept,
+    damage_swapped_rows,
+    damage_truncated,
+    damage_wrong_dimension,
+)
 
 runner = CliRunner()
 THRESHOLD = "0.7"
@@ -188,23 +199,37 @@ def test_a_folder_of_parquet_shards_mines_like_one_file_without_fsspec_http(
     pd.testing.assert_frame_equal(whole, shards)
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        damage_swapped_rows,
+        damage_scaled,
+        damage_scaled_checksum_kept,
+        damage_nan,
+        damage_wrong_dimension,
+        damage_object_dtype,
+        damage_truncated,
+        damage_a_row_missing,
+    ],
+)
 def test_a_damaged_shard_in_the_work_folder_is_dropped_and_encoded_again(
-    clean_run: tuple[pd.DataFrame, str, Path], use_fake_encoder: FakeEncoder, questions_csv: Path, tmp_path: Path
+    clean_run: tuple[pd.DataFrame, str, Path],
+    use_fake_encoder: FakeEncoder,
+    questions_csv: Path,
+    tmp_path: Path,
+    damage: Callable[[Path, Path], None],
 ) -> None:
     whole, _, kept = clean_run
     work = tmp_path / "work"
     shutil.copytree(kept, work)
-    shards = sorted(work.rglob("*.vectors.npy"))
-    assert len(shards) == 1
-    vectors = np.load(shards[0], mmap_mode="r+")
-    vectors[[0, 1]] = vectors[[1, 0]]  # still unit rows, but under the wrong texts: only the checksum tells
-    vectors.flush()
-    del vectors
+    [keys_file] = work.rglob("*.keys.npy")
+    damage(keys_file, keys_file.with_name(keys_file.name.replace(".keys.npy", ".vectors.npy")))
+    [keys_file] = work.rglob("*.keys.npy")
     again, err = mine(str(questions_csv), "--engine", "ray", "--work-dir", str(work), "-o", str(tmp_path / "2.parquet"))
-    assert "damaged shard" in err and "checksum mismatch" in err
+    assert err.count("damaged shard") == 1 and str(keys_file) in err
     assert "2980 of 2980 distinct questions encoded now" in err
     pd.testing.assert_frame_equal(whole, again)
-    assert shards[0] not in set(work.rglob("*.vectors.npy"))
+    assert keys_file not in set(work.rglob("*.keys.npy"))
 
 
 def test_pairs_on_ray_written_as_a_folder_of_parquet_parts(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -127,23 +128,51 @@ def damage_wrong_dimension(keys_file: Path, vectors_file: Path) -> None:
     np.save(vectors_file, np.load(vectors_file)[:, :4].copy())
 
 
-@pytest.mark.parametrize(
-    "damage",
-    [
-        damage_scaled,
-        damage_nan,
-        damage_swapped_rows,
-        damage_empty_keys,
-        damage_empty_vectors,
-        damage_wrong_dimension,
-    ],
-)
+def damage_object_dtype(keys_file: Path, vectors_file: Path) -> None:
+    np.save(vectors_file, np.array([list(row) for row in np.load(vectors_file)], dtype=object), allow_pickle=True)
+
+
+def damage_truncated(keys_file: Path, vectors_file: Path) -> None:
+    vectors_file.write_bytes(vectors_file.read_bytes()[: vectors_file.stat().st_size // 2])
+
+
+def damage_a_row_missing(keys_file: Path, vectors_file: Path) -> None:
+    np.save(vectors_file, np.load(vectors_file)[:-1].copy())
+
+
+def damage_scaled_checksum_kept(keys_file: Path, vectors_file: Path) -> None:
+    """Scaled rows under a checksum that matches them (a shard written by a faulty writer): only validation tells."""
+    stored = np.load(vectors_file) * 1000
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(np.ascontiguousarray(stored).data)
+    digest.update(np.ascontiguousarray(np.load(keys_file)).data)
+    name, _, suffix = keys_file.name.split(".", 2)
+    np.save(vectors_file, stored)
+    vectors_file.rename(vectors_file.with_name(f"{name}.{digest.hexdigest()}.vectors.npy"))
+    keys_file.rename(keys_file.with_name(f"{name}.{digest.hexdigest()}.{suffix}"))
+
+
+DAMAGES = [
+    damage_scaled,
+    damage_nan,
+    damage_swapped_rows,
+    damage_empty_keys,
+    damage_empty_vectors,
+    damage_wrong_dimension,
+    damage_object_dtype,
+    damage_truncated,
+    damage_a_row_missing,
+    damage_scaled_checksum_kept,
+]
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
 def test_a_damaged_shard_is_dropped_with_one_warning_and_encoded_again(
     cache: EmbeddingCache, fake_encoder: FakeEncoder, damage: object
 ) -> None:
     expected = Embedder(fake_encoder, cache).embed(TEXTS)
+    damage(*only_shard(cache, fake_encoder.fingerprint))  # type: ignore[operator]
     keys_file, vectors_file = only_shard(cache, fake_encoder.fingerprint)
-    damage(keys_file, vectors_file)  # type: ignore[operator]
     fake_encoder.calls.clear()
     with pytest.warns(UserWarning) as caught:
         again = Embedder(fake_encoder, cache).embed(TEXTS)

@@ -166,7 +166,7 @@ def _mine_on_ray(asked: MineRequest, engine: EngineOptions, against: str | None)
     if asked.index == "exact":
         raise DupfindError("--engine ray mines with the inverted-file index (--index ann); --index exact is local only")
     work_dir = engine.work_folder(asked.output)
-    engine.check(asked.file, asked.embedding)
+    engine.check(asked.file, asked.embedding, work_dir)
     ref = asked.embedding.resolve()
     rule = asked.rule(ref)
     with engine.session(asked.quiet):
