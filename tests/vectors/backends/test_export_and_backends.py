@@ -159,7 +159,10 @@ def test_export_refuses_a_cls_pooling_model_before_loading_torch(tmp_path: Path)
 
 
 def test_export_refuses_extra_modules(tmp_path: Path) -> None:
-    modules = [{"path": "", "type": "sentence_transformers.models.Transformer"}, {"path": "2", "type": "sentence_transformers.models.Dense"}]
+    modules = [
+        {"path": "", "type": "sentence_transformers.models.Transformer"},
+        {"path": "2", "type": "sentence_transformers.models.Dense"},
+    ]
     (tmp_path / "modules.json").write_text(json.dumps(modules))
     with pytest.raises(DupfindError, match="'Dense' module"):
         export.export_onnx(tmp_path, tmp_path / "out")
