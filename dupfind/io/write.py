@@ -25,7 +25,8 @@ from dupfind.io.atomic import replacing, replacing_folder
 from dupfind.io.cells import _NOT_PLAIN, cell_text, records, text_cells
 from dupfind.io.destinations import is_folder_output
 from dupfind.io.questions import Questions
-from dupfind.io.read import Table, _is_missing
+from dupfind.io.read import _is_missing
+from dupfind.io.row_text import rows_text
 
 if TYPE_CHECKING:
     import pyarrow
@@ -36,42 +37,55 @@ PART_ROWS = 1_000_000  # rows of each part of a folder output (Parquet)
 
 
 def write_rows(
-    questions: Questions, positions: Sequence[int] | NDArray[np.int64], output: str | None, fmt: str
+    questions: Questions,
+    positions: Sequence[int] | NDArray[np.int64],
+    output: str | None,
+    fmt: str,
+    added: pd.DataFrame | None = None,
+    title: str | None = None,
+    page: HtmlPage | None = None,
 ) -> None:
-    """Write the input's rows at `positions` (taken once each, in file order) to `output` (None or `-`: stdout).
+    """Write the input's rows at `positions` (taken once each, in file order) to `output` (None or `-`: stdout),
+    with the `added` columns after the input's (one row for each input row, as `Clusters.columns` makes them).
 
     In the input's own format they come back exactly as they went in: the same bytes for text formats
-    (header, lines that were not rows, such as blank lines, kept in place), the same Arrow types and
-    metadata for Parquet. In another format their values are written like any table (`txt`: the questions).
+    (header, lines that were not rows, such as blank lines, kept in place; added columns are more fields or
+    members at the end of each row, `dupfind.io.row_text`), the same Arrow types and metadata for Parquet. In
+    another format their values are written like any table (`txt`: the questions; `title` and `page` are for
+    a table or an HTML page, as in `write_table`).
     """
+    if added is not None and fmt == "txt":
+        raise DupfindError("a text file holds the questions alone; write the added columns as csv, jsonl or parquet")
     chosen = np.unique(np.asarray(positions, dtype=np.int64))
     table = questions.table
     if table is not None and fmt == table.fmt:
         if table.arrow is not None:
-            taken = table.arrow.take(chosen)
+            taken = _with_arrow_columns(table.arrow.take(chosen), None if added is None else added.iloc[chosen])
             _write_parquet(output, lambda handle: _write_arrow(taken, handle))
         else:
-            _write_bytes(_rows_text(table, chosen).encode(table.encoding), output)
+            _write_bytes(rows_text(table, chosen, added).encode(table.encoding), output)
         return
     frame = questions.frame.iloc[chosen]
     if fmt != "txt":
-        write_table(frame, output, fmt)
+        if added is not None:
+            frame = frame.copy()
+            for name in added.columns:
+                frame[name] = added[name].iloc[chosen].array
+        write_table(frame, output, fmt, title, page)
         return
     lines = ["" if _is_missing(value) else str(value) for value in frame[questions.text_col]]
     _refuse_breaks(output, questions.text_col, lines, "a text file", r"[\r\n]")
     _write_bytes("".join(f"{line}\n" for line in lines).encode("utf-8"), output)
 
 
-def _rows_text(table: Table, chosen: NDArray[np.int64]) -> str:
-    if table.fmt == "json":
-        separator = table.gaps[1] if len(table.pieces) > 1 else ","
-        return table.gaps[0] + separator.join(table.pieces[i] for i in chosen) + table.gaps[-1]
-    keep = np.zeros(len(table.pieces), dtype=bool)
-    keep[chosen] = True
-    parts = [table.gaps[0]]
-    for piece, gap, kept in zip(table.pieces, table.gaps[1:], keep.tolist(), strict=True):
-        parts.extend((piece, gap) if kept else (gap,))
-    return "".join(parts)
+def _with_arrow_columns(arrow: pyarrow.Table, added: pd.DataFrame | None) -> pyarrow.Table:
+    """The Arrow table with the added columns after its own (typed as `pyarrow.Table.from_pandas` types them)."""
+    if added is None:
+        return arrow
+    extra = _frame_arrow(added)
+    for position in range(extra.num_columns):
+        arrow = arrow.append_column(extra.schema.field(position), extra.column(position))
+    return arrow
 
 
 def _frame_arrow(frame: pd.DataFrame) -> pyarrow.Table:
