@@ -223,7 +223,8 @@ def test_added_columns_read_back_after_the_rows_as_they_were(
     out = tmp_path / f"out.{fmt}"
     write_rows(questions, range(count), str(out), fmt, columns)
     if fmt in ("jsonl", "json"):
-        read = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()] if fmt == "jsonl" else None
+        lines = out.read_text(encoding="utf-8").split("\n")
+        read = [json.loads(line) for line in lines if line.strip()] if fmt == "jsonl" else None
         objects = read if read is not None else json.loads(out.read_text(encoding="utf-8"))
         expected = [{**r, "cluster_id": i, "representative": added[i]} for i, r in enumerate(records)]
         assert [list(o.items()) for o in objects] == [list(e.items()) for e in expected]
