@@ -48,8 +48,8 @@ class Table:
 
     `numbers` is each row's number as a person counts it (1-based): the line for JSONL and text, the data
     row for CSV and TSV, the element for a JSON array, the row for Parquet. Text formats keep each row's
-    text (`pieces`) and the text around the rows (`gaps[i]` precedes row i, `gaps[-1]` follows the last);
-    Parquet keeps the Arrow table as read.
+    text (`pieces`) and the text around the rows (`gaps[i]` precedes row i, `gaps[-1]` follows the last), and
+    CSV and TSV their `delimiter`; Parquet keeps the Arrow table as read.
     """
 
     fmt: str
@@ -60,6 +60,7 @@ class Table:
     pieces: list[str] = field(default_factory=list, repr=False)
     gaps: list[str] = field(default_factory=list, repr=False)
     arrow: pyarrow.Table | None = field(default=None, repr=False)
+    delimiter: str = ","
 
 
 def read_table(
@@ -211,7 +212,7 @@ def _read_delimited(source: str, text: str, fmt: str, delimiter: str | None) -> 
     if all(not name.strip() for name in header):
         raise DupfindError(f"{source}: the header row has no column names")
     frame = pd.DataFrame(records, columns=pd.Index(names, dtype=object), dtype=object)
-    return Table(fmt, frame, list(range(1, len(records) + 1)), pieces=pieces, gaps=gaps)
+    return Table(fmt, frame, list(range(1, len(records) + 1)), pieces=pieces, gaps=gaps, delimiter=sep)
 
 
 def _column_names(header: list[str]) -> list[str]:
@@ -355,7 +356,8 @@ def _read_text(text: str) -> Table:
 
 def _read_parquet(source: str, raw: bytes) -> Table:
     """The Arrow table as read, and as a frame: every column, a stored pandas index included (in the file's
-    column order), integers and booleans nullable so that a null does not turn them into floats."""
+    column order), integers and booleans nullable so that a null does not turn them into floats, and nested
+    values (lists, structs, maps) kept in their Arrow types, which hold exact integers beside nulls."""
     import pyarrow
 
     nullable = {
@@ -371,7 +373,11 @@ def _read_parquet(source: str, raw: bytes) -> Table:
     }
     try:
         arrow = read_parquet(raw)
-        frame = arrow.to_pandas(ignore_metadata=True, types_mapper=nullable.get, use_threads=False)
+        frame = arrow.to_pandas(
+            ignore_metadata=True,
+            types_mapper=lambda kind: pd.ArrowDtype(kind) if pyarrow.types.is_nested(kind) else nullable.get(kind),
+            use_threads=False,
+        )
     except (pyarrow.ArrowException, OSError, ValueError) as exc:
         raise DupfindError(f"{source}: not a readable Parquet file ({str(exc).splitlines()[0]})") from exc
     return Table("parquet", frame, list(range(1, len(frame) + 1)), arrow=arrow)

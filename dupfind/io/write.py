@@ -4,7 +4,6 @@ of Parquet parts; values and types come back as they were read."""
 from __future__ import annotations
 
 import csv
-import datetime
 import gzip
 import io
 import json
@@ -23,9 +22,11 @@ from numpy.typing import NDArray
 
 from dupfind.errors import DupfindError
 from dupfind.io.atomic import replacing, replacing_folder
+from dupfind.io.cells import _NOT_PLAIN, cell_text, records, text_cells
 from dupfind.io.destinations import is_folder_output
 from dupfind.io.questions import Questions
-from dupfind.io.read import _ABSENT, Table, _is_missing
+from dupfind.io.read import _is_missing
+from dupfind.io.row_text import rows_text
 
 if TYPE_CHECKING:
     import pyarrow
@@ -36,42 +37,62 @@ PART_ROWS = 1_000_000  # rows of each part of a folder output (Parquet)
 
 
 def write_rows(
-    questions: Questions, positions: Sequence[int] | NDArray[np.int64], output: str | None, fmt: str
+    questions: Questions,
+    positions: Sequence[int] | NDArray[np.int64],
+    output: str | None,
+    fmt: str,
+    added: pd.DataFrame | None = None,
+    title: str | None = None,
+    page: HtmlPage | None = None,
 ) -> None:
-    """Write the input's rows at `positions` (taken once each, in file order) to `output` (None or `-`: stdout).
+    """Write the input's rows at `positions` (taken once each, in file order) to `output` (None or `-`: stdout),
+    with the `added` columns after the input's (one row for each input row, as `Clusters.columns` makes them).
 
     In the input's own format they come back exactly as they went in: the same bytes for text formats
-    (header, lines that were not rows, such as blank lines, kept in place), the same Arrow types and
-    metadata for Parquet. In another format their values are written like any table (`txt`: the questions).
+    (header, lines that were not rows, such as blank lines, kept in place; added columns are more fields or
+    members at the end of each row, `dupfind.io.row_text`), the same Arrow types and metadata for Parquet. In
+    another format their values are written like any table (`txt`: the questions; `title` and `page` are for
+    a table or an HTML page, as in `write_table`).
     """
+    if added is not None and fmt == "txt":
+        raise DupfindError("a text file holds the questions alone; write the added columns as csv, jsonl or parquet")
     chosen = np.unique(np.asarray(positions, dtype=np.int64))
     table = questions.table
     if table is not None and fmt == table.fmt:
         if table.arrow is not None:
-            taken = table.arrow.take(chosen)
+            taken = _with_arrow_columns(table.arrow.take(chosen), None if added is None else added.iloc[chosen])
             _write_parquet(output, lambda handle: _write_arrow(taken, handle))
         else:
-            _write_bytes(_rows_text(table, chosen).encode(table.encoding), output)
+            _write_bytes(rows_text(table, chosen, added).encode(table.encoding), output)
         return
     frame = questions.frame.iloc[chosen]
     if fmt != "txt":
-        write_table(frame, output, fmt)
+        if added is not None:
+            frame = frame.copy()
+            for name in added.columns:
+                frame[name] = added[name].iloc[chosen].array
+        write_table(frame, output, fmt, title, page)
         return
     lines = ["" if _is_missing(value) else str(value) for value in frame[questions.text_col]]
     _refuse_breaks(output, questions.text_col, lines, "a text file", r"[\r\n]")
     _write_bytes("".join(f"{line}\n" for line in lines).encode("utf-8"), output)
 
 
-def _rows_text(table: Table, chosen: NDArray[np.int64]) -> str:
-    if table.fmt == "json":
-        separator = table.gaps[1] if len(table.pieces) > 1 else ","
-        return table.gaps[0] + separator.join(table.pieces[i] for i in chosen) + table.gaps[-1]
-    keep = np.zeros(len(table.pieces), dtype=bool)
-    keep[chosen] = True
-    parts = [table.gaps[0]]
-    for piece, gap, kept in zip(table.pieces, table.gaps[1:], keep.tolist(), strict=True):
-        parts.extend((piece, gap) if kept else (gap,))
-    return "".join(parts)
+def _with_arrow_columns(arrow: pyarrow.Table, added: pd.DataFrame | None) -> pyarrow.Table:
+    """The Arrow table with the added columns after its own (typed as `pyarrow.Table.from_pandas` types them)."""
+    if added is None:
+        return arrow
+    extra = _frame_arrow(added)
+    for position in range(extra.num_columns):
+        arrow = arrow.append_column(extra.schema.field(position), extra.column(position))
+    return arrow
+
+
+def _frame_arrow(frame: pd.DataFrame) -> pyarrow.Table:
+    """A frame as an Arrow table, its index left out (and its `attrs`, which say what a JSON input lacked)."""
+    import pyarrow
+
+    return pyarrow.Table.from_pandas(frame, preserve_index=False)
 
 
 def _write_bytes(data: bytes, output: str | None) -> None:
@@ -104,7 +125,7 @@ def write_table(
         if fmt == "table":
             _print_table(frame, title)
         elif fmt == "parquet":
-            _write_parquet(output, lambda handle: frame.to_parquet(handle, index=False))
+            _write_parquet(output, lambda handle: _write_arrow(_frame_arrow(frame), handle))
         else:
             _write_text(frame, fmt, sys.stdout, output)
             sys.stdout.flush()
@@ -117,7 +138,7 @@ def write_table(
         write_parquet_parts(frame, output)
         return
     if fmt == "parquet":
-        _write_parquet(output, lambda handle: frame.to_parquet(handle, index=False))
+        _write_parquet(output, lambda handle: _write_arrow(_frame_arrow(frame), handle))
         return
     with atomic_output(output) as handle:
         _write_text(frame, fmt, handle, output)
@@ -130,7 +151,7 @@ def write_parquet_parts(frame: pd.DataFrame, folder: str, part_rows: int = PART_
     import pyarrow
     import pyarrow.parquet as pq
 
-    table = pyarrow.Table.from_pandas(frame, preserve_index=False)
+    table = _frame_arrow(frame)
     try:
         with replacing_folder(folder) as staging:
             for part, start in enumerate(range(0, max(1, len(frame)), part_rows)):
@@ -197,14 +218,14 @@ def _stream(raw: IO[bytes], compress: bool, binary: bool) -> Iterator[IO[Any]]:
 
 def _write_text(frame: pd.DataFrame, fmt: str, handle: IO[str], output: str | None) -> None:
     if fmt == "csv":
-        frame.to_csv(handle, index=False, quoting=csv.QUOTE_MINIMAL)
+        text_cells(frame).to_csv(handle, index=False, quoting=csv.QUOTE_MINIMAL)
     elif fmt == "tsv":
         _write_tsv(frame, handle, output)
     elif fmt == "json":
-        handle.write(json.dumps(_records(frame), ensure_ascii=False, indent=1) + "\n")
+        handle.write(json.dumps(records(frame), ensure_ascii=False, indent=1) + "\n")
     else:
         for start in range(0, len(frame), 1000):
-            chunk = _records(frame.iloc[start : start + 1000])
+            chunk = records(frame.iloc[start : start + 1000])
             handle.write("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in chunk))
 
 
@@ -214,7 +235,7 @@ def _write_tsv(frame: pd.DataFrame, handle: IO[str], output: str | None) -> None
     Cells are formatted as the CSV writer formats them (written as CSV, then read back cell by cell).
     """
     buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, quoting=csv.QUOTE_MINIMAL)
+    text_cells(frame).to_csv(buffer, index=False, quoting=csv.QUOTE_MINIMAL)
     rows = list(csv.reader(io.StringIO(buffer.getvalue(), newline="")))
     for column, name in enumerate(rows[0]):
         _refuse_breaks(output, name, [name, *(row[column] for row in rows[1:])], "TSV", r"[\t\r\n]", first=0)
@@ -232,42 +253,11 @@ def _refuse_breaks(output: str | None, column: str, values: list[str], kind: str
             )
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """The rows as JSON-ready dicts with exact values: full float precision, integers as integers, timestamps in
-    ISO format to the last digit, nulls as None; keys a JSON input row lacked are left out."""
-    absent: dict[str, NDArray[np.int64]] = frame.attrs.get(_ABSENT, {})
-    columns = [str(column) for column in frame.columns]
-    values = [_json_values(frame.iloc[:, i]) for i in range(len(columns))]
-    records = [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
-    for column, labels in absent.items():
-        if column in frame.columns:
-            for position in np.flatnonzero(frame.index.isin(labels)).tolist():
-                del records[position][column]
-    return records
-
-
-def _json_values(series: pd.Series) -> list[Any]:
-    if series.dtype in (np.float32, np.float16):
-        return [None if np.isnan(value) else float(str(value)) for value in series.to_numpy()]
-    return [_json_value(value) for value in series.tolist()]
-
-
-def _json_value(value: Any) -> Any:
-    if _is_missing(value):
-        return None
-    if isinstance(value, (str, bool, int, float)):
-        return value
-    if isinstance(value, np.generic):
-        return _json_value(value.item())
-    if isinstance(value, (datetime.date, datetime.time, pd.Timedelta)):
-        return value.isoformat()
-    if isinstance(value, dict):
-        return {str(key): _json_value(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_json_value(item) for item in value]
-    if isinstance(value, (bytes, bytearray)):
-        return value.decode("utf-8", errors="backslashreplace")
-    return str(value)
+def _shown(value: Any) -> str:
+    """A value on the terminal: a float to 4 decimals, a nested value as its JSON text, else its own text."""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return cell_text(value) if isinstance(value, _NOT_PLAIN) else str(value)
 
 
 def _print_table(frame: pd.DataFrame, title: str | None) -> None:
@@ -279,5 +269,5 @@ def _print_table(frame: pd.DataFrame, title: str | None) -> None:
         numeric = pd.api.types.is_float_dtype(frame[column])
         table.add_column(str(column), justify="right" if numeric else "left", overflow="fold")
     for row in frame.itertuples(index=False):
-        table.add_row(*[f"{value:.4f}" if isinstance(value, float) else str(value) for value in row])
+        table.add_row(*[_shown(value) for value in row])
     Console().print(table)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 METHODS = ("communities", "components")
 DEFAULT_METHOD = "communities"
 DEFAULT_CLUSTER_TOP_K = 50
-CLUSTER_COLUMNS = ("cluster_id", "cluster_size", "representative")  # what `Clusters.to_frame` adds to the input
+CLUSTER_COLUMNS = ("cluster_id", "cluster_size", "representative")  # what `Clusters.columns` adds to the input
 
 
 @dataclass(frozen=True)
@@ -60,13 +60,13 @@ class Clusters:
             f"{int((sizes > 1).sum())} groups of duplicates, the largest of {largest}"
         )
 
-    def to_frame(self, questions: Questions) -> pd.DataFrame:
-        """The whole input table with `cluster_id` (from 1), `cluster_size` and `representative` (an id);
-        rows without a question (blank) get nulls."""
+    def columns(self, questions: Questions) -> pd.DataFrame:
+        """What the groups add to the input table, a row for each of its rows: `cluster_id` (from 1),
+        `cluster_size` and `representative` (an id); rows without a question (blank) get nulls."""
         import pandas as pd
 
-        frame = questions.frame.copy()
-        count = len(frame)
+        check_columns_free(questions)
+        count = len(questions.frame)
         cluster_id = pd.array([pd.NA] * count, dtype="Int64")
         cluster_size = pd.array([pd.NA] * count, dtype="Int64")
         representative: list[object] = [None] * count
@@ -74,15 +74,24 @@ class Clusters:
         cluster_size[questions.rows] = self.sizes[self.labels]
         for row, label in zip(questions.rows.tolist(), self.labels.tolist(), strict=True):
             representative[row] = questions.ids[int(self.representatives[label])]
-        check_columns_free(questions)
-        frame["cluster_id"] = cluster_id
-        frame["cluster_size"] = cluster_size
-        frame["representative"] = pd.Series(representative, index=frame.index, dtype=object)
+        index = questions.frame.index
+        columns = {
+            "cluster_id": pd.Series(cluster_id, index=index),
+            "cluster_size": pd.Series(cluster_size, index=index),
+            "representative": pd.Series(representative, index=index, dtype=object),
+        }
+        return pd.DataFrame(columns)
+
+    def to_frame(self, questions: Questions) -> pd.DataFrame:
+        """The whole input table with the `columns` of the groups after its own."""
+        frame = questions.frame.copy()
+        for name, column in self.columns(questions).items():
+            frame[name] = column.array
         return frame
 
 
 def check_columns_free(questions: Questions) -> None:
-    """Refuse a table that has a column of the name of one that `Clusters.to_frame` adds: it would be replaced."""
+    """Refuse a table that has a column of the name of one that `Clusters.columns` adds: it would be replaced."""
     taken = [str(name) for name in questions.frame.columns if name in CLUSTER_COLUMNS]
     if taken:
         raise DupfindError(

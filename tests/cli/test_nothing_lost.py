@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from dupfind.cli import app
 from tests.cli.runner import run, runner
@@ -62,3 +66,124 @@ def test_clusters_json_output_keeps_values(use_fake_encoder: FakeEncoder, tmp_pa
     first, second = out.read_text(encoding="utf-8").splitlines()
     assert first.startswith('{"q": "red apple pie", "f": 1e-09, "n": 10, "cluster_id": 1')
     assert second.startswith('{"q": "sky blue", "x": 1, "cluster_id": 2')
+
+
+@pytest.mark.parametrize("sep", [",", ";"])
+def test_clusters_keeps_a_csv_byte_for_byte(use_fake_encoder: FakeEncoder, tmp_path: Path, sep: str) -> None:
+    rows = [
+        [" id ", "id", "1", "", "question", "id"],
+        ["a", '"b"', "NaN", "", "red apple pie", "x"],
+        ["c", "d", "", "nan", "Red apple pie", "y"],
+        [],
+        ["e", "f", "2.50"],
+        ["g", '"h, i"', "NA", "null", '"why is the sky ""blue""?"', ""],
+    ]
+    last = '"h, i"' if sep == "," else "h, i"
+    added = [["cluster_id", "cluster_size", "representative"], ["1", "2", "b"], ["1", "2", "b"], [], [""] * 6]
+    added.append(["2", "1", last])
+    source, out = tmp_path / "q.csv", tmp_path / "groups.csv"
+    source.write_bytes("".join(sep.join(row) + "\r\n" for row in rows).encode("utf-8"))
+    code, _, err = run("clusters", str(source), "--id-col", "id", "-t", "0.9", "-o", str(out))
+    assert code == 0, err
+    expected = [sep.join(row + more) for row, more in zip(rows, added, strict=True)]
+    assert out.read_bytes() == "".join(line + "\r\n" for line in expected).encode("utf-8")
+
+
+def test_clusters_keeps_jsonl_lines_byte_for_byte(use_fake_encoder: FakeEncoder, tmp_path: Path) -> None:
+    lines = [
+        '{"question":"red apple pie","n":2.50,"o":{"b":9007199254740993,"a":null}}\r\n',
+        '{"o": [9007199254740993, null], "question": "Red apple pie", "x": "NaN" }\n',
+        "\n",
+        "{}\n",
+        '"why is the sky blue"',
+    ]
+    added = [
+        ', "cluster_id": 1, "cluster_size": 2, "representative": 1',
+        ', "cluster_id": 1, "cluster_size": 2, "representative": 1',
+        "",
+        '"cluster_id": null, "cluster_size": null, "representative": null',
+        ', "cluster_id": 2, "cluster_size": 1, "representative": 5',
+    ]
+    expected = [
+        lines[0].replace("}}", "}" + added[0] + "}"),
+        lines[1].replace(" }", added[1] + " }"),
+        lines[2],
+        "{" + added[3] + "}\n",
+        '{"question": "why is the sky blue"' + added[4] + "}",
+    ]
+    source, out = tmp_path / "q.jsonl", tmp_path / "groups.jsonl"
+    source.write_text("".join(lines), encoding="utf-8", newline="")
+    code, _, err = run("clusters", str(source), "-t", "0.9", "-o", str(out))
+    assert code == 0, err
+    assert out.read_bytes() == "".join(expected).encode("utf-8")
+    result = runner.invoke(app, ["clusters", str(source), "-t", "0.9"])
+    assert result.exit_code == 0 and result.stdout_bytes == out.read_bytes()
+
+
+def nested_table() -> pa.Table:
+    """Big integers beside nulls, in a struct and in a list."""
+    kind = pa.struct([("z", pa.int64()), ("tags", pa.list_(pa.string()))])
+    return pa.table(
+        {
+            "question": ["red apple pie", "Red apple pie", "sky"],
+            "ids": pa.array([[BIG, None], None, []], pa.list_(pa.int64())),
+            "meta": pa.array([{"z": BIG, "tags": ["a"]}, {"z": None, "tags": None}, None], kind),
+            "f": pa.array([0.1, None, float("nan")], pa.float32()),
+        }
+    )
+
+
+def test_clusters_parquet_keeps_the_arrow_table(use_fake_encoder: FakeEncoder, tmp_path: Path) -> None:
+    source, out = tmp_path / "q.parquet", tmp_path / "groups.parquet"
+    pq.write_table(nested_table(), source)
+    code, _, err = run("clusters", str(source), "-t", "0.9", "-o", str(out))
+    assert code == 0, err
+    written, original = pq.read_table(out), pq.read_table(source)
+    assert written.select(original.column_names).schema == original.schema
+    assert written.select(original.column_names[:-1]).equals(original.drop_columns(["f"]))
+    assert str(written.column("f").to_pylist()) == "[0.10000000149011612, None, nan]"  # NaN is not null
+    assert written.column_names[-3:] == ["cluster_id", "cluster_size", "representative"]
+    assert written.column("representative").to_pylist() == [1, 1, 3]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_clusters_of_nested_parquet_keep_big_integers(use_fake_encoder: FakeEncoder, tmp_path: Path, fmt: str) -> None:
+    source, out = tmp_path / "q.parquet", tmp_path / f"groups.{fmt}"
+    pq.write_table(nested_table(), source)
+    code, _, err = run("clusters", str(source), "-t", "0.9", "-o", str(out))
+    assert code == 0, err
+    text = out.read_text(encoding="utf-8")
+    if fmt == "jsonl":
+        rows = [json.loads(line) for line in text.splitlines()]
+    else:
+        rows = [
+            {name: json.loads(cell) if cell else None for name, cell in row.items() if name in ("ids", "meta")}
+            for row in csv.DictReader(io.StringIO(text, newline=""))
+        ]
+    assert [row["ids"] for row in rows] == [[BIG, None], None, []]
+    assert [row["meta"] for row in rows] == [{"z": BIG, "tags": ["a"]}, {"z": None, "tags": None}, None]
+
+
+@pytest.mark.parametrize("command", ["clusters", "dedupe"])
+def test_jsonl_with_missing_keys_to_parquet(use_fake_encoder: FakeEncoder, tmp_path: Path, command: str) -> None:
+    source, out = tmp_path / "q.jsonl", tmp_path / "out.parquet"
+    source.write_text('{"q": "red apple pie", "n": 1}\n{"q": "sky", "o": {"b": 9007199254740993}}\n', encoding="utf-8")
+    code, _, err = run(command, str(source), "--text-col", "q", "-t", "0.9", "-o", str(out))
+    assert code == 0, err
+    rows = pq.read_table(out).to_pylist()
+    assert [(row["q"], row["n"], row["o"]) for row in rows] == [("red apple pie", 1, None), ("sky", None, {"b": BIG})]
+
+
+def test_clusters_of_csv_as_jsonl_keep_the_header_names(use_fake_encoder: FakeEncoder, tmp_path: Path) -> None:
+    source = tmp_path / "q.csv"
+    source.write_text(" id ,1,question\nNaN,,red apple pie\n", encoding="utf-8")
+    code, out, err = run("clusters", str(source), "-t", "0.9", "--format", "jsonl")
+    assert code == 0, err
+    assert json.loads(out) == {
+        " id ": "NaN",
+        "1": "",
+        "question": "red apple pie",
+        "cluster_id": 1,
+        "cluster_size": 1,
+        "representative": 1,
+    }

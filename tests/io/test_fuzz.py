@@ -177,3 +177,61 @@ def test_write_rows_gives_back_the_rows_as_they_were(
         assert out.read_text(encoding="utf-8") == prefix + separator.join(objects[i] for i in positions) + suffix
     else:
         assert out.read_bytes() == (header + "".join(rows[i] for i in positions)).encode("utf-8")
+
+
+@given(
+    fmt=st.sampled_from(["csv", "tsv", "jsonl", "json"]),
+    records=st.lists(record, min_size=1, max_size=8),
+    style=st.integers(0, 3),
+    added=st.lists(st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1), question), min_size=8, max_size=8),
+)
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_added_columns_read_back_after_the_rows_as_they_were(
+    tmp_path: Path, fmt: str, records: list[dict[str, object]], style: int, added: list[object]
+) -> None:
+    """What `clusters` writes in the input's format reads back as the input's rows, then the added columns."""
+    import pandas as pd
+
+    from dupfind.io.read import read_rows
+
+    records[0]["question"] = f"q {records[0]['question']}"
+    path = tmp_path / f"in.{fmt}"
+    newline = "\r\n" if style % 2 else "\n"
+    if fmt == "csv":
+        sep, quoting = [(",", csv.QUOTE_MINIMAL), (";", csv.QUOTE_ALL), ("|", csv.QUOTE_MINIMAL), (",", csv.QUOTE_ALL)][
+            style
+        ]
+        for r in records:
+            r["question"] = str(r["question"]).replace("\r", " ")
+        header, rows = _delimited(records, sep, quoting, newline)
+        text = header + "".join(rows)
+    elif fmt == "tsv":
+        for r in records:
+            r["question"] = str(r["question"]).translate({9: " ", 10: " ", 13: " "})
+        text = "question\tn" + newline + "".join(f"{r['question']}\t{r.get('n', '')}{newline}" for r in records)
+    elif fmt == "jsonl":
+        text = "".join(json.dumps(r, ensure_ascii=style < 2) + newline for r in records)
+    else:
+        text = json.dumps(records, ensure_ascii=style < 2, indent=None if style < 2 else 1)
+    path.write_text(text, encoding="utf-8", newline="")
+    questions = load_questions(str(path), text_col="question")
+    count = len(questions.frame)
+    if fmt == "tsv":
+        added = [value.translate({9: " ", 10: " ", 13: " "}) if isinstance(value, str) else value for value in added]
+    representative = pd.Series(added[:count], dtype=object)
+    columns = pd.DataFrame({"cluster_id": pd.array(range(count), dtype="Int64"), "representative": representative})
+    out = tmp_path / f"out.{fmt}"
+    write_rows(questions, range(count), str(out), fmt, columns)
+    if fmt in ("jsonl", "json"):
+        lines = out.read_text(encoding="utf-8").split("\n")
+        read = [json.loads(line) for line in lines if line.strip()] if fmt == "jsonl" else None
+        objects = read if read is not None else json.loads(out.read_text(encoding="utf-8"))
+        expected = [{**r, "cluster_id": i, "representative": added[i]} for i, r in enumerate(records)]
+        assert [list(o.items()) for o in objects] == [list(e.items()) for e in expected]
+        return
+    back = read_rows(str(out)).frame
+    assert list(back.columns) == [*questions.frame.columns, "cluster_id", "representative"]
+    for name in questions.frame.columns:
+        assert back[name].tolist() == questions.frame[name].tolist()
+    assert back["cluster_id"].tolist() == [str(i) for i in range(count)]
+    assert back["representative"].tolist() == ["" if value is None else str(value) for value in added[:count]]

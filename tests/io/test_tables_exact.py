@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import json
 import os
 import stat
 import threading
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -288,3 +291,110 @@ def test_an_unwritable_folder_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(DupfindError, match=r"file/out\.csv: cannot write"):
         write_table(pd.DataFrame({"a": [1]}), str(tmp_path / "file" / "out.csv"), "csv")
+
+
+def nested_parquet(path: Path) -> pa.Table:
+    """A Parquet file of nested values: 1,500 floats of 17 significant digits, structs in lists, big integers beside
+    nulls, timestamps to the nanosecond, decimals and bytes."""
+    floats = [float(f"{value:.16e}") for value in np.random.default_rng(0).random(1500)]
+    table = pa.table(
+        {
+            "question": ["one", "two", "three"],
+            "floats": pa.array([floats, None, [None, 0.1]], pa.list_(pa.float64())),
+            "ints": pa.array([[BIG, None], [], None], pa.list_(pa.int64())),
+            "meta": pa.array(
+                [
+                    {"z": BIG, "a": [{"k": "x", "n": None}], "when": [1, None]},
+                    {"z": None, "a": None, "when": None},
+                    None,
+                ],
+                pa.struct(
+                    [
+                        ("z", pa.int64()),
+                        ("a", pa.list_(pa.struct([("k", pa.string()), ("n", pa.int64())]))),
+                        ("when", pa.list_(pa.timestamp("ns"))),
+                    ]
+                ),
+            ),
+            "money": pa.array([[Decimal("1.10")], [None], None], pa.list_(pa.decimal128(5, 2))),
+            "raw": pa.array([[b"caf\xc3\xa9"], None, [b""]], pa.list_(pa.binary())),
+        }
+    )
+    pq.write_table(table, path)
+    return table
+
+
+def pairs_in_order(text: str) -> object:
+    """JSON text read back with each object as its list of (key, value) pairs, so that key order counts."""
+    return json.loads(text, object_pairs_hook=lambda pairs: pairs)
+
+
+NESTED_AS_JSON = [
+    {
+        "floats": None,
+        "ints": [BIG, None],
+        "meta": [("z", BIG), ("a", [[("k", "x"), ("n", None)]]), ("when", ["1970-01-01T00:00:00.000000001", None])],
+        "money": ["1.10"],
+        "raw": ["café"],
+    },
+    {"floats": None, "ints": [], "meta": [("z", None), ("a", None), ("when", None)], "money": [None], "raw": None},
+    {"floats": [None, 0.1], "ints": None, "meta": None, "money": None, "raw": [""]},
+]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv"])
+def test_nested_values_are_exact_json_text_in_csv_and_tsv(tmp_path: Path, fmt: str) -> None:
+    source = tmp_path / "q.parquet"
+    table = nested_parquet(source)
+    out = tmp_path / f"out.{fmt}"
+    write_rows(load_questions(str(source)), [0, 1, 2], str(out), fmt)
+    text = out.read_text(encoding="utf-8")
+    assert "..." not in text and "array(" not in text and "Decimal" not in text
+    header, *rows = list(csv.reader(io.StringIO(text, newline=""), delimiter="," if fmt == "csv" else "\t"))
+    assert header == table.column_names and [row[0] for row in rows] == ["one", "two", "three"]
+    cells = [
+        {name: pairs_in_order(cell) if cell else None for name, cell in zip(header[1:], row[1:], strict=True)}
+        for row in rows
+    ]
+    expected = [dict(row) for row in NESTED_AS_JSON]
+    expected[0]["floats"] = table["floats"][0].as_py()
+    assert cells == expected
+    assert all(type(value) is float for value in cells[0]["floats"])  # type: ignore[union-attr]
+
+
+def test_jsonl_nested_values_stay_exact_in_every_format(tmp_path: Path) -> None:
+    source = tmp_path / "q.jsonl"
+    lines = [
+        {"question": "one", "o": {"b": BIG, "a": None, "l": [BIG, None]}, "f": [1.5, 2]},
+        {"question": "two", "o": None, "f": None},
+    ]
+    source.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    questions = load_questions(str(source))
+    write_rows(questions, [0, 1], str(tmp_path / "out.csv"), "csv")
+    cells = [row[1] for row in csv.reader(io.StringIO((tmp_path / "out.csv").read_text(encoding="utf-8")))]
+    assert pairs_in_order(cells[1]) == [("b", BIG), ("a", None), ("l", [BIG, None])] and cells[2] == ""
+    write_rows(questions, [0, 1], str(tmp_path / "out.parquet"), "parquet")
+    assert pq.read_table(tmp_path / "out.parquet").to_pylist() == lines
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl", "csv"])
+def test_big_integers_inside_nested_parquet_values_stay_exact(tmp_path: Path, fmt: str) -> None:
+    source = tmp_path / "q.parquet"
+    table = nested_parquet(source).select(["question", "ints", "meta"])
+    pq.write_table(table, source)
+    out = tmp_path / f"out.{fmt}"
+    write_table(load_questions(str(source)).frame, str(out), fmt)
+    if fmt == "parquet":
+        assert pq.read_table(out).select(["ints", "meta"]).equals(table.select(["ints", "meta"]))
+        return
+    text = out.read_text(encoding="utf-8")
+    if fmt == "jsonl":
+        rows = [dict(pairs_in_order(line)) for line in text.splitlines()]  # type: ignore[call-overload]
+    else:
+        rows = [
+            {name: cell if name == "question" else pairs_in_order(cell) if cell else None for name, cell in row.items()}
+            for row in csv.DictReader(io.StringIO(text, newline=""))
+        ]
+    assert [{"ints": row["ints"], "meta": row["meta"]} for row in rows] == [
+        {"ints": row["ints"], "meta": row["meta"]} for row in NESTED_AS_JSON
+    ]

@@ -47,10 +47,12 @@ def clusters(
 
     Example: dupfind clusters questions.csv --id-col id -o clusters.csv
     """
+    import numpy as np
+
     from dupfind.cli.pages import page
     from dupfind.io.destinations import check_destination
     from dupfind.io.formats import output_format as choose_format
-    from dupfind.io.write import write_table
+    from dupfind.io.write import write_rows
     from dupfind.pairs.clustering import check_columns_free
 
     check_group_options(threshold, method, top_k)
@@ -59,10 +61,10 @@ def clusters(
     questions, groups, _ = group_questions(
         file, reader, embedding, reranking, threshold, method, top_k, quiet, check_columns_free
     )
-    frame = groups.to_frame(questions)
     model, facts = embedding.resolve().name, [("method", method)]
     shown = page(embedding, model, groups.rule, facts=facts, text_col=questions.text_col, ids=_row_ids(questions))
-    write_table(frame, output, fmt, title="Groups of duplicates", page=shown)
+    every_row = np.arange(len(questions.frame))
+    write_rows(questions, every_row, output, fmt, groups.columns(questions), "Groups of duplicates", shown)
 
 
 def _row_ids(questions: Questions) -> list[object]:
