@@ -90,10 +90,9 @@ def eval_pairs(
         check_plot_target(plot)
         if reranking.enabled:
             raise DupfindError("--plot shows cosine scores; it does not go with --rerank")
-    if page_to is not None:
-        if reranking.enabled:
-            raise DupfindError("the HTML page shows cosine scores; it does not go with --rerank")
-        check_destination(page_to, [file])
+    if page_to is not None and reranking.enabled:
+        raise DupfindError("the HTML page shows cosine scores; it does not go with --rerank")
+    check_destination(page_to or output, [file])
     ref = embedding.resolve()
     rule = embedding.rule("pair", ref, reranking, threshold)
     pairs = read_labeled_pairs(table, file, pair_columns, quiet)
@@ -147,9 +146,11 @@ def eval_retrieval(
 
     Example: dupfind eval retrieval dev-questions.csv
     """
+    from dupfind.io.destinations import check_destination
     from dupfind.quality.evaluation.retrieval import evaluate_retrieval
 
     fmt = report_format(output, output_format)
+    check_destination(output, [file])
     ref = embedding.resolve()
     clustered = read_gold_clusters(table, file, cluster_columns, quiet)
     embeddings = _embed(embedding, clustered.texts, quiet)
@@ -183,9 +184,11 @@ def eval_mining(
 
     Example: dupfind eval mining dev-questions.csv --top-k 20
     """
+    from dupfind.io.destinations import check_destination
     from dupfind.quality.evaluation.mining import evaluate_mining
 
     fmt = report_format(output, output_format)
+    check_destination(output, [file])
     check_range("--threshold", threshold, -1, 1)
     check_range("--top-k", top_k, 1)
     ref = embedding.resolve()

@@ -103,9 +103,11 @@ def add(
 
     Example: dupfind index add corpus.dfi new.csv --id-col id
     """
+    from dupfind.io.destinations import check_destination
     from dupfind.pairs.index import add_to_index, open_index
 
     index = open_index(index_path)
+    check_destination(index_path, [file])  # it is replaced, grown, after the encoding
     model = index.find_model(embedding.model, index_path).name
     questions = read_questions(reader, file, quiet)
     number_on = reader.id_col is None
