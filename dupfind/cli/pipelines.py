@@ -4,7 +4,7 @@ judges it is known, and group a file's questions (`clusters`, `dedupe`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from dupfind.cli.input_options import read_questions
 from dupfind.cli.model_options import EmbedderOptions, RerankOptions
@@ -25,39 +25,54 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Corpus:
-    """A corpus to search or mine against, before anything loads: the index it is (None: a question file,
-    embedded by `load`), the model that encodes it (an index's own, or --model, which must be the same), and
-    the rule in force for that model."""
+    """A corpus to search or mine against, before any model loads: the index it is (None: a question file,
+    read now and embedded by `load`), the model that encodes it (an index's own, or --model, which must be the
+    same), and the rule in force for that model."""
 
     source: str
     stored: Index | None
+    questions: Questions | None
     model: ModelRef
     rule: Rule
 
     @classmethod
     def open(
-        cls, source: str, embedding: EmbedderOptions, reranking: RerankOptions, kind: Kind, threshold: float | None
+        cls,
+        source: str,
+        reader: QuestionReader,
+        embedding: EmbedderOptions,
+        reranking: RerankOptions,
+        kind: Kind,
+        threshold: float | None,
+        quiet: bool,
     ) -> Corpus:
         from dupfind.pairs.index import is_index, open_index
 
         if not is_index(source):
             ref = embedding.resolve()
-            return cls(source, None, ref, embedding.rule(kind, ref, reranking, threshold))
+            rule = embedding.rule(kind, ref, reranking, threshold)
+            return cls(source, None, read_questions(reader, source, quiet), ref, rule)
         with stage("read index"):
             index = open_index(source)
         ref = index.find_model(embedding.model, source)
-        return cls(source, index, ref, embedding.rule(kind, ref, reranking, threshold, index.thresholds))
+        return cls(source, index, None, ref, embedding.rule(kind, ref, reranking, threshold, index.thresholds))
 
-    def load(self, reader: QuestionReader, embedding: EmbedderOptions, quiet: bool) -> tuple[Index, Embedder]:
-        """The corpus and the embedder of its model: the index as stored, or the question file embedded now."""
+    @property
+    def ids(self) -> list[Any]:
+        return self.stored.ids if self.stored is not None else cast("Questions", self.questions).ids
+
+    @property
+    def texts(self) -> list[str]:
+        return self.stored.texts if self.stored is not None else cast("Questions", self.questions).texts
+
+    def load(self, embedder: Embedder, quiet: bool) -> Index:
+        """The corpus: the index as stored, or the question file embedded now by `embedder` (of `self.model`)."""
         from dupfind.pairs.corpus import index_questions
 
         if self.stored is not None:
-            return self.stored, embedding.load(self.model.name)
-        questions = read_questions(reader, self.source, quiet)  # a bad file fails before the model loads
-        embedder = embedding.load(self.model.name)
+            return self.stored
         with embedding_progress(embedder, f"Encoding {self.source}", quiet) as progressing:
-            return index_questions(self.model, progressing, questions), embedder
+            return index_questions(self.model, progressing, cast("Questions", self.questions))
 
 
 def check_group_options(threshold: float | None, method: str, top_k: int) -> None:

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from dupfind.cli.model_options import EmbedderOptions
+from dupfind.errors import DupfindError
+from dupfind.vectors.backends import register_backend
 from dupfind.vectors.embedder import Embedder
 from tests.cli.runner import run
-from tests.conftest import FakeEncoder
+from tests.conftest import FakeEncoder, FakePairScorer
 
 QUESTIONS = "id,question\n1,red apple pie\n2,Red apple pie\n3,why is the sky blue\n4,how do magnets work\n"
 PAIRS = "question1,question2,is_duplicate\nred apple pie,Red apple pie,1\nsky blue,how do magnets work,0\n"
@@ -119,3 +121,123 @@ def test_an_index_in_a_read_only_folder_is_not_grown_after_the_encoding(
     folder.chmod(0o755)
     assert code == 2 and err.startswith(f"dupfind: error: {folder / 'corpus.dfi'}: cannot write"), err
     assert loads == [] and use_fake_encoder.calls == []
+
+
+INPUTS = {
+    "mine FILE --against CORPUS": ["mine", "{bad}", "--against", "{questions}"],
+    "mine FILE --against INDEX": ["mine", "{bad}", "--against", "{index}"],
+    "search CORPUS --queries": ["search", "{questions}", "--queries", "{bad}"],
+    "search INDEX --queries": ["search", "{index}", "--queries", "{bad}"],
+}
+
+
+@pytest.fixture
+def index(loads: list[str | None], use_fake_encoder: FakeEncoder, inputs: dict[str, str], tmp_path: Path) -> str:
+    path = tmp_path / "corpus.dfi"
+    assert run("index", "build", inputs["questions"], "-o", str(path), "--no-cache")[0] == 0
+    loads.clear()
+    use_fake_encoder.calls.clear()
+    return str(path)
+
+
+@pytest.mark.parametrize(("content", "message"), [(None, "no such file"), ("n\n1\n2\n", "no text column")])
+@pytest.mark.parametrize("command", INPUTS)
+def test_a_second_input_is_read_before_the_model_loads(
+    loads: list[str | None],
+    use_fake_encoder: FakeEncoder,
+    inputs: dict[str, str],
+    index: str,
+    tmp_path: Path,
+    command: str,
+    content: str | None,
+    message: str,
+) -> None:
+    bad = tmp_path / "bad.csv"
+    if content is not None:
+        bad.write_text(content, encoding="utf-8")
+    code, _, err = run(*[arg.format(bad=bad, index=index, **inputs) for arg in INPUTS[command]], "--no-cache")
+    assert code == 2 and err.splitlines()[-1].startswith(f"dupfind: error: {bad}: {message}"), err
+    assert loads == [] and use_fake_encoder.calls == []
+
+
+def test_calibrate_reads_the_project_thresholds_file_before_encoding(
+    loads: list[str | None], use_fake_encoder: FakeEncoder, inputs: dict[str, str], tmp_path: Path
+) -> None:
+    project = tmp_path / "dupfind.toml"
+    project.write_text("[models\n", encoding="utf-8")
+    code, _, err = run("calibrate", "--pairs", inputs["pairs"], "--thresholds", str(project), "--no-cache")
+    assert code == 2 and err.startswith(f"dupfind: error: {project}: not a valid dupfind thresholds file"), err
+    assert loads == [] and use_fake_encoder.calls == []
+    assert project.read_text(encoding="utf-8") == "[models\n"
+
+
+def test_calibrate_reads_the_models_thresholds_before_encoding(
+    loads: list[str | None], use_fake_encoder: FakeEncoder, inputs: dict[str, str], tmp_path: Path
+) -> None:
+    model = tmp_path / "my-model"
+    model.mkdir()
+    (model / "config.json").write_text("{}", encoding="utf-8")
+    (model / "dupfind.json").write_text("{not json", encoding="utf-8")
+    code, _, err = run("calibrate", "--pairs", inputs["pairs"], "--model", str(model), "--no-cache")
+    assert code == 2 and err.startswith(f"dupfind: error: {model / 'dupfind.json'}: not a valid thresholds file"), err
+    assert loads == [] and use_fake_encoder.calls == []
+
+
+RERANKED = {
+    "eval pairs": ["eval", "pairs", "{pairs}"],
+    "eval mining": ["eval", "mining", "{clustered}"],
+    "mine --against CORPUS": ["mine", "{questions}", "--against", "{clustered}"],
+    "search CORPUS --queries": ["search", "{clustered}", "--queries", "{questions}"],
+}
+
+
+@pytest.mark.parametrize("command", RERANKED)
+def test_a_reranker_that_cannot_load_fails_before_encoding(
+    use_fake_reranker: Path,
+    fake_encoder: FakeEncoder,
+    monkeypatch: pytest.MonkeyPatch,
+    inputs: dict[str, str],
+    command: str,
+) -> None:
+    def broken(model: str | None) -> FakePairScorer:
+        raise DupfindError(f"{model}: the re-ranker's weights are missing")
+
+    register_backend("fake", lambda model: fake_encoder, pair_scorer=broken)
+    args = [arg.format(**inputs) for arg in RERANKED[command]]
+    code, _, err = run(*args, "--reranker", str(use_fake_reranker), "--no-cache")
+    assert code == 2 and err.endswith("the re-ranker's weights are missing\n"), err
+    assert fake_encoder.calls == []
+
+
+def test_index_build_reads_the_models_thresholds_before_encoding(
+    loads: list[str | None], use_fake_encoder: FakeEncoder, inputs: dict[str, str], tmp_path: Path
+) -> None:
+    model = tmp_path / "my-model"
+    model.mkdir()
+    (model / "config.json").write_text("{}", encoding="utf-8")
+    (model / "dupfind.json").write_text("{not json", encoding="utf-8")
+    out = tmp_path / "corpus.dfi"
+    code, _, err = run("index", "build", inputs["questions"], "--model", str(model), "-o", str(out), "--no-cache")
+    assert code == 2 and err.startswith(f"dupfind: error: {model / 'dupfind.json'}: not a valid thresholds file"), err
+    assert loads == [] and use_fake_encoder.calls == [] and not out.exists()
+
+
+def test_train_reranker_reads_the_project_thresholds_before_the_model_loads(
+    loads: list[str | None], inputs: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trained: list[object] = []
+    monkeypatch.setattr("dupfind.quality.training.reranker.train_reranker", lambda *a, **k: trained.append(a))
+    project = tmp_path / "dupfind.toml"
+    project.write_text("[models\n", encoding="utf-8")
+    args = [
+        "train-reranker",
+        "--pairs",
+        inputs["pairs"],
+        "-o",
+        str(tmp_path / "reranker"),
+        "--thresholds",
+        str(project),
+    ]
+    code, _, err = run(*args)
+    assert code == 2 and err.splitlines()[-1].startswith(f"dupfind: error: {project}: not a valid"), err
+    assert loads == [] and trained == []

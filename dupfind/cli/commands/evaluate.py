@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from dupfind.quality.evaluation.labeled import LabeledPairs
     from dupfind.quality.evaluation.plots import Scores
     from dupfind.thresholds import Rule
+    from dupfind.vectors.embedder import Embedder
     from dupfind.vectors.encoding import Embeddings
 
 eval_app = command_group("eval", "Measure the model's quality on labeled pairs or gold clusters of questions.")
@@ -97,9 +98,10 @@ def eval_pairs(
     rule = embedding.rule("pair", ref, reranking, threshold)
     pairs = read_labeled_pairs(table, file, pair_columns, quiet)
     threshold = rule.cosine
-    with stage("encode"), embedding_progress(embedding.load(), "Encoding", quiet) as embedder:
+    encoder = embedding.load()
+    loaded = reranking.load(embedding)  # a re-ranker that cannot load fails before the encoding
+    with stage("encode"), embedding_progress(encoder, "Encoding", quiet) as embedder:
         scores = pair_scores(embedder, pairs)
-    loaded = reranking.load(embedding)
     if loaded is not None and rule.rerank is not None:
         from dupfind.quality.evaluation.reranking import evaluate_reranked_pairs
 
@@ -153,7 +155,7 @@ def eval_retrieval(
     check_destination(output, [file])
     ref = embedding.resolve()
     clustered = read_gold_clusters(table, file, cluster_columns, quiet)
-    embeddings = _embed(embedding, clustered.texts, quiet)
+    embeddings = _embed(embedding.load(), clustered.texts, quiet)
     with stage("evaluate"):
         report = evaluate_retrieval(embeddings, clustered.clusters)
     data = {"task": "retrieval", "file": file, "model": ref.name, "questions": report.questions}
@@ -195,8 +197,9 @@ def eval_mining(
     rule = embedding.rule("mining", ref, reranking, threshold)
     clustered = read_gold_clusters(table, file, cluster_columns, quiet)
     threshold = rule.cosine
-    embeddings = _embed(embedding, clustered.texts, quiet)
-    loaded = reranking.load(embedding)
+    encoder = embedding.load()
+    loaded = reranking.load(embedding)  # a re-ranker that cannot load fails before the encoding
+    embeddings = _embed(encoder, clustered.texts, quiet)
     if loaded is not None and rule.rerank is not None:
         from dupfind.quality.evaluation.reranking import evaluate_reranked_mining
 
@@ -249,6 +252,6 @@ def _write_pairs_page(
     write_table(frame, output, "html", title=f"Labeled pairs: {data['file']}", page=shown)
 
 
-def _embed(embedding: EmbedderOptions, texts: list[str], quiet: bool) -> Embeddings:
-    with stage("encode"), embedding_progress(embedding.load(), "Encoding", quiet) as embedder:
+def _embed(encoder: Embedder, texts: list[str], quiet: bool) -> Embeddings:
+    with stage("encode"), embedding_progress(encoder, "Encoding", quiet) as embedder:
         return embedder.embed(texts)

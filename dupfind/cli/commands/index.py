@@ -42,9 +42,11 @@ def build(
     from dupfind.io.destinations import check_destination
     from dupfind.pairs.corpus import index_questions
     from dupfind.pairs.index import save_index
+    from dupfind.thresholds import load_thresholds
 
     check_destination(output, [file])
     ref = embedding.resolve()
+    load_thresholds(ref)  # stored in the index: a bad thresholds file beside the model fails before the encoding
     if engine.on_ray:
         index = _index_on_ray(file, reader, embedding, engine, ref, output, quiet)
     else:

@@ -219,13 +219,17 @@ def _mine_against(asked: MineRequest, against: str, also_within: bool) -> None:
     and pairs within FILE too with `--also-within`; written like `mine`'s."""
     from dupfind.pairs.corpus import mine_against_corpus
 
-    opened = Corpus.open(against, asked.embedding, asked.reranking, "mining", asked.threshold)
+    opened = Corpus.open(
+        against, asked.reader, asked.embedding, asked.reranking, "mining", asked.threshold, asked.quiet
+    )
     rule = opened.rule
-    corpus, embedder = opened.load(asked.reader, asked.embedding, asked.quiet)
-    questions = read_questions(asked.reader, asked.file, asked.quiet)
+    questions = read_questions(asked.reader, asked.file, asked.quiet)  # both inputs read before the model loads
+    embedder = asked.embedding.load(opened.model.name)
+    loaded = asked.reranking.load(asked.embedding)
+    corpus = opened.load(embedder, asked.quiet)
     with (
         embedding_progress(embedder, f"Encoding {asked.file}", asked.quiet) as progressing,
-        rerank_progress(asked.reranking.load(asked.embedding), asked.quiet) as reranker,
+        rerank_progress(loaded, asked.quiet) as reranker,
     ):
         found = mine_against_corpus(
             progressing, questions.ids, questions.texts, corpus, rule, asked.top_k, also_within, asked.index, reranker

@@ -58,14 +58,16 @@ def search(
     check_range("--top-k", top_k, 1)
     fmt = choose_format(output, output_format, sys.stdout.isatty())
     check_destination(output, [corpus] + ([queries] if queries else []))
-    opened = Corpus.open(corpus, embedding, reranking, "pair", threshold)
+    opened = Corpus.open(corpus, reader, embedding, reranking, "pair", threshold, quiet)
     rule = opened.rule
-    index, embedder = opened.load(reader, embedding, quiet)
-    asked = None if queries is None else read_questions(reader, queries, quiet)
+    asked = None if queries is None else read_questions(reader, queries, quiet)  # read before the model loads
+    embedder = embedding.load(opened.model.name)
+    loaded = reranking.load(embedding)
+    index = opened.load(embedder, quiet)
     texts = [question or ""] if asked is None else asked.texts
     with (
         embedding_progress(embedder, f"Encoding {queries}", quiet or asked is None) as progressing,
-        rerank_progress(reranking.load(embedding), quiet or asked is None) as reranker,
+        rerank_progress(loaded, quiet or asked is None) as reranker,
     ):
         found = search_corpus(progressing, index, texts, rule, top_k, reranker)
     asked_columns = None if asked is None else (asked.ids, asked.texts)

@@ -126,6 +126,7 @@ def train_reranker(
     target = Path(output).expanduser()
     prepare_output(target, force)
     ref = embedding.resolve()
+    thresholds = embedding.thresholds_for(ref)  # a bad thresholds file fails before the model loads
     frame = training_pairs(read_labeled_pairs(table, pairs, pair_columns, quiet))
     clustered = None
     if questions is not None:
@@ -139,7 +140,7 @@ def train_reranker(
             target,
             progressing,
             fingerprint(ref),
-            embedding.thresholds_for(ref),
+            thresholds,
             RerankerRecipe(seed=seed),
             holdout,
             force,
@@ -147,9 +148,9 @@ def train_reranker(
             log=lambda message: info(message, quiet),
             fp16=fp16,
         )
-    thresholds = result.settings.thresholds
+    found = result.settings.thresholds
     info(
-        f"Wrote {result.output} in {result.seconds / 60:.1f} min; thresholds: pair {thresholds.pair:.3f}, "
-        f"mining {thresholds.mining:.3f}",
+        f"Wrote {result.output} in {result.seconds / 60:.1f} min; thresholds: pair {found.pair:.3f}, "
+        f"mining {found.mining:.3f}",
         quiet,
     )
