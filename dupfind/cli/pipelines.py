@@ -6,6 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
+import numpy as np
+from numpy.typing import NDArray
+
 from dupfind.cli.input_options import read_questions
 from dupfind.cli.model_options import EmbedderOptions, RerankOptions
 from dupfind.cli.options import check_choice, check_range
@@ -13,6 +16,8 @@ from dupfind.cli.output import embedding_progress, info, rerank_progress, stage
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    import pandas as pd
 
     from dupfind.io.questions import QuestionReader, Questions
     from dupfind.pairs.clustering import Clusters
@@ -57,13 +62,12 @@ class Corpus:
         ref = index.find_model(embedding.model, source)
         return cls(source, index, None, ref, embedding.rule(kind, ref, reranking, threshold, index.thresholds))
 
-    @property
-    def ids(self) -> list[Any]:
-        return self.stored.ids if self.stored is not None else cast("Questions", self.questions).ids
-
-    @property
-    def texts(self) -> list[str]:
-        return self.stored.texts if self.stored is not None else cast("Questions", self.questions).texts
+    def columns(self, id_name: str = "id") -> dict[str, pd.Series]:
+        """Its ids and texts as a result holds them (`question_columns`), by row number."""
+        if self.stored is None:
+            return question_columns(cast("Questions", self.questions), id_name)
+        numbers = np.arange(1, len(self.stored) + 1)
+        return _columns(self.stored.ids, self.stored.texts, numbers, id_name, "question")
 
     def load(self, embedder: Embedder, quiet: bool) -> Index:
         """The corpus: the index as stored, or the question file embedded now by `embedder` (of `self.model`)."""
@@ -111,3 +115,37 @@ def group_questions(
         groups, embeddings = cluster_texts(progressing, questions.texts, rule, method, top_k, reranker)
     info(groups.describe(method), quiet)
     return questions, groups, embeddings
+
+
+def question_columns(questions: Questions, id_name: str = "id") -> dict[str, pd.Series]:
+    """The ids (called `id_name`) and texts of a file's questions as a result holds them, indexed by their row
+    numbers (for `dupfind.io.writable.check_writable_columns`)."""
+    return _columns(questions.ids, questions.texts, _numbers(questions), id_name, questions.text_col)
+
+
+def row_columns(questions: Questions) -> dict[str, pd.Series]:
+    """Every column of a file's rows, indexed by their row numbers, for `check_writable_columns`."""
+    numbers = _row_numbers(questions)
+    return {str(name): questions.frame[name].set_axis(numbers) for name in questions.frame.columns}
+
+
+def _row_numbers(questions: Questions) -> NDArray[np.int64]:
+    """Each row's number as a person counts it."""
+    if questions.table is None:
+        return np.arange(1, len(questions.frame) + 1)
+    return np.asarray(questions.table.numbers, dtype=np.int64)
+
+
+def _numbers(questions: Questions) -> NDArray[np.int64]:
+    """Each question's row number as a person counts it."""
+    return _row_numbers(questions)[questions.rows]
+
+
+def _columns(
+    ids: list[Any], texts: list[str], numbers: NDArray[np.int64], id_name: str, text_col: str
+) -> dict[str, pd.Series]:
+    import pandas as pd
+
+    from dupfind.io.questions import id_column
+
+    return {id_name: id_column(ids).set_axis(numbers), text_col: pd.Series(texts, index=numbers, dtype=object)}
