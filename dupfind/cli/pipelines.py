@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
+
+import numpy as np
+from numpy.typing import NDArray
 
 from dupfind.cli.input_options import read_questions
 from dupfind.cli.model_options import EmbedderOptions, RerankOptions
@@ -14,6 +17,8 @@ from dupfind.cli.output import embedding_progress, info, rerank_progress, stage,
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    import pandas as pd
 
     from dupfind.io.questions import QuestionReader, Questions
     from dupfind.pairs.clustering import Clusters
@@ -26,40 +31,56 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Corpus:
-    """A corpus to search or mine against, before anything loads: the index it is (None: a question file,
-    embedded by `load`), the model that encodes it (an index's own, or --model, which must be the same), and
-    the rule in force for that model."""
+    """A corpus to search or mine against, before any model loads: the index it is (None: a question file,
+    read now and embedded by `load`), the model that encodes it (an index's own, or --model, which must be the
+    same), the rule in force for that model, and the precision it is (or will be) embedded at."""
 
     source: str
     stored: Index | None
+    questions: Questions | None
     model: ModelRef
     rule: Rule
+    precision: str
 
     @classmethod
     def open(
-        cls, source: str, embedding: EmbedderOptions, reranking: RerankOptions, kind: Kind, threshold: float | None
+        cls,
+        source: str,
+        reader: QuestionReader,
+        embedding: EmbedderOptions,
+        reranking: RerankOptions,
+        kind: Kind,
+        threshold: float | None,
+        quiet: bool,
     ) -> Corpus:
         from dupfind.pairs.index import is_index, open_index
 
         if not is_index(source):
             ref = embedding.resolve()
-            return cls(source, None, ref, embedding.rule(kind, ref, reranking, threshold))
+            rule = embedding.rule(kind, ref, reranking, threshold)
+            return cls(source, None, read_questions(reader, source, quiet), ref, rule, embedding.precision)
         with stage("read index"):
             index = open_index(source)
         check_index_precision(index, embedding, source)
         ref = index.find_model(embedding.model, source)
-        return cls(source, index, ref, embedding.rule(kind, ref, reranking, threshold, index.thresholds))
+        rule = embedding.rule(kind, ref, reranking, threshold, index.thresholds)
+        return cls(source, index, None, ref, rule, index.precision)
 
-    def load(self, reader: QuestionReader, embedding: EmbedderOptions, quiet: bool) -> tuple[Index, Embedder]:
-        """The corpus and the embedder of its model: the index as stored, or the question file embedded now."""
+    def columns(self, id_name: str = "id") -> dict[str, pd.Series]:
+        """Its ids and texts as a result holds them (`question_columns`), by row number."""
+        if self.stored is None:
+            return question_columns(cast("Questions", self.questions), id_name)
+        numbers = np.arange(1, len(self.stored) + 1)
+        return _columns(self.stored.ids, self.stored.texts, numbers, id_name, "question")
+
+    def load(self, embedder: Embedder, quiet: bool) -> Index:
+        """The corpus: the index as stored, or the question file embedded now by `embedder` (of `self.model`)."""
         from dupfind.pairs.corpus import index_questions
 
         if self.stored is not None:
-            return self.stored, embedding.load(self.model.name)
-        questions = read_questions(reader, self.source, quiet)  # a bad file fails before the model loads
-        embedder = embedding.load(self.model.name)
+            return self.stored
         with embedding_progress(embedder, f"Encoding {self.source}", quiet) as progressing:
-            return index_questions(self.model, progressing, questions, embedding.precision), embedder
+            return index_questions(self.model, progressing, cast("Questions", self.questions), self.precision)
 
 
 def check_index_precision(index: Index, embedding: EmbedderOptions, source: str) -> None:
@@ -108,3 +129,37 @@ def group_questions(
         groups, embeddings = cluster_texts(progressing, questions.texts, rule, method, top_k, reranker)
     info(groups.describe(method), quiet)
     return questions, groups, embeddings
+
+
+def question_columns(questions: Questions, id_name: str = "id") -> dict[str, pd.Series]:
+    """The ids (called `id_name`) and texts of a file's questions as a result holds them, indexed by their row
+    numbers (for `dupfind.io.writable.check_writable_columns`)."""
+    return _columns(questions.ids, questions.texts, _numbers(questions), id_name, questions.text_col)
+
+
+def row_columns(questions: Questions) -> dict[str, pd.Series]:
+    """Every column of a file's rows, indexed by their row numbers, for `check_writable_columns`."""
+    numbers = _row_numbers(questions)
+    return {str(name): questions.frame[name].set_axis(numbers) for name in questions.frame.columns}
+
+
+def _row_numbers(questions: Questions) -> NDArray[np.int64]:
+    """Each row's number as a person counts it."""
+    if questions.table is None:
+        return np.arange(1, len(questions.frame) + 1)
+    return np.asarray(questions.table.numbers, dtype=np.int64)
+
+
+def _numbers(questions: Questions) -> NDArray[np.int64]:
+    """Each question's row number as a person counts it."""
+    return _row_numbers(questions)[questions.rows]
+
+
+def _columns(
+    ids: list[Any], texts: list[str], numbers: NDArray[np.int64], id_name: str, text_col: str
+) -> dict[str, pd.Series]:
+    import pandas as pd
+
+    from dupfind.io.questions import id_column
+
+    return {id_name: id_column(ids).set_axis(numbers), text_col: pd.Series(texts, index=numbers, dtype=object)}

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import re
-import stat
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -21,9 +20,9 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from dupfind.errors import DupfindError
-from dupfind.io.atomic import replacing, replacing_folder
+from dupfind.io.atomic import replacing, replacing_folder, writing
 from dupfind.io.cells import _NOT_PLAIN, cell_text, records, text_cells
-from dupfind.io.destinations import is_folder_output
+from dupfind.io.destinations import check_parts_folder, is_folder_output
 from dupfind.io.questions import Questions
 from dupfind.io.read import _is_missing
 from dupfind.io.row_text import rows_text
@@ -151,8 +150,9 @@ def write_parquet_parts(frame: pd.DataFrame, folder: str, part_rows: int = PART_
     import pyarrow
     import pyarrow.parquet as pq
 
-    table = _frame_arrow(frame)
+    check_parts_folder(folder)
     try:
+        table = _frame_arrow(frame)
         with replacing_folder(folder) as staging:
             for part, start in enumerate(range(0, max(1, len(frame)), part_rows)):
                 with replacing(staging / f"part-{part:05d}.parquet") as handle:
@@ -184,8 +184,9 @@ def _write_parquet(output: str | None, write: Any) -> None:
 def atomic_output(path: str, binary: bool = False) -> Iterator[IO[Any]]:
     """Write `path` all or nothing (`dupfind.io.atomic.replacing`), gzip-compressed when it ends in `.gz`.
 
-    A symlink is written through (its target is replaced); a device or FIFO is written directly. A new
-    file gets the umask's mode (0666 & ~umask), a replaced one keeps its mode (and, as root, its owner).
+    A symlink is written through (its target is replaced); /dev/stdout, a device or a FIFO is written in place
+    (`dupfind.io.atomic.writing`). A new file gets the umask's mode (0666 & ~umask), a replaced one keeps its
+    mode (and, as root, its owner).
     """
     target = Path(os.path.realpath(path))
     if target.is_dir():
@@ -194,8 +195,7 @@ def atomic_output(path: str, binary: bool = False) -> Iterator[IO[Any]]:
         raise DupfindError(f"{path}: the folder {Path(path).parent} does not exist")
     compress = Path(path).name.endswith(".gz")
     try:
-        regular = not target.exists() or stat.S_ISREG(target.stat().st_mode)
-        with replacing(target) if regular else open(target, "wb") as raw, _stream(raw, compress, binary) as handle:
+        with writing(path) as raw, _stream(raw, compress, binary) as handle:
             yield handle
     except OSError as exc:
         raise DupfindError(f"{path}: cannot write ({exc.strerror or exc})") from exc

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +19,7 @@ from tests.cli.runner import run, runner
 from tests.conftest import FakeEncoder
 
 BIG = 9007199254740993
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_dedupe_parquet_with_a_repeated_index(use_fake_encoder: FakeEncoder, tmp_path: Path) -> None:
@@ -187,3 +190,43 @@ def test_clusters_of_csv_as_jsonl_keep_the_header_names(use_fake_encoder: FakeEn
         "cluster_size": 1,
         "representative": 1,
     }
+
+
+def test_a_folder_output_never_deletes_a_folder_named_like_a_part(
+    use_fake_encoder: FakeEncoder, tmp_path: Path
+) -> None:
+    source, folder = tmp_path / "q.txt", tmp_path / "pairs"
+    source.write_text("red apple pie\nRed apple pie\n", encoding="utf-8")
+    (folder / "part-00000.parquet").mkdir(parents=True)
+    (folder / "part-00000.parquet" / "notes.txt").write_text("keep me", encoding="utf-8")
+    code, _, err = run("mine", str(source), "-t", "0.9", "--no-cache", "-o", f"{folder}/")
+    assert code == 2
+    assert err.splitlines() == [
+        f"dupfind: error: {folder}/: holds part-00000.parquet, not a Parquet part dupfind wrote; "
+        "name a new or empty folder"
+    ]
+    assert (folder / "part-00000.parquet" / "notes.txt").read_text(encoding="utf-8") == "keep me"
+    assert use_fake_encoder.calls == []
+
+
+@pytest.mark.parametrize("output", ["/dev/stdout", "/proc/self/fd/1", "/dev/fd/1", "a link to /dev/stdout"])
+def test_an_output_to_stdout_appends_to_the_file_stdout_is(tmp_path: Path, output: str) -> None:
+    """`dupfind mine q.txt -o /dev/stdout >> log.txt` adds to the log; it never replaces it."""
+    if not Path(output.split()[-1]).exists():
+        pytest.skip(f"no {output} here")
+    if output.startswith("a link"):
+        (tmp_path / "out.jsonl").symlink_to("/dev/stdout")
+        output = str(tmp_path / "out.jsonl")
+    source, log = tmp_path / "q.txt", tmp_path / "log.txt"
+    source.write_text("red apple pie\nRed apple pie\n", encoding="utf-8")
+    log.write_text("a line already there\n", encoding="utf-8")
+    command = [sys.executable, "-m", "tests.fake_cli", "mine", str(source), "-t", "0.9", "--format", "jsonl"]
+    with log.open("a", encoding="utf-8") as appended:
+        done = subprocess.run(
+            [*command, "-o", output, "-q", "--no-cache"], cwd=ROOT, stdout=appended, stderr=subprocess.PIPE, text=True
+        )
+    assert done.returncode == 0, done.stderr
+    first, *pairs = log.read_text(encoding="utf-8").splitlines()
+    assert first == "a line already there"
+    assert [json.loads(line)["id_a"] for line in pairs] == [1]
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []

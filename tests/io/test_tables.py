@@ -229,3 +229,25 @@ def test_a_folder_is_a_destination_only_for_parts(tmp_path: Path) -> None:
     for source in (tmp_path / "parts", tmp_path / "parts" / "part-00000.parquet", tmp_path / "parts" / "part-*"):
         with pytest.raises(DupfindError, match="holds the input"):
             check_destination(f"{tmp_path}/parts/", [str(source)], parts=True)
+
+
+@pytest.mark.parametrize("foreign", ["a folder", "a link"])
+def test_parts_never_replace_what_dupfind_did_not_write(tmp_path: Path, foreign: str) -> None:
+    """A folder or a link named like a part is not a part: the folder holding it is refused, and left as it is."""
+    folder, mine = tmp_path / "pairs", tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    folder.mkdir()
+    if foreign == "a folder":
+        mine.rename(folder / "part-00000.parquet")
+        kept = folder / "part-00000.parquet" / "notes.txt"
+    else:
+        (folder / "part-00000.parquet").symlink_to(mine)
+        kept = mine / "notes.txt"
+    for write in (
+        lambda: check_destination(f"{folder}/", parts=True),
+        lambda: write_parquet_parts(pd.DataFrame(ROWS), str(folder)),
+    ):
+        with pytest.raises(DupfindError, match=r"holds part-00000\.parquet, not a Parquet part dupfind wrote"):
+            write()
+    assert kept.read_text() == "keep me" and [path.name for path in folder.iterdir()] == ["part-00000.parquet"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,22 @@ def test_refuses_a_non_empty_output_without_force(pairs_csv: Path, tmp_path: Pat
     assert code == 2
     assert "not empty" in stderr and "--force" in stderr
     assert (out / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("command", ["train", "train-reranker"])
+def test_an_output_folder_that_cannot_be_written_fails_before_training(
+    pairs_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root writes in a read-only folder")
+    trained: list[object] = []
+    monkeypatch.setattr("dupfind.quality.training.trainer.train", lambda *args, **kwargs: trained.append(args))
+    monkeypatch.setattr("dupfind.quality.training.reranker.train_reranker", lambda *a, **k: trained.append(a))
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o555)
+    result = runner.invoke(app, [command, "--pairs", str(pairs_csv), "-o", str(folder / "model")])
+    assert result.exit_code == 2 and result.stderr.startswith(f"dupfind: error: {folder / 'model'}: cannot write")
+    assert trained == [] and list(folder.iterdir()) == []
 
 
 def test_missing_columns_and_bad_labels_are_one_line_errors(tmp_path: Path) -> None:

@@ -76,6 +76,11 @@ def calibrate(
         check_destination(str(project))
     elif ref.path is not None and not ref.is_builtin and not dry_run:
         check_writable(ref.path)
+    current = (  # read now: a bad thresholds file fails before any work
+        embedding.thresholds_for(ref)
+        if project is not None and project.is_file()
+        else load_thresholds(ref, embedding.precision)
+    )
     sources = _calibration_sources(file, kind, pairs_file, questions_file)
     current = (  # a project file is read (and so checked) before anything is
         embedding.thresholds_for(ref)

@@ -17,7 +17,7 @@ from dupfind.cli.options import (
     ThresholdOption,
     TopKOption,
 )
-from dupfind.cli.pipelines import check_group_options, group_questions
+from dupfind.cli.pipelines import check_group_options, group_questions, question_columns, row_columns
 from dupfind.pairs.clustering import DEFAULT_CLUSTER_TOP_K, DEFAULT_METHOD
 
 if TYPE_CHECKING:
@@ -52,15 +52,21 @@ def clusters(
     from dupfind.cli.pages import page
     from dupfind.io.destinations import check_destination
     from dupfind.io.formats import output_format as choose_format
+    from dupfind.io.writable import check_writable_columns
     from dupfind.io.write import write_rows
     from dupfind.pairs.clustering import check_columns_free
 
     check_group_options(threshold, method, top_k)
     fmt = choose_format(output, output_format, sys.stdout.isatty())
     check_destination(output, [file])
-    questions, groups, _ = group_questions(
-        file, reader, embedding, reranking, threshold, method, top_k, quiet, check_columns_free
-    )
+
+    def check(questions: Questions) -> None:
+        check_columns_free(questions)
+        representatives = question_columns(questions)["id"].rename("representative")
+        kept = {**row_columns(questions), "representative": representatives}
+        check_writable_columns(kept, fmt, output, file)
+
+    questions, groups, _ = group_questions(file, reader, embedding, reranking, threshold, method, top_k, quiet, check)
     model, facts = embedding.resolve().name, [("method", method)]
     shown = page(embedding, model, groups.rule, facts=facts, text_col=questions.text_col, ids=_row_ids(questions))
     every_row = np.arange(len(questions.frame))

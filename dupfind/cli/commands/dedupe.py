@@ -12,11 +12,11 @@ from dupfind.cli.input_options import input_options
 from dupfind.cli.model_options import EmbedderOptions, RerankOptions, embedder_options, rerank_options
 from dupfind.cli.options import FileArgument, MethodOption, QuietOption, ThresholdOption, TopKOption, check_choice
 from dupfind.cli.output import info
-from dupfind.cli.pipelines import check_group_options, group_questions
+from dupfind.cli.pipelines import check_group_options, group_questions, question_columns, row_columns
 from dupfind.pairs.clustering import DEFAULT_CLUSTER_TOP_K, DEFAULT_METHOD
 
 if TYPE_CHECKING:
-    from dupfind.io.questions import QuestionReader
+    from dupfind.io.questions import QuestionReader, Questions
 
 
 @command("dedupe")
@@ -59,6 +59,7 @@ def dedupe(
     from dupfind.errors import DupfindError
     from dupfind.io.destinations import check_destination
     from dupfind.io.formats import output_format as choose_format
+    from dupfind.io.writable import check_writable_columns
     from dupfind.io.write import write_rows, write_table
     from dupfind.pairs.dedupe import KEEP_POLICIES, deduplicate
 
@@ -75,7 +76,18 @@ def dedupe(
         and Path(map_path).resolve() == Path(output).resolve()
     ):
         raise DupfindError(f"{map_path}: --map and --output name the same file")
-    questions, groups, embeddings = group_questions(file, reader, embedding, reranking, threshold, method, top_k, quiet)
+
+    def check(questions: Questions) -> None:
+        if questions.table is None or fmt != questions.table.fmt:  # else its rows are written back as they were
+            rows = row_columns(questions)
+            kept = {questions.text_col: rows[questions.text_col]} if fmt == "txt" else rows
+            check_writable_columns(kept, fmt, output, file)
+        if map_fmt is not None:
+            check_writable_columns(question_columns(questions, reader.id_col or "id"), map_fmt, map_path, file)
+
+    questions, groups, embeddings = group_questions(
+        file, reader, embedding, reranking, threshold, method, top_k, quiet, check
+    )
     result = deduplicate(groups, questions.texts, embeddings, keep)
     kept_rows = np.delete(np.arange(len(questions.frame)), questions.rows[result.removed])
     write_rows(questions, kept_rows, output, fmt)

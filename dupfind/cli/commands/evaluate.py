@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from dupfind.quality.evaluation.labeled import LabeledPairs
     from dupfind.quality.evaluation.plots import Scores
     from dupfind.thresholds import Rule
+    from dupfind.vectors.embedder import Embedder
     from dupfind.vectors.encoding import Embeddings
 
 eval_app = command_group("eval", "Measure the model's quality on labeled pairs or gold clusters of questions.")
@@ -90,17 +91,17 @@ def eval_pairs(
         check_plot_target(plot)
         if reranking.enabled:
             raise DupfindError("--plot shows cosine scores; it does not go with --rerank")
-    if page_to is not None:
-        if reranking.enabled:
-            raise DupfindError("the HTML page shows cosine scores; it does not go with --rerank")
-        check_destination(page_to, [file])
+    if page_to is not None and reranking.enabled:
+        raise DupfindError("the HTML page shows cosine scores; it does not go with --rerank")
+    check_destination(page_to or output, [file])
     ref = embedding.resolve()
     rule = embedding.rule("pair", ref, reranking, threshold)
     pairs = read_labeled_pairs(table, file, pair_columns, quiet)
     threshold = rule.cosine
-    with stage("encode"), embedding_progress(embedding.load(), "Encoding", quiet) as embedder:
+    encoder = embedding.load()
+    loaded = reranking.load(embedding)  # a re-ranker that cannot load fails before the encoding
+    with stage("encode"), embedding_progress(encoder, "Encoding", quiet) as embedder:
         scores = pair_scores(embedder, pairs)
-    loaded = reranking.load(embedding)
     if loaded is not None and rule.rerank is not None:
         from dupfind.quality.evaluation.reranking import evaluate_reranked_pairs
 
@@ -147,12 +148,14 @@ def eval_retrieval(
 
     Example: dupfind eval retrieval dev-questions.csv
     """
+    from dupfind.io.destinations import check_destination
     from dupfind.quality.evaluation.retrieval import evaluate_retrieval
 
     fmt = report_format(output, output_format)
+    check_destination(output, [file])
     ref = embedding.resolve()
     clustered = read_gold_clusters(table, file, cluster_columns, quiet)
-    embeddings = _embed(embedding, clustered.texts, quiet)
+    embeddings = _embed(embedding.load(), clustered.texts, quiet)
     with stage("evaluate"):
         report = evaluate_retrieval(embeddings, clustered.clusters)
     data = {"task": "retrieval", "file": file, "model": ref.name, "questions": report.questions}
@@ -183,17 +186,20 @@ def eval_mining(
 
     Example: dupfind eval mining dev-questions.csv --top-k 20
     """
+    from dupfind.io.destinations import check_destination
     from dupfind.quality.evaluation.mining import evaluate_mining
 
     fmt = report_format(output, output_format)
+    check_destination(output, [file])
     check_range("--threshold", threshold, -1, 1)
     check_range("--top-k", top_k, 1)
     ref = embedding.resolve()
     rule = embedding.rule("mining", ref, reranking, threshold)
     clustered = read_gold_clusters(table, file, cluster_columns, quiet)
     threshold = rule.cosine
-    embeddings = _embed(embedding, clustered.texts, quiet)
-    loaded = reranking.load(embedding)
+    encoder = embedding.load()
+    loaded = reranking.load(embedding)  # a re-ranker that cannot load fails before the encoding
+    embeddings = _embed(encoder, clustered.texts, quiet)
     if loaded is not None and rule.rerank is not None:
         from dupfind.quality.evaluation.reranking import evaluate_reranked_mining
 
@@ -246,6 +252,6 @@ def _write_pairs_page(
     write_table(frame, output, "html", title=f"Labeled pairs: {data['file']}", page=shown)
 
 
-def _embed(embedding: EmbedderOptions, texts: list[str], quiet: bool) -> Embeddings:
-    with stage("encode"), embedding_progress(embedding.load(), "Encoding", quiet) as embedder:
+def _embed(encoder: Embedder, texts: list[str], quiet: bool) -> Embeddings:
+    with stage("encode"), embedding_progress(encoder, "Encoding", quiet) as embedder:
         return embedder.embed(texts)

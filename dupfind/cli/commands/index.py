@@ -43,9 +43,11 @@ def build(
     from dupfind.io.destinations import check_destination
     from dupfind.pairs.corpus import index_questions
     from dupfind.pairs.index import save_index
+    from dupfind.thresholds import load_thresholds
 
     check_destination(output, [file])
     ref = embedding.resolve()
+    load_thresholds(ref)  # stored in the index: a bad thresholds file beside the model fails before the encoding
     if engine.on_ray:
         index = _index_on_ray(file, reader, embedding, engine, ref, output, quiet)
     else:
@@ -106,10 +108,12 @@ def add(
     Example: dupfind index add corpus.dfi new.csv --id-col id
     """
     from dupfind.cli.pipelines import check_index_precision
+    from dupfind.io.destinations import check_destination
     from dupfind.pairs.index import add_to_index, open_index
 
     index = open_index(index_path)
     check_index_precision(index, embedding, index_path)
+    check_destination(index_path, [file])  # it is replaced, grown, after the encoding
     model = index.find_model(embedding.model, index_path).name
     questions = read_questions(reader, file, quiet)
     number_on = reader.id_col is None

@@ -203,4 +203,4 @@ def _check_options(file: str, output: str, floor: float, top_k: int, width: floa
 
     if not output.lower().endswith(".csv"):
         raise DupfindError(f"{output}: the labels file is CSV; give a name ending in .csv")
-    check_destination(output, [file])
+    check_destination(output, [file], appended=True)

@@ -23,11 +23,13 @@ from dupfind.cli.options import (
     check_range,
 )
 from dupfind.cli.output import embedding_progress, info, progress_bar, report_input, rerank_progress, stage, warn
-from dupfind.cli.pipelines import Corpus
+from dupfind.cli.pipelines import Corpus, question_columns
 from dupfind.errors import DupfindError
 from dupfind.pairs.mining import DEFAULT_TOP_K
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from dupfind.io.questions import QuestionReader
     from dupfind.pairs.mining import MinedPairs
     from dupfind.thresholds import Rule
@@ -116,6 +118,17 @@ class MineRequest:
     def rule(self, ref: ModelRef) -> Rule:
         return self.embedding.rule("mining", ref, self.reranking, self.threshold)
 
+    def check_writable(self, columns: dict[str, pd.Series], source: str) -> None:
+        """Refuse, before any encoding, ids or questions of `source` that the output's format cannot hold."""
+        from dupfind.io.writable import check_writable_columns
+
+        check_writable_columns(columns, self.fmt, self.output, source)
+
+    @property
+    def id_name(self) -> str:
+        """What the input's ids are called."""
+        return self.reader.id_col or "id"
+
     def write(self, mined: MinedPairs, ids: Sequence[object], texts: Sequence[str], title: str, model: str) -> None:
         """Warn of the questions that had more neighbours than --top-k, and write the best --limit pairs (an HTML
         page says which `model` found them)."""
@@ -141,6 +154,7 @@ def _mine_within(asked: MineRequest) -> None:
     ref = asked.embedding.resolve()
     rule = asked.rule(ref)
     questions = read_questions(asked.reader, asked.file, asked.quiet)
+    asked.check_writable(question_columns(questions, asked.id_name), asked.file)
     embedder = asked.embedding.load()
     tokens = _count_tokens(embedder, questions.texts)
     with (
@@ -173,6 +187,7 @@ def _mine_on_ray(asked: MineRequest, engine: EngineOptions, against: str | None)
         with stage("read"):
             questions = read_questions_ray(asked.file, asked.reader)
         report_input(questions, asked.quiet)
+        asked.check_writable(question_columns(questions, asked.id_name), asked.file)
         agreed = engine.agree(asked.embedding)
         if agreed.precision != asked.embedding.precision:  # the thresholds of the precision the actors run
             rule = agreed.rule("mining", ref, asked.reranking, asked.threshold)
@@ -220,15 +235,26 @@ def _count_tokens(embedder: Embedder, texts: Sequence[str]) -> TokenCounts:
 def _mine_against(asked: MineRequest, against: str, also_within: bool) -> None:
     """`mine FILE --against CORPUS`: pairs of a FILE question (`id_a`) with a CORPUS question (`id_b`),
     and pairs within FILE too with `--also-within`; written like `mine`'s."""
+    from dupfind.io.questions import id_column
     from dupfind.pairs.corpus import mine_against_corpus
 
-    opened = Corpus.open(against, asked.embedding, asked.reranking, "mining", asked.threshold)
+    opened = Corpus.open(
+        against, asked.reader, asked.embedding, asked.reranking, "mining", asked.threshold, asked.quiet
+    )
     rule = opened.rule
-    corpus, embedder = opened.load(asked.reader, asked.embedding, asked.quiet)
-    questions = read_questions(asked.reader, asked.file, asked.quiet)
+    questions = read_questions(asked.reader, asked.file, asked.quiet)  # both inputs read before the model loads
+    new, known = question_columns(questions, asked.id_name), opened.columns(asked.id_name)
+    asked.check_writable(new, asked.file)
+    asked.check_writable(known, against)
+    if also_within:  # the second column of ids holds both inputs' ids
+        both = id_column([*new[asked.id_name], *known[asked.id_name]])
+        asked.check_writable({asked.id_name: both}, f"{asked.file} and {against}")
+    embedder = asked.embedding.load(opened.model.name)
+    loaded = asked.reranking.load(asked.embedding)
+    corpus = opened.load(embedder, asked.quiet)
     with (
         embedding_progress(embedder, f"Encoding {asked.file}", asked.quiet) as progressing,
-        rerank_progress(asked.reranking.load(asked.embedding), asked.quiet) as reranker,
+        rerank_progress(loaded, asked.quiet) as reranker,
     ):
         found = mine_against_corpus(
             progressing, questions.ids, questions.texts, corpus, rule, asked.top_k, also_within, asked.index, reranker

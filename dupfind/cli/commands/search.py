@@ -12,7 +12,7 @@ from dupfind.cli.input_options import input_options, read_questions
 from dupfind.cli.model_options import EmbedderOptions, RerankOptions, embedder_options, rerank_options
 from dupfind.cli.options import FormatOption, OutputOption, QuietOption, ThresholdOption, check_range
 from dupfind.cli.output import embedding_progress, info, rerank_progress
-from dupfind.cli.pipelines import Corpus
+from dupfind.cli.pipelines import Corpus, question_columns
 from dupfind.pairs.search import DEFAULT_SEARCH_K
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ def search(
     from dupfind.errors import DupfindError
     from dupfind.io.destinations import check_destination
     from dupfind.io.formats import output_format as choose_format
+    from dupfind.io.writable import check_writable_columns
     from dupfind.io.write import write_table
     from dupfind.pairs.corpus import search_corpus
 
@@ -58,14 +59,20 @@ def search(
     check_range("--top-k", top_k, 1)
     fmt = choose_format(output, output_format, sys.stdout.isatty())
     check_destination(output, [corpus] + ([queries] if queries else []))
-    opened = Corpus.open(corpus, embedding, reranking, "pair", threshold)
+    opened = Corpus.open(corpus, reader, embedding, reranking, "pair", threshold, quiet)
     rule = opened.rule
-    index, embedder = opened.load(reader, embedding, quiet)
-    asked = None if queries is None else read_questions(reader, queries, quiet)
+    asked = None if queries is None else read_questions(reader, queries, quiet)  # read before the model loads
+    id_name = reader.id_col or "id"
+    check_writable_columns(opened.columns(id_name), fmt, output, corpus)
+    if asked is not None and queries is not None:
+        check_writable_columns(question_columns(asked, id_name), fmt, output, queries)
+    embedder = embedding.load(opened.model.name)
+    loaded = reranking.load(embedding)
+    index = opened.load(embedder, quiet)
     texts = [question or ""] if asked is None else asked.texts
     with (
         embedding_progress(embedder, f"Encoding {queries}", quiet or asked is None) as progressing,
-        rerank_progress(reranking.load(embedding), quiet or asked is None) as reranker,
+        rerank_progress(loaded, quiet or asked is None) as reranker,
     ):
         found = search_corpus(progressing, index, texts, rule, top_k, reranker)
     asked_columns = None if asked is None else (asked.ids, asked.texts)

@@ -143,6 +143,7 @@ def train_reranker(
     target = Path(output).expanduser()
     prepare_output(target, force)
     ref = embedding.resolve()
+    thresholds = embedding.thresholds_for(ref)  # a bad thresholds file fails before the model loads
     frame = training_pairs(read_labeled_pairs(table, pairs, pair_columns, quiet))
     clustered = None
     if questions is not None:
@@ -156,7 +157,7 @@ def train_reranker(
             target,
             progressing,
             fingerprint(ref),
-            embedding.thresholds_for(ref),
+            thresholds,
             RerankerRecipe(seed=seed),
             holdout,
             force,
@@ -165,10 +166,10 @@ def train_reranker(
             fp16=fp16,
             precision=_training_precision(embedding),
         )
-    thresholds = result.settings.thresholds
+    found = result.settings.thresholds
     info(
-        f"Wrote {result.output} in {result.seconds / 60:.1f} min; thresholds: pair {thresholds.pair:.3f}, "
-        f"mining {thresholds.mining:.3f}",
+        f"Wrote {result.output} in {result.seconds / 60:.1f} min; thresholds: pair {found.pair:.3f}, "
+        f"mining {found.mining:.3f}",
         quiet,
     )
 

@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dupfind.errors import DupfindError
+from dupfind.io.destinations import check_destination
 from dupfind.quality.evaluation.labeled import Labels
 
 Scores = NDArray[np.float32]
@@ -35,13 +36,12 @@ def histogram(scores: Scores, labels: Labels, threshold: float, bins: int = 20, 
 
 
 def check_plot_target(path: str) -> None:
-    """Fail early when a plot cannot be written: matplotlib missing, or no such folder."""
+    """Fail early when a plot cannot be written: matplotlib missing, or a folder that is not there or not writable."""
     try:
         import matplotlib  # noqa: F401
     except ImportError as exc:
         raise DupfindError("plotting needs matplotlib: pip install matplotlib") from exc
-    if not Path(path).expanduser().resolve().parent.is_dir():
-        raise DupfindError(f"{path}: the folder {Path(path).parent} does not exist")
+    check_destination(str(Path(path).expanduser()))
 
 
 def plot_scores(scores: Scores, labels: Labels, threshold: float, path: str) -> None:

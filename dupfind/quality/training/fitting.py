@@ -118,7 +118,12 @@ def prepare_output(output: Path, force: bool) -> Path:
     tmp = output.with_name(output.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()  # the folder takes the model (made and removed now, not found unwritable after training)
+        tmp.rmdir()
+    except OSError as exc:
+        raise DupfindError(f"{output}: cannot write there ({exc.strerror or exc})") from exc
     return tmp
 
 
