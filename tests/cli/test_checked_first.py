@@ -60,15 +60,24 @@ def inputs(tmp_path: Path) -> dict[str, str]:
 
 
 def unwritable(tmp_path: Path, kind: str) -> Path:
-    """A folder that cannot take a new file: a file in its place, a folder that is not there, or a read-only one."""
+    """A folder that cannot take a new file: a file in its place, a folder that is not there, or a read-only one
+    (for root, who writes in any folder of mode 555, sysfs: no one creates a file there)."""
     if kind == "read-only" and os.geteuid() == 0:
-        pytest.skip("root writes in a read-only folder")
+        return _sysfs_or_skip()
     bad = tmp_path / kind
     if kind == "a file":
         bad.write_text("not a folder", encoding="utf-8")
     elif kind == "read-only":
         bad.mkdir(mode=0o555)
     return bad
+
+
+def _sysfs_or_skip() -> Path:
+    try:
+        (Path("/sys") / "dupfind-probe").touch()
+    except OSError:
+        return Path("/sys")
+    pytest.skip("root writes in a read-only folder, and /sys takes files here")
 
 
 def listing(folder: Path) -> dict[str, bytes | None]:
