@@ -16,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+from numpy.typing import NDArray
+
 from dupfind.errors import DupfindError
 from dupfind.io.atomic import write_bytes_durably
 from dupfind.vectors.model import THRESHOLDS_FILE, ModelRef, _json_object, fingerprint, model_dir
@@ -247,6 +250,29 @@ def _project_key(ref: ModelRef, precision: str) -> str:
 
 
 RERANK_KEY = "rerank"
+LOGIT_LIMIT = 16.0  # |logit| of a float32 probability next to 0 or 1; keeps the fused score finite
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """The re-rank score: a logistic model over both signals, sigmoid(cosine x bi-encoder cosine + logit x the
+    cross-encoder's logit + bias), fitted on a held-out split. `IDENTITY` is the cross-encoder's probability alone."""
+
+    cosine: float
+    logit: float
+    bias: float
+
+    def score(self, cosines: NDArray[np.float32], probabilities: NDArray[np.float32]) -> NDArray[np.float32]:
+        """The fused score (a probability) of pairs with these cosines and cross-encoder probabilities."""
+        p = np.asarray(probabilities, dtype=np.float64)
+        with np.errstate(divide="ignore"):
+            logits = np.clip(np.log(p) - np.log1p(-p), -LOGIT_LIMIT, LOGIT_LIMIT)
+        z = self.cosine * np.asarray(cosines, dtype=np.float64) + self.logit * logits + self.bias
+        fused: NDArray[np.float32] = (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+        return fused
+
+
+IDENTITY = Fusion(0.0, 1.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -255,12 +281,14 @@ class RerankSettings:
 
     `thresholds`: its own score's best-F1 thresholds (pair, mining). `candidates`: the bi-encoder threshold of
     each bi-encoder it was calibrated with, by model fingerprint; `margin`: how far below a bi-encoder's own
-    thresholds to propose candidates when it is not one of those.
+    thresholds to propose candidates when it is not one of those; `fusion`: how its score combines the cosine and
+    the cross-encoder's (a re-ranker trained before fusion, without the key, scores by the cross-encoder alone).
     """
 
     thresholds: Thresholds
     candidates: dict[str, Thresholds]
     margin: Thresholds
+    fusion: Fusion = IDENTITY
 
     def candidates_for(self, model_fingerprint: str, own: Thresholds) -> Thresholds:
         """The candidate thresholds of a bi-encoder: calibrated if known, else its own thresholds less the margin."""
@@ -274,6 +302,7 @@ class RerankSettings:
             "mining": self.thresholds.mining,
             "candidates": {key: vars(value) for key, value in self.candidates.items()},
             "margin": vars(self.margin),
+            "fusion": vars(self.fusion),
         }
 
     @classmethod
@@ -285,7 +314,11 @@ class RerankSettings:
                 for key, value in dict(data["candidates"]).items()
             }
             margin = Thresholds(float(data["margin"]["pair"]), float(data["margin"]["mining"]))
-            return cls(Thresholds(float(data["pair"]), float(data["mining"])), candidates, margin)
+            fused = data.get("fusion", vars(IDENTITY))
+            fusion = Fusion(float(fused["cosine"]), float(fused["logit"]), float(fused["bias"]))
+            if not all(math.isfinite(value) for value in vars(fusion).values()):
+                raise ValueError(f"fusion weights must be finite numbers, not {fused}")
+            return cls(Thresholds(float(data["pair"]), float(data["mining"])), candidates, margin, fusion)
         except (AssertionError, KeyError, TypeError, ValueError) as exc:
             raise DupfindError(f"{source}: not a re-ranker's settings ({type(exc).__name__}: {exc})") from exc
 

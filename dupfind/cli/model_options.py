@@ -214,14 +214,16 @@ class RerankOptions:
         """The re-ranker (None without re-ranking), on the backend, precision and device of the bi-encoder, with the
         score cache when the embedding cache is on."""
         from dupfind.pairs.rerank import Reranker
+        from dupfind.thresholds import read_settings
         from dupfind.vectors.backends import load_pair_scorer
         from dupfind.vectors.pair_scorer import score_cache
 
-        if not self.enabled:
+        ref = self.model()
+        if ref is None:
             return None
         with stage("load re-ranker"):
             scorer = load_pair_scorer(self.reranker, embedding.backend, embedding.precision, embedding.device)
-        return Reranker(scorer, score_cache() if embedding.cache else None)
+        return Reranker(scorer, score_cache() if embedding.cache else None, fusion=read_settings(ref).fusion)
 
 
 def _tell_source(file: Path | None, source: str, ref: ModelRef, thresholds: str) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from dupfind.errors import DupfindError
 from dupfind.thresholds import Rule
 
@@ -59,4 +61,4 @@ def compare_questions(
         return Comparison(score, rule)
     if reranker is None:
         raise DupfindError(f"a pair is a duplicate by {rule.describe()}: that needs a re-ranker")
-    return Comparison(score, rule, float(reranker.score([first], [second])[0]))
+    return Comparison(score, rule, float(reranker.score([first], [second], np.array([score], np.float32))[0]))

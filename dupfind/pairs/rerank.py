@@ -1,8 +1,9 @@
 """Re-ranking: a cross-encoder reads both questions of each candidate pair and decides, after the bi-encoder proposed.
 
-The bi-encoder proposes candidates at a recall-oriented cosine (the `Rule` of `dupfind.thresholds`); the
-cross-encoder's score, a probability in [0, 1], decides. Scores are computed in batches of pairs sorted by length
-and cached on disk like embeddings (keyed by both texts and the model)."""
+The bi-encoder proposes candidates at a recall-oriented cosine (the `Rule` of `dupfind.thresholds`); the re-rank
+score, a probability in [0, 1] that fuses the candidate's cosine with the cross-encoder's score (the re-ranker's
+`Fusion`), decides. Cross-encoder scores are computed in batches of pairs sorted by length and cached on disk like
+embeddings (keyed by both texts and the model)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 from dupfind.errors import DupfindError
 from dupfind.pairs.mining import MinedPairs
 from dupfind.pairs.search import Neighbours
-from dupfind.thresholds import Rule
+from dupfind.thresholds import IDENTITY, Fusion, Rule
 from dupfind.vectors.cache import EmbeddingCache
 from dupfind.vectors.encoding import DEFAULT_BATCH_SIZE, Progress, check_batch_size
 from dupfind.vectors.pair_scorer import PairScorer, Scores, pair_keys
@@ -26,13 +27,15 @@ class Reranker:
     """Scores question pairs with a cross-encoder: each distinct pair once, read from the cache when it is there.
 
     Pairs are scored in batches sorted by token count (little padding); `progress(scored, total)` is called after
-    each batch with the number of pairs it scored.
+    each batch with the number of pairs it scored. `fusion` (the re-ranker's settings) makes the re-rank score of
+    the cross-encoder's and the pair's cosine.
     """
 
     scorer: PairScorer
     cache: EmbeddingCache | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
     progress: Progress | None = None
+    fusion: Fusion = IDENTITY
 
     def __post_init__(self) -> None:
         check_batch_size(self.batch_size)
@@ -40,10 +43,14 @@ class Reranker:
     def with_progress(self, progress: Progress | None) -> Reranker:
         return replace(self, progress=progress)
 
-    def score(self, first: Sequence[str], second: Sequence[str]) -> Scores:
-        """The re-rank score of each pair `(first[i], second[i])`, in order."""
-        if len(first) != len(second):
-            raise ValueError("first and second must hold as many texts")
+    def score(self, first: Sequence[str], second: Sequence[str], cosines: Scores) -> Scores:
+        """The re-rank score of each pair `(first[i], second[i])` whose bi-encoder cosine is `cosines[i]`, in order."""
+        if not len(first) == len(second) == len(cosines):
+            raise ValueError("first, second and cosines must be as long")
+        return self.fusion.score(cosines, self.cross_scores(first, second))
+
+    def cross_scores(self, first: Sequence[str], second: Sequence[str]) -> Scores:
+        """The cross-encoder's own score of each pair `(first[i], second[i])`, in order."""
         if not first:
             return np.zeros(0, dtype=np.float32)
         keys = pair_keys(first, second)
@@ -70,7 +77,8 @@ class Reranker:
         first by it."""
         if not 0.0 <= threshold <= 1.0:
             raise DupfindError(f"a re-rank threshold is a probability, between 0 and 1, got {threshold}")
-        scores = self.score([texts[row] for row in pairs.left.tolist()], [texts[row] for row in pairs.right.tolist()])
+        first, second = [texts[row] for row in pairs.left.tolist()], [texts[row] for row in pairs.right.tolist()]
+        scores = self.score(first, second, pairs.scores)
         kept = replace(pairs, rerank_scores=scores).take(np.flatnonzero(scores >= threshold))
         return kept.sorted()
 
@@ -85,7 +93,8 @@ class Reranker:
         them within each query (ties: cosine order)."""
         rows = found.rows
         first = [queries[q] for q in range(rows.shape[0]) for _ in range(rows.shape[1])]
-        scores = self.score(first, [corpus[row] for row in rows.ravel().tolist()]).reshape(rows.shape)
+        second = [corpus[row] for row in rows.ravel().tolist()]
+        scores = self.score(first, second, found.scores.ravel()).reshape(rows.shape)
         order = np.argsort(-scores, axis=1, kind="stable")
         return Neighbours(
             np.take_along_axis(rows, order, 1),

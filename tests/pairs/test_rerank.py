@@ -13,13 +13,15 @@ from dupfind.errors import DupfindError
 from dupfind.pairs.mining import MinedPairs
 from dupfind.pairs.rerank import Reranker
 from dupfind.pairs.search import Neighbours
-from dupfind.thresholds import RerankSettings, Rule, Thresholds, read_settings
+from dupfind.thresholds import IDENTITY, Fusion, RerankSettings, Rule, Thresholds, read_settings
 from dupfind.vectors.backends import load_pair_scorer
 from dupfind.vectors.model import ModelRef, resolve_reranker
 from dupfind.vectors.pair_scorer import pair_keys, score_cache
 from tests.conftest import FAKE_RERANK_SETTINGS, FakePairScorer
 
-SETTINGS = RerankSettings(Thresholds(0.75, 0.7), {"abc": Thresholds(0.5, 0.6)}, Thresholds(0.2, 0.1))
+SETTINGS = RerankSettings(
+    Thresholds(0.75, 0.7), {"abc": Thresholds(0.5, 0.6)}, Thresholds(0.2, 0.1), Fusion(8.0, 0.5, -6.0)
+)
 
 
 def test_pair_keys_tell_both_texts_apart() -> None:
@@ -32,7 +34,7 @@ def test_score_each_distinct_pair_once_in_order(fake_pair_scorer: FakePairScorer
     reranker = Reranker(fake_pair_scorer, batch_size=2)
     first = ["red apple pie", "java string to int", "red apple pie"]
     second = ["red apple pie", "java int to string", "red apple pie"]
-    scores = reranker.score(first, second)
+    scores = reranker.cross_scores(first, second)
     assert scores[0] == scores[2] == 1.0 and scores[1] <= 0.5
     scored = [pair for call in fake_pair_scorer.calls for pair in call]
     assert len(scored) == 2 and max(len(call) for call in fake_pair_scorer.calls) <= 2
@@ -41,9 +43,9 @@ def test_score_each_distinct_pair_once_in_order(fake_pair_scorer: FakePairScorer
 def test_scores_are_cached(tmp_path: Path, fake_pair_scorer: FakePairScorer) -> None:
     reranker = Reranker(fake_pair_scorer, score_cache(tmp_path))
     first, second = ["a b c", "d e f"], ["a b c", "f e d"]
-    expected = reranker.score(first, second)
+    expected = reranker.cross_scores(first, second)
     fake_pair_scorer.calls.clear()
-    again = reranker.score([*first, "g h"], [*second, "h g"])
+    again = reranker.cross_scores([*first, "g h"], [*second, "h g"])
     np.testing.assert_array_equal(again[:2], expected)
     assert fake_pair_scorer.calls == [[("g h", "h g")]]
 
@@ -98,5 +100,29 @@ def test_builtin_bi_encoder_is_not_a_reranker() -> None:
 def test_progress_counts_each_batch(fake_pair_scorer: FakePairScorer) -> None:
     calls: list[tuple[int, int]] = []
     reranker = Reranker(fake_pair_scorer, batch_size=2, progress=lambda done, total: calls.append((done, total)))
-    reranker.score(["a", "b", "c"], ["d", "e", "f"])
+    reranker.cross_scores(["a", "b", "c"], ["d", "e", "f"])
     assert calls == [(2, 3), (1, 3)]
+
+
+def test_the_rerank_score_fuses_the_cosine_and_the_cross_encoders(fake_pair_scorer: FakePairScorer) -> None:
+    reranker = Reranker(fake_pair_scorer, fusion=Fusion(10.0, 1.0, -9.0))
+    first, second = ["a b c", "a b c"], ["a b d", "a b d"]
+    cross = reranker.cross_scores(first, second)
+    fused = reranker.score(first, second, np.array([0.95, 0.5], dtype=np.float32))
+    logit = np.log(cross[0] / (1 - cross[0]))
+    assert fused.tolist() == pytest.approx([1 / (1 + np.exp(-(9.5 + logit - 9.0))), 1 / (1 + np.exp(-(5 + logit - 9)))])
+    np.testing.assert_allclose(Reranker(fake_pair_scorer).score(first, second, np.zeros(2, np.float32)), cross)
+    pairs = MinedPairs(np.array([0, 0]), np.array([1, 2]), np.array([0.95, 0.5], dtype=np.float32))
+    kept = reranker.rerank(pairs, ["a b c", "a b d", "a b d"], 0.0)
+    assert kept.rerank_scores is not None and kept.rerank_scores.tolist() == pytest.approx(fused.tolist())
+    with pytest.raises(ValueError, match="as long"):
+        reranker.score(first, second, np.zeros(1, np.float32))
+
+
+def test_settings_without_fusion_score_by_the_cross_encoder_alone(tmp_path: Path) -> None:
+    (tmp_path / "dupfind.json").write_text(json.dumps({"rerank": FAKE_RERANK_SETTINGS}))
+    assert read_settings(ModelRef("x", tmp_path)).fusion == IDENTITY
+    broken = {**FAKE_RERANK_SETTINGS, "fusion": {"cosine": float("nan"), "logit": 1.0, "bias": 0.0}}
+    (tmp_path / "dupfind.json").write_text(json.dumps({"rerank": broken}))
+    with pytest.raises(DupfindError, match="not a re-ranker's settings"):
+        read_settings(ModelRef("x", tmp_path))

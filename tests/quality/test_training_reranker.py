@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dupfind.cli import app
-from dupfind.quality.training.reranker import RerankerRecipe, _keeping, training_examples
+from dupfind.quality.training.batching import length_batches
+from dupfind.quality.training.reranker import RerankerRecipe, _keeping, holdout_order_pairs, training_examples
 from dupfind.quality.training.weights import store_fp16
 from dupfind.vectors.embedder import Embedder
 from tests.conftest import FakeEncoder
@@ -63,8 +64,40 @@ def test_examples_add_cluster_positives_and_hard_negatives(fake_encoder: FakeEnc
 
 
 def test_examples_without_questions_are_the_labeled_pairs(fake_encoder: FakeEncoder) -> None:
-    examples, counts = training_examples(_labeled(), None, Embedder(fake_encoder), RerankerRecipe(), set())
+    recipe = RerankerRecipe(order_pairs=False)
+    examples, counts = training_examples(_labeled(), None, Embedder(fake_encoder), recipe, set())
     assert counts == {"labeled": 2} and sorted(examples["label"]) == [0.0, 1.0]
+
+
+def test_examples_add_order_pairs_of_the_training_questions_only(fake_encoder: FakeEncoder) -> None:
+    labeled = pd.DataFrame(
+        {
+            "sentence1": ["How do I convert an integer to a string in Java?", "Is Java better than Python?"],
+            "sentence2": ["Java: int to String?", "Which is better, Chess or Ludo?"],
+            "label": [1, 0],
+        }
+    )
+    excluded = {"Is Java better than Python?"}  # a held-out question is never swapped into training
+    examples, counts = training_examples(labeled, None, Embedder(fake_encoder), RerankerRecipe(), excluded)
+    assert counts == {"labeled": 2, "order pairs": 2}
+    pairs = {frozenset(pair): label for *pair, label in examples.itertuples(index=False)}
+    swap = ("How do I convert an integer to a string in Java?", "How do I convert a string to an integer in Java?")
+    assert pairs[frozenset(swap)] == 0
+    assert pairs[frozenset(("Which is better, Chess or Ludo?", "Which is better, Ludo or Chess?"))] == 1
+    assert not any("Python better than Java" in text for pair in pairs for text in pair)
+
+
+def test_holdout_order_pairs_come_from_the_held_out_questions_and_their_clusters() -> None:
+    held = pd.DataFrame({"sentence1": ["Is Java better than Python?"], "sentence2": ["Why learn Java?"], "label": [0]})
+    questions = pd.DataFrame(
+        {
+            "question": ["Why learn Java?", "Python vs Java: which is better?", "Which is better, Chess or Ludo?"],
+            "cluster": [1, 1, 2],
+        }
+    )
+    order = holdout_order_pairs(held, questions)
+    assert order["sentence1"].tolist() == ["Is Java better than Python?", "Python vs Java: which is better?"]
+    assert order["label"].tolist() == [0, 1]
 
 
 def test_keeping_is_the_highest_threshold_keeping_the_share() -> None:
@@ -109,3 +142,15 @@ def test_train_reranker_writes_a_calibrated_reranker(use_fake_encoder: FakeEncod
         app, ["compare", "a b", "a b", "--format", "json", "--reranker", str(out), "--backend", "onnx"]
     )
     assert 0 <= json.loads(scores.stdout)["rerank_score"] <= 1
+
+
+def test_length_batches_hold_every_pair_once_in_batches_of_similar_length() -> None:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(10, 200, 5000)
+    batches = length_batches(lengths, 32, np.random.default_rng(1))
+    assert sorted(np.concatenate(batches).tolist()) == list(range(5000))
+    spread = np.mean([lengths[batch].max() - lengths[batch].min() for batch in batches])
+    assert spread < 0.1 * (lengths.max() - lengths.min())  # a random batch spans nearly the whole range
+    again = length_batches(lengths, 32, np.random.default_rng(1))
+    assert all((a == b).all() for a, b in zip(batches, again, strict=True))
+    assert all(len(batch) == 32 for batch in length_batches(lengths, 32, rng, drop_last=True))

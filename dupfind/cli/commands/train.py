@@ -124,8 +124,9 @@ def train_reranker(
 ) -> None:
     """Train a cross-encoder re-ranker for --rerank, and write it calibrated, with a model card.
 
-    It starts from the built-in all-MiniLM-L6-v2 weights; hard negatives come from the bi-encoder of --model,
-    whose candidate thresholds it is calibrated with.
+    It starts from the transformer of the built-in quora model (a new one-logit head) and trains for at most 50
+    minutes, keeping its best held-out checkpoint; hard negatives come from the bi-encoder of --model, whose cosine
+    it fuses with its own score and whose candidate thresholds it is calibrated with.
 
     Example: dupfind train-reranker --pairs train-pairs.csv --questions train-questions.csv -o my-reranker
     """

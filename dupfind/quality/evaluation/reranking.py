@@ -42,7 +42,9 @@ def evaluate_reranked_pairs(
 ) -> RerankReport:
     """Labeled pairs: the bi-encoder proposes those with `cosine >= candidate`, the re-ranker scores them."""
     proposed = np.flatnonzero(cosine >= candidate)
-    scores = reranker.score([first[i] for i in proposed.tolist()], [second[i] for i in proposed.tolist()])
+    scores = reranker.score(
+        [first[i] for i in proposed.tolist()], [second[i] for i in proposed.tolist()], cosine[proposed]
+    )
     return _report(scores, labels[proposed], int(labels.sum()), candidate, threshold)
 
 

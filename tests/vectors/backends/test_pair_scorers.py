@@ -32,8 +32,8 @@ def cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["onnx", "openvino"])
 def test_exported_pair_scores_match_torch(cross_encoder: Path, backend: str) -> None:
-    reference = Reranker(load_pair_scorer(str(cross_encoder), "torch", "fp32", "cpu")).score(FIRST, SECOND)
-    scores = Reranker(load_pair_scorer(str(cross_encoder), backend, "fp32")).score(FIRST, SECOND)
+    reference = Reranker(load_pair_scorer(str(cross_encoder), "torch", "fp32", "cpu")).cross_scores(FIRST, SECOND)
+    scores = Reranker(load_pair_scorer(str(cross_encoder), backend, "fp32")).cross_scores(FIRST, SECOND)
     np.testing.assert_allclose(scores, reference, atol=1e-5)
     assert load_pair_scorer(str(cross_encoder), backend).count_tokens(FIRST[:1], SECOND[:1])[0] > 20
 
@@ -42,7 +42,9 @@ def test_exported_pair_scores_match_torch(cross_encoder: Path, backend: str) -> 
 def test_the_openvino_pair_scorer_runs_bf16_on_its_own_fingerprint(cross_encoder: Path) -> None:
     fp32, bf16 = (load_pair_scorer(str(cross_encoder), "openvino", precision) for precision in ("fp32", "bf16"))
     assert bf16.fingerprint == f"{fp32.fingerprint}-bf16"
-    np.testing.assert_allclose(Reranker(bf16).score(FIRST, SECOND), Reranker(fp32).score(FIRST, SECOND), atol=2e-2)
+    np.testing.assert_allclose(
+        Reranker(bf16).cross_scores(FIRST, SECOND), Reranker(fp32).cross_scores(FIRST, SECOND), atol=2e-2
+    )
 
 
 @pytest.mark.slow
