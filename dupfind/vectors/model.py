@@ -31,7 +31,7 @@ SHIPPED_MODELS_DIR = Path(__file__).parents[1] / "models"
 DEFAULT_MODEL = "quora"
 
 
-DEFAULT_RERANKER: str | None = "quora-reranker"
+DEFAULT_RERANKER = "quora-reranker"
 
 
 THRESHOLDS_FILE = "dupfind.json"
@@ -120,12 +120,8 @@ def resolve_model(model: str | None) -> ModelRef:
 
 
 def resolve_reranker(model: str | None) -> ModelRef:
-    """Resolve `--reranker`: None is the default re-ranker (when one ships); otherwise as `resolve_model`."""
-    if model is None and DEFAULT_RERANKER is None:
-        raise DupfindError(
-            "no re-ranker ships with dupfind yet: train one with `dupfind train-reranker` and give it with --reranker"
-        )
-    return _resolve(model, DEFAULT_RERANKER or "", "re-ranker")
+    """Resolve `--reranker`: None is the built-in re-ranker; otherwise as `resolve_model`."""
+    return _resolve(model, DEFAULT_RERANKER, "re-ranker")
 
 
 def _resolve(given: str | None, default: str, kind: str) -> ModelRef:

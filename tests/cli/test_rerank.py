@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from dupfind.cli import app
-from dupfind.vectors.model import DEFAULT_RERANKER, fingerprint, resolve_model
+from dupfind.vectors.model import fingerprint, resolve_model
 from tests.cli.runner import runner
 from tests.conftest import FAKE_RERANK_SETTINGS, FakeEncoder, FakePairScorer, write_fake_reranker
 
@@ -40,12 +40,6 @@ def test_compare_rerank_rejects_a_word_swap_the_bi_encoder_accepts(use_fake_rera
 def test_a_reranker_alone_turns_re_ranking_on(use_fake_reranker: Path) -> None:
     result = runner.invoke(app, ["compare", SWAP_A, SWAP_B, "--format", "json", "--reranker", str(use_fake_reranker)])
     assert result.exit_code == 1 and json.loads(result.stdout)["rerank_score"] <= 0.5
-
-
-@pytest.mark.skipif(DEFAULT_RERANKER is not None, reason="a re-ranker ships")
-def test_rerank_without_a_shipped_reranker_says_so(use_fake_reranker: Path) -> None:
-    result = runner.invoke(app, ["compare", "a", "b", "--rerank"])
-    assert result.exit_code == 2 and "no re-ranker ships" in result.stderr and "Traceback" not in result.output
 
 
 def _index_of_the_base_model(tmp_path: Path) -> tuple[Path, Path]:

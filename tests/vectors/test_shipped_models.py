@@ -13,7 +13,6 @@ import pytest
 from typer.testing import CliRunner
 
 from dupfind.cli import app
-from dupfind.errors import DupfindError
 from dupfind.vectors.model import (
     BASE_MODEL,
     BUILTIN_MODELS,
@@ -33,11 +32,7 @@ SHIPPED = [name for name in BUILTIN_MODELS if name != BASE_MODEL]
 def test_the_defaults_are_built_in_models() -> None:
     assert resolve_model(None).name == DEFAULT_MODEL
     assert resolve_model("all-MiniLM-L6-v2").name == BASE_MODEL  # the old name of the base model still works
-    if DEFAULT_RERANKER is None:  # none ships yet: --rerank needs --reranker, said in one line
-        with pytest.raises(DupfindError, match="train-reranker"):
-            resolve_reranker(None)
-    else:
-        assert resolve_reranker(None).name == DEFAULT_RERANKER
+    assert resolve_reranker(None).name == DEFAULT_RERANKER
 
 
 @pytest.mark.parametrize("name", SHIPPED)
