@@ -1,17 +1,20 @@
 """What both trainers share: the training arguments of a schedule with checkpoint selection, running
-sentence-transformers' trainer quietly, and writing the model through a temporary directory."""
+sentence-transformers' trainer quietly, and writing the model through a temporary directory that replaces the old
+one whole."""
 
 from __future__ import annotations
 
 import math
 import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any, Protocol
 
 from dupfind.errors import DupfindError
+from dupfind.io.atomic import replacing_folder
 from dupfind.quality.training.weights import store_fp16
 
 Log = Callable[[str], None]
@@ -109,46 +112,26 @@ def fit(trainer: Any, progress: bool) -> None:
     shutil.rmtree(trainer.args.output_dir, ignore_errors=True)
 
 
-def prepare_output(output: Path, force: bool) -> Path:
-    """Check the output directory can be written; returns the temporary directory to train into."""
+def prepare_output(output: Path, force: bool) -> None:
+    """Check, before training, that the model can be written to the directory `output`."""
     if output.exists() and not output.is_dir():
         raise DupfindError(f"'{output}' exists and is not a directory")
     if output.is_dir() and any(output.iterdir()) and not force:
         raise DupfindError(f"'{output}' exists and is not empty (use --force to replace it)")
-    tmp = output.with_name(output.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
     try:
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()  # the folder takes the model (made and removed now, not found unwritable after training)
-        tmp.rmdir()
+        output.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryDirectory(dir=output.parent).cleanup()  # made and removed now, not found unwritable after
     except OSError as exc:
         raise DupfindError(f"{output}: cannot write there ({exc.strerror or exc})") from exc
-    return tmp
 
 
 @contextmanager
 def model_directory(output: Path, force: bool, fp16: bool) -> Iterator[Path]:
-    """The temporary directory (`output.tmp`) to write a model into; once the block is done the weights are stored
-    in float16 with `fp16` (`weights.store_fp16`) and it replaces `output`; if the block fails it is removed."""
-    tmp = prepare_output(output, force)
-    try:
-        yield tmp
+    """A new directory to write a model into; once the block is done the weights are stored in float16 with `fp16`
+    (`weights.store_fp16`) and it replaces `output` whole (`dupfind.io.atomic.replacing_folder`: the old model or
+    the new one, never neither); if the block fails it is removed."""
+    prepare_output(output, force)
+    with replacing_folder(output) as folder:
+        yield folder
         if fp16:
-            store_fp16(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _publish(tmp, output)
-
-
-def _publish(tmp: Path, output: Path) -> None:
-    """Move the finished model into place, replacing what was there only now."""
-    old = output.with_name(output.name + ".old")
-    if output.exists():
-        if old.exists():
-            shutil.rmtree(old)
-        output.rename(old)
-    tmp.rename(output)
-    if old.exists():
-        shutil.rmtree(old)
+            store_fp16(folder)

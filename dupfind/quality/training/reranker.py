@@ -189,9 +189,9 @@ def train_reranker(
 ) -> RerankerResult:
     """Train a re-ranker on labeled `pairs` (`sentence1, sentence2, label`) and optional clustered `questions`,
     calibrate it with `embedder` (the bi-encoder that proposes candidates) on a held-out split, and write it with
-    its settings and model card to `output` (through `output.tmp`); `fp16`: store the weights in float16 (the
-    calibration is of the float32 weights). `examples`: train on these instead of those the recipe makes (pilots).
-    `precision`: as `trainer.train`'s."""
+    its settings and model card to `output` (through a temporary directory beside it); `fp16`: store the weights in
+    float16 (the calibration is of the float32 weights). `examples`: train on these instead of those the recipe
+    makes (pilots). `precision`: as `trainer.train`'s."""
     started = time.monotonic()
     with model_directory(output, force, fp16) as tmp:
         train_pairs, held = split_holdout(pairs, holdout, recipe.seed)

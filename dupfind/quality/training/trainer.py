@@ -102,7 +102,7 @@ def train(
     `fp16`: store the weights in float16 (`weights.store_fp16`), as dupfind ships its models. `precision`: train in
     torch's bf16 autocast (`bf16`), never (`fp32`), or where it trains faster (`auto`: `fitting.bf16_autocast`).
 
-    Everything is written to `output.tmp` first, which replaces `output` only once complete.
+    Everything is written to a temporary directory beside `output` first, which replaces it only once complete.
     """
     started = time.monotonic()
     with model_directory(output, force, fp16) as tmp:
