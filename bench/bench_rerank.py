@@ -56,8 +56,8 @@ def mining_f1(pairs_file: Path, questions: pd.DataFrame) -> dict[str, float]:
 
 
 def catalog(result: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """The Quora dev figures `dupfind models` shows for the built-in bi-encoders: F1 at the calibrated thresholds,
-    best F1 and AP."""
+    """The Quora dev figures `dupfind models` shows for the built-in models: F1 at the calibrated thresholds, best F1
+    and AP (the re-ranker's: of pairs)."""
 
     def figures(pairs: dict[str, Any], mining: dict[str, Any]) -> dict[str, float]:
         return {
@@ -69,9 +69,15 @@ def catalog(result: dict[str, Any]) -> dict[str, dict[str, float]]:
             "mining AP": round(mining["average_precision"], 4),
         }
 
+    reranked = result["eval pairs --rerank"]
     return {
         "base": figures(result["eval pairs --model base"], result["eval mining --model base"]),
         "quora": figures(result["eval pairs"], result["eval mining"]),
+        "quora-reranker": {
+            "pair F1": round(reranked["at_threshold"]["f1"], 4),
+            "pair best F1": round(reranked["best_f1"]["f1"], 4),
+            "pair AP": round(reranked["average_precision"], 4),
+        },
     }
 
 
@@ -79,7 +85,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--reranker", default=None, help="a re-ranker's folder [default: the built-in one]")
-    parser.add_argument("--models-only", action="store_true", help="only the bi-encoders' dev figures (the catalog)")
+    parser.add_argument("--models-only", action="store_true", help="only the models' dev figures (the catalog)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     questions_file, pairs_file = QUORA / "dev-questions.csv", QUORA / "dev-pairs.csv"
@@ -88,7 +94,9 @@ def main() -> None:
     result: dict[str, Any] = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()}
     if args.models_only:
         for task, file in (("pairs", pairs_file), ("mining", questions_file)):
-            for name, options in (("--model base", ["--model", "base"]), ("", [])):
+            runs = [("--model base", ["--model", "base"]), ("", [])]
+            runs += [("--rerank", rerank)] if task == "pairs" else []
+            for name, options in runs:
                 report = json.loads(wall(["eval", task, str(file), "-f", "json", "-q", *options])[1])
                 result[f"eval {task} {name}".strip()] = report
         CATALOG.write_text(json.dumps(catalog(result), indent=1) + "\n", encoding="utf-8")

@@ -1,9 +1,11 @@
 """The options that say which model encodes (`embedder_options` → `EmbedderOptions`) and which re-ranks
-(`rerank_options` → `RerankOptions`); checked before anything loads."""
+(`rerank_options`, `rerank_by_default_options` → `RerankOptions`); checked before anything loads."""
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,6 +22,7 @@ from dupfind.vectors.encoding import DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from dupfind.cli.options import F
     from dupfind.pairs.rerank import Reranker
     from dupfind.thresholds import Kind, Rule, Thresholds
     from dupfind.vectors.embedder import Embedder
@@ -188,15 +191,19 @@ receives `embedding: EmbedderOptions`."""
 
 @dataclass(frozen=True)
 class RerankOptions:
-    """`--reranker NAME|DIR` (or `--rerank`, the built-in one): a cross-encoder decides among the bi-encoder's
-    candidates, which it proposes at the recall-oriented cosine stored with the re-ranker."""
+    """`--rerank/--no-rerank` and `--reranker NAME|DIR`: a cross-encoder decides among the bi-encoder's candidates,
+    which it proposes at the recall-oriented cosine stored with the re-ranker. `rerank` is None when neither flag
+    was given: the command's `default` then decides (on for `compare` and `search`), or `--reranker` alone."""
 
-    rerank: bool = False
+    rerank: bool | None = None
     reranker: str | None = None
+    default: bool = False
 
     @property
     def enabled(self) -> bool:
-        return self.rerank or self.reranker is not None
+        if self.rerank is not None:
+            return self.rerank
+        return self.default or self.reranker is not None
 
     def name(self) -> str | None:
         """The re-ranker's name as given (None: no re-ranking), for reports."""
@@ -205,9 +212,13 @@ class RerankOptions:
         return (self.reranker or DEFAULT_RERANKER) if self.enabled else None
 
     def model(self) -> ModelRef | None:
-        """The re-ranker these options name, None without re-ranking; a `DupfindError` if it cannot be had."""
+        """The re-ranker these options name, None without re-ranking; a `DupfindError` if it cannot be had, or if
+        `--no-rerank` and `--reranker` were both given."""
+        from dupfind.errors import DupfindError
         from dupfind.vectors.model import resolve_reranker
 
+        if self.rerank is False and self.reranker is not None:
+            raise DupfindError("--no-rerank and --reranker contradict each other: give one of them")
         return resolve_reranker(self.reranker) if self.enabled else None
 
     def load(self, embedding: EmbedderOptions) -> Reranker | None:
@@ -236,32 +247,43 @@ def _tell_source(file: Path | None, source: str, ref: ModelRef, thresholds: str)
         print(f"dupfind: {file} has no thresholds for model {ref.name}; using {source}'s", file=sys.stderr)
 
 
-rerank_options = add_options(
-    "reranking",
-    {
-        "rerank": (
-            Annotated[
-                bool,
-                typer.Option(
-                    "--rerank",
-                    help="Re-rank with the built-in re-ranker: a cross-encoder decides among the bi-encoder's "
-                    "candidates (slower).",
-                ),
-            ],
-            False,
-        ),
-        "reranker": (
-            Annotated[
-                str | None,
-                typer.Option(
-                    "--reranker", help="Re-rank with this re-ranker: a built-in name or a folder from train-reranker."
-                ),
-            ],
-            None,
-        ),
-    },
-    RerankOptions,
-)
+def reranking_options(default: bool) -> Callable[[F], F]:
+    """A decorator adding --rerank/--no-rerank and --reranker, re-ranking by `default` when neither is given; the
+    command receives `reranking: RerankOptions`."""
+    state = "on" if default else "off"
+    return add_options(
+        "reranking",
+        {
+            "rerank": (
+                Annotated[
+                    bool | None,
+                    typer.Option(
+                        "--rerank/--no-rerank",
+                        help="Re-rank with the built-in re-ranker: a cross-encoder decides among the bi-encoder's "
+                        f"candidates (slower; {state} by default).",
+                        show_default=False,
+                    ),
+                ],
+                None,
+            ),
+            "reranker": (
+                Annotated[
+                    str | None,
+                    typer.Option(
+                        "--reranker",
+                        help="Re-rank with this re-ranker: a built-in name or a folder from train-reranker.",
+                    ),
+                ],
+                None,
+            ),
+        },
+        functools.partial(RerankOptions, default=default),
+    )
 
 
-"""Adds --rerank and --reranker; the command receives `reranking: RerankOptions`."""
+rerank_options = reranking_options(default=False)
+"""Re-ranking when asked (--rerank): `mine`, `clusters`, `dedupe` and `eval`, where it costs most."""
+
+
+rerank_by_default_options = reranking_options(default=True)
+"""Re-ranking unless --no-rerank: `compare` and `search`, where it adds a fraction of a second."""

@@ -39,7 +39,7 @@ ThresholdOption = Annotated[
     typer.Option(
         "--threshold",
         "-t",
-        help="Cosine score from which a pair is a duplicate, -1 to 1; with --rerank the re-rank score, 0 to 1 "
+        help="Cosine score from which a pair is a duplicate, -1 to 1; when re-ranking the re-rank score, 0 to 1 "
         "[default: calibrated].",
     ),
 ]

@@ -63,7 +63,9 @@ def questions(tmp_path: Path) -> Path:
         (["clusters", "{q}", "--method", "louvain"], "unknown --method 'louvain'"),
         (["search", "{q}", "bread", "-k", "0"], "--top-k must be at least 1"),
         (["index", "build", "{q}", "-o", "{q}"], "is also an input"),
-        (["compare", "a", "b", "-t", "2"], "--threshold must be between -1 and 1"),
+        (["compare", "a", "b", "--no-rerank", "-t", "2"], "--threshold must be between -1 and 1"),
+        (["compare", "a", "b", "-t", "2"], "--threshold must be between 0 and 1"),
+        (["compare", "a", "b", "--no-rerank", "--reranker", "x"], "--no-rerank and --reranker contradict"),
         (["eval", "mining", "{q}", "--top-k", "0"], "--top-k must be at least 1"),
     ],
 )

@@ -206,7 +206,9 @@ def test_mine_and_compare_use_the_calibrated_thresholds(
     assert set(report["calibration"]) == {"pair", "mining"}
     code, _, err = run("mine", str(questions_csv), "-m", str(model_dir))
     assert code == 0 and f"cosine ≥ {report['mining_threshold']:.3f}" in err
-    result = runner.invoke(app, ["compare", "red apple", "green pear", "--format", "json", "-m", str(model_dir)])
+    result = runner.invoke(
+        app, ["compare", "--no-rerank", "red apple", "green pear", "--format", "json", "-m", str(model_dir)]
+    )
     assert json.loads(result.stdout)["threshold"] == report["pair_threshold"]
 
 

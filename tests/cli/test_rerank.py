@@ -25,7 +25,7 @@ def _questions(tmp_path: Path) -> Path:
 
 
 def test_compare_rerank_rejects_a_word_swap_the_bi_encoder_accepts(use_fake_reranker: Path) -> None:
-    plain = runner.invoke(app, ["compare", SWAP_A, SWAP_B, "--format", "json"])
+    plain = runner.invoke(app, ["compare", SWAP_A, SWAP_B, "--format", "json", "--no-rerank"])
     assert plain.exit_code == 0 and json.loads(plain.stdout)["duplicate"] is True
     result = runner.invoke(
         app, ["compare", SWAP_A, SWAP_B, "--format", "json", "--rerank", "--reranker", str(use_fake_reranker)]
@@ -35,6 +35,25 @@ def test_compare_rerank_rejects_a_word_swap_the_bi_encoder_accepts(use_fake_rera
     assert data["score"] == json.loads(plain.stdout)["score"] and data["rerank_score"] <= 0.5
     same = runner.invoke(app, ["compare", SWAP_A, SWAP_A.upper(), "--rerank", "--reranker", str(use_fake_reranker)])
     assert same.exit_code == 0 and "1.0000\tduplicate" in same.stdout
+
+
+def test_compare_and_search_rerank_by_default_with_the_built_in_reranker(
+    use_fake_reranker: Path, fake_pair_scorer: FakePairScorer, tmp_path: Path
+) -> None:
+    compared = runner.invoke(app, ["compare", SWAP_A, SWAP_B, "--format", "json"])
+    assert compared.exit_code == 0 and "rerank_score" in json.loads(compared.stdout), compared.stderr
+    assert fake_pair_scorer.calls == [[(SWAP_A, SWAP_B)]]
+    found = runner.invoke(
+        app, ["search", str(_questions(tmp_path)), SWAP_A, "--id-col", "id", "-f", "jsonl", "-k", "2"]
+    )
+    assert found.exit_code == 0 and "re-rank score ≥ 0.319" in found.stderr, found.stderr
+    assert all("rerank_score" in json.loads(line) for line in found.stdout.splitlines())
+    fake_pair_scorer.calls.clear()
+    for command in (["compare", SWAP_A, SWAP_B, "--no-rerank"], ["mine", str(_questions(tmp_path)), "-f", "jsonl"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 0 and "rerank_score" not in result.stdout, result.stderr
+        assert "re-rank score" not in result.stderr
+    assert fake_pair_scorer.calls == []
 
 
 def test_a_reranker_alone_turns_re_ranking_on(use_fake_reranker: Path) -> None:

@@ -21,7 +21,7 @@ def index(use_fake_encoder: FakeEncoder, tmp_path: Path) -> Path:
 
 
 def test_top_k_with_duplicates_marked_exit_0(index: Path) -> None:
-    code, out, err = run("search", str(index), "how do I cancel my subscription?", "-t", "0.9")
+    code, out, err = run("search", "--no-rerank", str(index), "how do I cancel my subscription?", "-t", "0.9")
     assert code == 0, err
     rows = [json.loads(line) for line in out.splitlines()]
     assert [row["rank"] for row in rows] == [1, 2, 3, 4, 5]
@@ -33,21 +33,21 @@ def test_top_k_with_duplicates_marked_exit_0(index: Path) -> None:
 
 
 def test_no_duplicate_exits_1(index: Path) -> None:
-    code, out, _ = run("search", str(index), "completely unrelated words here", "-k", "2")
+    code, out, _ = run("search", "--no-rerank", str(index), "completely unrelated words here", "-k", "2")
     assert code == 1 and len(out.splitlines()) == 2
 
 
 def test_a_plain_file_is_encoded_on_the_fly_with_the_same_results(index: Path) -> None:
     question = "Is there a dark mode for the app?"
-    from_index = run("search", str(index), question, "-k", "4")
-    from_file = run("search", str(TICKETS), question, "-k", "4", "--id-col", "id")
+    from_index = run("search", "--no-rerank", str(index), question, "-k", "4")
+    from_file = run("search", "--no-rerank", str(TICKETS), question, "-k", "4", "--id-col", "id")
     assert from_index[1] == from_file[1] and from_index[0] == from_file[0]
 
 
 def test_queries_file(index: Path, tmp_path: Path) -> None:
     queries = tmp_path / "queries.txt"
     queries.write_text("is there a dark mode\nhow do I cancel my subscription\n", encoding="utf-8")
-    code, out, _ = run("search", str(index), "--queries", str(queries), "-k", "3", "--format", "csv")
+    code, out, _ = run("search", "--no-rerank", str(index), "--queries", str(queries), "-k", "3", "--format", "csv")
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == "query_id,query,rank,score,duplicate,id,question" and len(lines) == 7
@@ -55,7 +55,7 @@ def test_queries_file(index: Path, tmp_path: Path) -> None:
 
 
 def test_table_on_a_terminal_format(index: Path) -> None:
-    code, out, _ = run("search", str(index), "is there a dark mode", "--format", "table")
+    code, out, _ = run("search", "--no-rerank", str(index), "is there a dark mode", "--format", "table")
     assert code == 0 and "Nearest to: is there a dark mode" in out and "t030" in out
 
 
@@ -74,7 +74,7 @@ def test_errors_are_one_line_exit_2(
     index: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    code, out, err = run("search", *[arg.replace("{index}", str(index)) for arg in args])
+    code, out, err = run("search", "--no-rerank", *[arg.replace("{index}", str(index)) for arg in args])
     assert code == 2 and out == ""
     assert err.startswith("dupfind: error: ") and message in err and len(err.strip().splitlines()) == 1
 
@@ -82,5 +82,5 @@ def test_errors_are_one_line_exit_2(
 def test_a_corrupt_index_is_one_line(use_fake_encoder: FakeEncoder, tmp_path: Path) -> None:
     broken = tmp_path / "broken.dfi"
     broken.write_bytes(b"PK\x03\x04 not really a zip")
-    code, _, err = run("search", str(broken), "q")
+    code, _, err = run("search", "--no-rerank", str(broken), "q")
     assert code == 2 and f"{broken}: not a dupfind index" in err

@@ -42,14 +42,22 @@ def test_calibrate_writes_the_project_file_and_commands_use_it(
     text = (tmp_path / "dupfind.toml").read_text(encoding="utf-8")
     assert f"pair = {pair}" in text and f'name = "{DEFAULT_MODEL}"' in text
     code, out, err = run(
-        "-v", "compare", "how do i cook dish 3 at home", "how can i cook dish 3 at home", "--format", "json"
+        "-v",
+        "compare",
+        "--no-rerank",
+        "how do i cook dish 3 at home",
+        "how can i cook dish 3 at home",
+        "--format",
+        "json",
     )
     assert code == 0 and json.loads(out)["threshold"] == pair
     assert "thresholds from dupfind.toml" in err
     monkeypatch.chdir(tmp_path / "..")
-    code, out, _ = run("compare", "a b", "a c", "--format", "json", "--thresholds", str(tmp_path / "dupfind.toml"))
+    code, out, _ = run(
+        "compare", "--no-rerank", "a b", "a c", "--format", "json", "--thresholds", str(tmp_path / "dupfind.toml")
+    )
     assert json.loads(out)["threshold"] == pair
-    code, out, _ = run("compare", "a b", "a c", "--format", "json")
+    code, out, _ = run("compare", "--no-rerank", "a b", "a c", "--format", "json")
     assert json.loads(out)["threshold"] == DEFAULT_THRESHOLDS.pair  # elsewhere, the model's own
 
 
@@ -58,7 +66,7 @@ def test_a_project_file_for_another_model_does_not_apply(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "dupfind.toml").write_text('[models."0123456789abcdef"]\npair = 0.5\nmining = 0.6\n', encoding="utf-8")
-    code, out, err = run("-v", "compare", "a b", "a c", "--format", "json")
+    code, out, err = run("-v", "compare", "--no-rerank", "a b", "a c", "--format", "json")
     assert code == 1 and json.loads(out)["threshold"] == DEFAULT_THRESHOLDS.pair  # 1: not a duplicate
     assert "has no thresholds for model" in err
 
@@ -98,7 +106,10 @@ def test_a_bad_project_file_is_one_line_naming_the_key(
     monkeypatch.chdir(tmp_path)
     fp = fingerprint(resolve_model(None))
     (tmp_path / "dupfind.toml").write_text(content.format(fp=fp), encoding="utf-8")
-    for command in (["compare", "a b", "a c"], ["calibrate", "--pairs", str(labels), "--thresholds", "dupfind.toml"]):
+    for command in (
+        ["compare", "--no-rerank", "a b", "a c"],
+        ["calibrate", "--pairs", str(labels), "--thresholds", "dupfind.toml"],
+    ):
         code, out, err = run(*command)
         assert code == 2 and out == "", err
         assert err.startswith("dupfind: error: dupfind.toml: not a valid dupfind thresholds file"), err
@@ -132,12 +143,12 @@ def test_calibrate_keeps_the_comments_tables_and_dates_of_the_project_file(
     table = f'[models."{fp}"]\nname = "{DEFAULT_MODEL}"\npair = {ours["pair"]}\nmining = {ours["mining"]}\n\n'
     assert text == original.replace("[notes]", table + "[notes]")  # all else as it was, the new table after the others
     assert project.stat().st_mode & 0o777 == 0o600
-    code, out, err = run("compare", "a b", "a c", "--format", "json")  # the dates elsewhere are harmless
+    code, out, err = run("compare", "--no-rerank", "a b", "a c", "--format", "json")  # the dates elsewhere are harmless
     assert json.loads(out)["threshold"] == ours["pair"], err
 
 
 def test_a_missing_thresholds_file_is_an_error(use_fake_encoder: FakeEncoder, tmp_path: Path) -> None:
-    code, _, err = run("compare", "a b", "a c", "--thresholds", str(tmp_path / "nope.toml"))
+    code, _, err = run("compare", "--no-rerank", "a b", "a c", "--thresholds", str(tmp_path / "nope.toml"))
     assert code == 2 and "no such thresholds file" in err
 
 

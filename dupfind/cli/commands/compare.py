@@ -8,13 +8,13 @@ from typing import Annotated
 import typer
 
 from dupfind.cli.app import command
-from dupfind.cli.model_options import EmbedderOptions, RerankOptions, embedder_options, rerank_options
+from dupfind.cli.model_options import EmbedderOptions, RerankOptions, embedder_options, rerank_by_default_options
 from dupfind.cli.options import JsonOption, QuietOption, ReportFormatOption, ThresholdOption, report_format
 
 
 @command("compare")
 @embedder_options
-@rerank_options
+@rerank_by_default_options
 def compare(
     question_a: Annotated[str, typer.Argument(help="First question.")],
     question_b: Annotated[str, typer.Argument(help="Second question.")],
@@ -27,8 +27,8 @@ def compare(
 ) -> None:
     """Score two questions; exit 0 if they are duplicates, 1 if not, 2 on error.
 
-    With a re-ranker, the pair is a duplicate when its cosine reaches the candidate threshold and the
-    re-ranker's score reaches its threshold.
+    The built-in re-ranker decides (--no-rerank: the cosine alone): the pair is a duplicate when its cosine
+    reaches the candidate threshold and its re-rank score reaches the re-ranker's threshold.
 
     Example: dupfind compare "How do I learn Python?" "What is the best way to learn Python?"
     """

@@ -9,7 +9,7 @@ import typer
 
 from dupfind.cli.app import command
 from dupfind.cli.input_options import input_options, read_questions
-from dupfind.cli.model_options import EmbedderOptions, RerankOptions, embedder_options, rerank_options
+from dupfind.cli.model_options import EmbedderOptions, RerankOptions, embedder_options, rerank_by_default_options
 from dupfind.cli.options import FormatOption, OutputOption, QuietOption, ThresholdOption, check_range
 from dupfind.cli.output import embedding_progress, info, rerank_progress
 from dupfind.cli.pipelines import Corpus, question_columns
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 @command("search")
 @input_options
 @embedder_options
-@rerank_options
+@rerank_by_default_options
 def search(
     corpus: Annotated[str, typer.Argument(help="An index (from `index build`) or a question file, encoded now.")],
     reader: QuestionReader,
@@ -39,7 +39,8 @@ def search(
 ) -> None:
     """Show the questions of a corpus nearest to a question; exit 0 if one is a duplicate, 1 if none.
 
-    The input options apply to every file read (corpus and --queries).
+    The built-in re-ranker orders and judges the hits (--no-rerank: the cosine alone). The input options apply
+    to every file read (corpus and --queries).
 
     Example: dupfind search corpus.dfi "How do I reset my password?"
     """
