@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 from bench_e2e import DATA, questions, run
 
-from dupfind.ray.encode import EncodeActor, EncoderSpec, work_store
+from dupfind.ray.actors import ModelSpec
+from dupfind.ray.encode import EncodeActor, work_store
 
 RESULTS = Path(__file__).resolve().parent / "results" / "gpu_node.json"
 
@@ -44,7 +45,7 @@ def torch_actor(device: str, batch_size: int, folder: Path) -> EncodeActor:
 
     fingerprint = torch_fingerprint(resolve_model(None), device)
     return EncodeActor(
-        EncoderSpec.of(None, "torch", fingerprint, batch_size, device=device), str(work_store(folder).root)
+        ModelSpec.of(None, "torch", fingerprint, batch_size, device=device), str(work_store(folder).root)
     )
 
 

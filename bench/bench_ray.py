@@ -6,6 +6,9 @@
    time, the re-run's speed-up, and how the two engines' pairs agree.
 2. ../shared/data/quora/dev-questions.csv: the pairs of `--engine ray` against local `mine --index exact`
    at the default threshold (share of the exact pairs found, largest score difference, pairs not found).
+3. The same file with `--rerank`: local `mine --rerank` against `--engine ray --rerank` (embeddings already
+   cached by part 2 on both sides, so both time the mining and re-ranking), then the Ray run again (scores
+   read back from the work folder); the kept pairs and their re-rank scores compared.
 
 Each run is a fresh `dupfind -v` process with `DUPFIND_CACHE_DIR` in a temporary folder (the model exported
 there first). Writes bench/results/ray.json.
@@ -29,10 +32,12 @@ from bench_e2e import DATA, questions, real_questions, run, warm_up
 RESULTS = Path(__file__).resolve().parent / "results" / "ray.json"
 
 
-def pair_agreement(found: Path, reference: Path, threshold: float | None = None) -> dict[str, Any]:
-    """How the pairs of `found` agree with those of `reference` (matched by their ids)."""
-    ours = pd.read_parquet(found).set_index(["id_a", "id_b"]).score
-    theirs = pd.read_parquet(reference).set_index(["id_a", "id_b"]).score
+def pair_agreement(
+    found: Path, reference: Path, threshold: float | None = None, column: str = "score"
+) -> dict[str, Any]:
+    """How the pairs of `found` agree with those of `reference` (matched by their ids), `column` compared."""
+    ours = pd.read_parquet(found).set_index(["id_a", "id_b"])[column]
+    theirs = pd.read_parquet(reference).set_index(["id_a", "id_b"])[column]
     common = ours.index.intersection(theirs.index)
     return {
         "pairs": len(ours),
@@ -85,11 +90,30 @@ def bench_dev(folder: Path, backend: list[str]) -> dict[str, Any]:
     return result
 
 
+def bench_dev_rerank(folder: Path, backend: list[str]) -> dict[str, Any]:
+    """Part 3; after `bench_dev`, whose cache and work folder hold the embeddings."""
+    file = DATA / "dev-questions.csv"
+    cache, log = folder / "cache-dev", folder / "stderr.txt"
+    local, on_ray, again = (folder / f"dev-rerank-{name}.parquet" for name in ("local", "ray", "ray-rerun"))
+    result: dict[str, Any] = {"local": run(["mine", str(file), "--rerank", "-o", str(local), *backend], cache, log)}
+    ray_args = ["mine", str(file), "--rerank", "--engine", "ray", "--work-dir", str(folder / "work-dev"), *backend]
+    result["ray"] = run([*ray_args, "-o", str(on_ray)], cache, log)
+    result["ray_rerun"] = run([*ray_args, "-o", str(again)], cache, log)
+    result["pairs_vs_local"] = pair_agreement(on_ray, local, column="rerank_score")
+    result["rerun_vs_first"] = pair_agreement(again, on_ray, column="rerank_score")
+    for name in ("local", "ray", "ray_rerun"):
+        figures = result[name]
+        print(f"  --rerank {name:10s} {figures['seconds']:7.1f} s ({', '.join(figures['stages'])})")
+    print(f"  --engine ray --rerank vs local mine --rerank: {result['pairs_vs_local']}")
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="questions of the timed runs")
     parser.add_argument("--backend", default=None, help="--backend of dupfind mine")
-    parser.add_argument("--skip-dev", action="store_true", help="skip the comparison on dev-questions.csv")
+    parser.add_argument("--skip-timed", action="store_true", help="skip part 1 (the runs of --n questions)")
+    parser.add_argument("--skip-dev", action="store_true", help="skip parts 2 and 3 (dev-questions.csv)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     if not DATA.is_dir():
@@ -98,11 +122,14 @@ def main() -> None:
     backend = ["--backend", args.backend] if args.backend else []
     report: dict[str, Any] = {"cores": len(os.sched_getaffinity(0))}
     with tempfile.TemporaryDirectory(prefix="dupfind-ray-") as folder:
-        print(f"dupfind mine, {args.n} questions, local vs --engine ray:")
-        report["timed"] = bench_100k(args.n, real_questions(), Path(folder), backend)
-        write(args.out, report)
+        if not args.skip_timed:
+            print(f"dupfind mine, {args.n} questions, local vs --engine ray:")
+            report["timed"] = bench_100k(args.n, real_questions(), Path(folder), backend)
+            write(args.out, report)
         if not args.skip_dev:
             report["dev"] = bench_dev(Path(folder), backend)
+            write(args.out, report)
+            report["dev_rerank"] = bench_dev_rerank(Path(folder), backend)
             write(args.out, report)
 
 

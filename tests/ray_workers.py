@@ -3,7 +3,8 @@ clusters, so that every worker process knows the `fake` backend (and `fake-dies-
 
 `fake-dies-once` encodes like `fake` but kills its worker process on its first batch when the file
 `$DUPFIND_CACHE_DIR/die-once` exists (it is removed first, so only one worker dies): Ray must restart the
-actor and run the batch again, losing and duplicating nothing. `fake-elsewhere` cannot be loaded on a
+actor and run the batch again, losing and duplicating nothing. Its pair scorer dies likewise on the file
+`$DUPFIND_CACHE_DIR/die-once-rerank`. `fake-elsewhere` cannot be loaded on a
 worker (as a model missing on a node), while a test registers it in its own process.
 
 A mining task's worker process dies likewise when the file `$DUPFIND_CACHE_DIR/die-once-scoring` exists: Ray
@@ -29,13 +30,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from dupfind.errors import DupfindError
 from dupfind.pairs.mining import Hits
 from dupfind.vectors import backends
 from dupfind.vectors.backends import register_backend
 from dupfind.vectors.encoding import Embeddings, Encoder
 from dupfind.vectors.precision import Choice
-from tests.conftest import FakeEncoder
+from tests.conftest import FakeEncoder, FakePairScorer
 
 
 def die_once_marker() -> Path:
@@ -49,6 +53,16 @@ class DiesOnceEncoder(FakeEncoder):
             os.rename(marker, marker.with_name("died"))  # only one process claims it
         except FileNotFoundError:
             return super().encode_batch(texts)
+        os._exit(1)
+
+
+class DiesOncePairScorer(FakePairScorer):
+    def score_batch(self, first: Sequence[str], second: Sequence[str]) -> NDArray[np.float32]:
+        marker = die_once_marker().with_name("die-once-rerank")
+        try:
+            os.rename(marker, marker.with_name("died-rerank"))  # only one process claims it
+        except FileNotFoundError:
+            return super().score_batch(first, second)
         os._exit(1)
 
 
@@ -133,8 +147,8 @@ def set_up_worker() -> None:
     sys.modules[FSSPEC_HTTP] = without_http_filesystem()
     from dupfind.ray import mine as ray_mine
 
-    register_backend("fake", lambda model: FakeEncoder())
-    register_backend("fake-dies-once", lambda model: DiesOnceEncoder())
+    register_backend("fake", lambda model: FakeEncoder(), pair_scorer=lambda model: FakePairScorer())
+    register_backend("fake-dies-once", lambda model: DiesOnceEncoder(), pair_scorer=lambda model: DiesOncePairScorer())
     register_backend("fake-elsewhere", cannot_load)
     register_backend("fake-unreadable", unreadable)
     ray_mine.score_cell = scoring_dies_once(ray_mine.score_cell)

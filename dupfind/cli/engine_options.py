@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dupfind.cli.model_options import EmbedderOptions
+from dupfind.cli.model_options import EmbedderOptions, RerankOptions
 from dupfind.cli.options import (
     add_options,
     check_choice,
@@ -21,7 +21,8 @@ from dupfind.cli.output import stage, stderr_is_terminal, verbose
 from dupfind.errors import DupfindError
 
 if TYPE_CHECKING:
-    from dupfind.ray.encode import EncoderSpec, Workers
+    from dupfind.pairs.rerank import Reranker
+    from dupfind.ray.actors import ModelSpec, Workers
     from dupfind.vectors.embedder import Embedder
 
 ENGINES = ("local", "ray")
@@ -105,19 +106,30 @@ class EngineOptions:
             embedding, backend=agreed.backend, precision=agreed.precision, device=agreed.device, reason=agreed.reason
         )
 
-    def encoder_spec(self, embedding: EmbedderOptions, embedder: Embedder) -> EncoderSpec:
+    def encoder_spec(self, embedding: EmbedderOptions, embedder: Embedder) -> ModelSpec:
         """How the actors load the encoder: on a GPU with --gpus-per-actor, else like `embedder` on their CPUs."""
-        from dupfind.ray.encode import EncoderSpec
+        from dupfind.ray.actors import ModelSpec
         from dupfind.vectors.backends import check_backend
         from dupfind.vectors.backends.torch_backend import torch_fingerprint
 
         device = "cuda" if self.gpus_per_actor else "cpu"
         fingerprint = torch_fingerprint(embedding.resolve(), device) if self.gpus_per_actor else embedder.fingerprint
         backend = check_backend(embedding.backend)
-        return EncoderSpec.of(embedding.model, backend, fingerprint, embedding.batch_size, embedding.precision, device)
+        return ModelSpec.of(embedding.model, backend, fingerprint, embedding.batch_size, embedding.precision, device)
+
+    def scorer_spec(self, embedding: EmbedderOptions, reranking: RerankOptions, reranker: Reranker) -> ModelSpec:
+        """How the actors load the re-ranker `reranker` (loaded on the driver): on the devices and at the precision
+        of the encoder actors."""
+        from dupfind.ray.actors import ModelSpec
+        from dupfind.vectors.backends import check_backend
+
+        device = "cuda" if self.gpus_per_actor else "cpu"
+        fingerprint = reranker.scorer.fingerprint
+        backend = check_backend(embedding.backend)
+        return ModelSpec.of(reranking.reranker, backend, fingerprint, embedding.batch_size, embedding.precision, device)
 
     def workers(self) -> Workers:
-        from dupfind.ray.encode import Workers
+        from dupfind.ray.actors import Workers
 
         return Workers(gpus=self.gpus_per_actor)
 
@@ -138,7 +150,9 @@ engine_options = add_options(
         "engine": (
             Annotated[
                 str,
-                typer.Option("--engine", help="local, or ray: read, encode (and mine) on a Ray cluster (dupfind[ray])"),
+                typer.Option(
+                    "--engine", help="local, or ray: read, encode (mine and re-rank) on a Ray cluster (dupfind[ray])"
+                ),
             ],
             "local",
         ),
@@ -157,8 +171,8 @@ engine_options = add_options(
                 str | None,
                 typer.Option(
                     "--work-dir",
-                    help="With --engine ray: embeddings kept for re-runs, on storage every node sees "
-                    "[default: OUTPUT.work].",
+                    help="With --engine ray: embeddings (and re-rank scores) kept for re-runs, on storage every "
+                    "node sees [default: OUTPUT.work].",
                 ),
             ],
             None,

@@ -8,7 +8,7 @@ embeddings (keyed by both texts and the model)."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -28,7 +28,8 @@ class Reranker:
 
     Pairs are scored in batches sorted by token count (little padding); `progress(scored, total)` is called after
     each batch with the number of pairs it scored. `fusion` (the re-ranker's settings) makes the re-rank score of
-    the cross-encoder's and the pair's cosine.
+    the cross-encoder's and the pair's cosine. `score_all`, when given, scores all the distinct pairs not in the
+    cache at once instead, elsewhere (on a Ray cluster: `dupfind.ray.rerank.ray_reranker`).
     """
 
     scorer: PairScorer
@@ -36,6 +37,7 @@ class Reranker:
     batch_size: int = DEFAULT_BATCH_SIZE
     progress: Progress | None = None
     fusion: Fusion = IDENTITY
+    score_all: Callable[[list[str], list[str]], Scores] | None = None
 
     def __post_init__(self) -> None:
         check_batch_size(self.batch_size)
@@ -106,6 +108,8 @@ class Reranker:
         out = np.empty(len(first), dtype=np.float32)
         if not first:
             return out
+        if self.score_all is not None:
+            return self.score_all(first, second)
         tokens = np.asarray(self.scorer.count_tokens(first, second), dtype=np.int64)
         order = np.argsort(tokens, kind="stable")
         for start in range(0, len(order), self.batch_size):

@@ -36,7 +36,8 @@ from dupfind.pairs.mining import (
     score_cell,
     top_k_pairs,
 )
-from dupfind.ray.encode import EncoderSpec, Workers, embed_ray
+from dupfind.ray.actors import ModelSpec, Workers
+from dupfind.ray.encode import embed_ray
 from dupfind.ray.session import RETRIES, worker_errors
 from dupfind.vectors.encoding import Embeddings, Progress, TokenCounts
 
@@ -130,7 +131,7 @@ class RayMined:
 
 def mine_texts_ray(
     texts: Sequence[str],
-    spec: EncoderSpec,
+    spec: ModelSpec,
     work_dir: Path,
     threshold: float,
     top_k: int = DEFAULT_TOP_K,

@@ -57,9 +57,10 @@ def questions_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def mine(*args: str) -> tuple[pd.DataFrame, str]:
+def mine(*args: str, threshold: str = THRESHOLD) -> tuple[pd.DataFrame, str]:
+    """`dupfind mine ARGS -t THRESHOLD --id-col id -o OUT.parquet` in this process: the pairs and stderr."""
     out = Path(args[args.index("-o") + 1])
-    result = runner.invoke(app, ["mine", *args, "-t", THRESHOLD, "--id-col", "id"])
+    result = runner.invoke(app, ["mine", *args, "-t", threshold, "--id-col", "id"])
     assert result.exit_code == 0, (result.stderr, result.exception)
     return pd.read_parquet(out), result.stderr
 

@@ -169,12 +169,12 @@ def _mine_within(asked: MineRequest) -> None:
 
 
 def _mine_on_ray(asked: MineRequest, engine: EngineOptions, against: str | None) -> None:
-    """`mine --engine ray`: read, encode and mine on a Ray cluster; written like `mine`'s."""
+    """`mine --engine ray`: read, encode, mine (and re-rank) on a Ray cluster; written like `mine`'s."""
+    from dupfind.pairs.mining import decide
     from dupfind.ray.mine import mine_texts_ray
     from dupfind.ray.read import read_questions_ray
+    from dupfind.ray.rerank import ray_reranker
 
-    if asked.reranking.enabled:
-        raise DupfindError("re-ranking is local only; drop --engine ray")
     if against is not None:
         raise DupfindError("--against is local only; drop --engine ray")
     if asked.index == "exact":
@@ -191,7 +191,9 @@ def _mine_on_ray(asked: MineRequest, engine: EngineOptions, against: str | None)
         agreed = engine.agree(asked.embedding)
         if agreed.precision != asked.embedding.precision:  # the thresholds of the precision the actors run
             rule = agreed.rule("mining", ref, asked.reranking, asked.threshold)
-        embedder = replace(agreed, device="cpu").load()  # it only counts tokens
+        on_driver = replace(agreed, device="cpu")  # it only counts tokens, and fingerprints the re-ranker
+        embedder = on_driver.load()
+        reranker = asked.reranking.load(on_driver)
         tokens = _count_tokens(embedder, questions.texts)
         spec = engine.encoder_spec(agreed, embedder)
         with (
@@ -210,7 +212,13 @@ def _mine_on_ray(asked: MineRequest, engine: EngineOptions, against: str | None)
                 tokens=tokens,
                 mining_progress=mining,
             )
-    mined = replace(found.pairs, rule=rule)
+        if reranker is not None:
+            scorer = engine.scorer_spec(agreed, asked.reranking, reranker)
+            with progress_bar("Re-ranking on Ray", asked.quiet) as scoring, stage("re-rank on Ray"):
+                reranker = ray_reranker(reranker, scorer, work_dir, engine.workers(), scoring)
+                mined = decide(found.pairs, questions.texts, rule, reranker)
+        else:
+            mined = decide(found.pairs, questions.texts, rule)
     asked.write(mined, questions.ids, questions.texts, "Duplicate pairs", ref.name)
     info(
         f"{len(mined)} pairs with {mined.describe()} among {len(questions)} questions "
