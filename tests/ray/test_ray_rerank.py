@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 
+from dupfind.cli import app  # noqa: E402
 from dupfind.ray.actors import ModelSpec  # noqa: E402
 from dupfind.ray.rerank import rerank_store, score_pairs_ray  # noqa: E402
 from dupfind.vectors.backends import register_backend, unregister_backend  # noqa: E402
@@ -115,3 +117,23 @@ def test_a_pair_scorer_actor_killed_mid_run_loses_and_duplicates_nothing(
     assert marker.with_name("died-rerank").exists()  # a worker did die
     marker.with_name("died-rerank").unlink()
     pd.testing.assert_frame_equal(ray_run[0], killed)
+
+
+def test_a_pair_scorer_that_cannot_write_its_scores_is_one_line_and_exit_2(
+    ray_run: tuple[pd.DataFrame, str, Path], questions: tuple[Path, Path], tmp_path: Path
+) -> None:
+    path, reranker = questions
+    work, out = tmp_path / "work", tmp_path / "pairs.parquet"
+    shutil.copytree(ray_run[2] / "embeddings", work / "embeddings")  # encoding is done: the scores are next
+    (work / "rerank").mkdir()
+    (work / "rerank" / FakePairScorer.fingerprint).touch()  # a file where the actors make their shards' folder
+    result = CliRunner().invoke(
+        app,
+        ["mine", str(path), "--engine", "ray", "--backend", "fake", "--reranker", str(reranker), "-t", RERANK_THRESHOLD,
+         "--work-dir", str(work), "-o", str(out), "-q"],
+    )  # fmt: skip
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"dupfind: error: {work}/rerank/{FakePairScorer.fingerprint}: File exists\n",
+    )
+    assert not out.exists()
