@@ -112,7 +112,7 @@ class EngineOptions:
         from dupfind.vectors.backends import check_backend
         from dupfind.vectors.backends.torch_backend import torch_fingerprint
 
-        device = "cuda" if self.gpus_per_actor else "cpu"
+        device = self._actor_device()
         fingerprint = torch_fingerprint(embedding.resolve(), device) if self.gpus_per_actor else embedder.fingerprint
         backend = check_backend(embedding.backend)
         return ModelSpec.of(embedding.model, backend, fingerprint, embedding.batch_size, embedding.precision, device)
@@ -123,10 +123,18 @@ class EngineOptions:
         from dupfind.ray.actors import ModelSpec
         from dupfind.vectors.backends import check_backend
 
-        device = "cuda" if self.gpus_per_actor else "cpu"
-        fingerprint = reranker.scorer.fingerprint
         backend = check_backend(embedding.backend)
-        return ModelSpec.of(reranking.reranker, backend, fingerprint, embedding.batch_size, embedding.precision, device)
+        return ModelSpec.of(
+            reranking.reranker,
+            backend,
+            reranker.scorer.fingerprint,
+            embedding.batch_size,
+            embedding.precision,
+            self._actor_device(),
+        )
+
+    def _actor_device(self) -> str:
+        return "cuda" if self.gpus_per_actor else "cpu"
 
     def workers(self) -> Workers:
         from dupfind.ray.actors import Workers

@@ -102,10 +102,17 @@ def fill_work_store(
 
 
 def run_on_actors(
-    columns: dict[str, Any], actor: type, workers: Workers, progress: Progress | None, total: int
+    columns: dict[str, Any],
+    actor: Callable[[ModelSpec, str], Any],
+    spec: ModelSpec,
+    root: Path,
+    workers: Workers,
+    progress: Progress | None,
+    total: int,
 ) -> None:
-    """Run `actor` (a class without constructor arguments, see `bind`) over the Arrow `columns` in blocks of
-    `BLOCK_ROWS` rows on the actor pool; each call returns `{"rows": [rows done]}`, counted by `progress`."""
+    """Run `actor(spec, root)` (a class loading `spec`'s model and storing into the store at `root`) over the Arrow
+    `columns` in blocks of `BLOCK_ROWS` rows on the actor pool; each call returns `{"rows": [rows done]}`, counted by
+    `progress`."""
     import pyarrow as pa
     import ray.data
 
@@ -114,7 +121,7 @@ def run_on_actors(
     dataset = ray.data.from_arrow([table.slice(start, BLOCK_ROWS) for start in range(0, len(table), BLOCK_ROWS)])
     actors, cpus = actor_pool(workers)
     computed = dataset.map_batches(
-        actor,
+        _bound(actor, spec, str(root)),
         batch_size=BLOCK_ROWS,
         batch_format="pyarrow",
         compute=ray.data.ActorPoolStrategy(size=actors),
@@ -127,6 +134,18 @@ def run_on_actors(
         for batch in computed.iter_batches(batch_size=None, batch_format="numpy"):
             if progress is not None:
                 progress(int(batch["rows"].sum()), total)
+
+
+def _bound(actor: Callable[[ModelSpec, str], Any], spec: ModelSpec, root: str) -> type:
+    """`actor` of this spec and store as a class without constructor arguments: Ray Data keeps constructor
+    arguments in the object store, from where a restarted actor may not get them back."""
+
+    class Bound(actor):  # type: ignore[misc,valid-type]
+        def __init__(self) -> None:
+            super().__init__(spec, root)
+
+    Bound.__name__ = Bound.__qualname__ = f"Bound{getattr(actor, '__name__', 'Actor')}"
+    return Bound
 
 
 def actor_pool(workers: Workers) -> tuple[int, float]:

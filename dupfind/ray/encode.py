@@ -134,18 +134,7 @@ def _encode_on_actors(
     if tokens is not None:
         columns["tokens"] = pa.array(np.asarray(tokens, dtype=np.int64)[rows])
     columns["text"] = pa.array([texts[i] for i in rows.tolist()], pa.large_string())
-    run_on_actors(columns, _bound_actor(spec, str(root)), workers, progress, len(rows))
-
-
-def _bound_actor(spec: ModelSpec, root: str) -> type[EncodeActor]:
-    """`EncodeActor` of this spec and store as a class without constructor arguments: Ray Data keeps
-    constructor arguments in the object store, from where a restarted actor may not get them back."""
-
-    class BoundEncodeActor(EncodeActor):
-        def __init__(self) -> None:
-            super().__init__(spec, root)
-
-    return BoundEncodeActor
+    run_on_actors(columns, EncodeActor, spec, root, workers, progress, len(rows))
 
 
 class EncodeActor:

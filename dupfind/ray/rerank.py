@@ -63,22 +63,11 @@ def score_pairs_ray(
             "first": pa.array([first[i] for i in rows.tolist()], pa.large_string()),
             "second": pa.array([second[i] for i in rows.tolist()], pa.large_string()),
         }
-        run_on_actors(columns, _bound_actor(spec, str(store.root)), workers, progress, len(rows))
+        run_on_actors(columns, ScoreActor, spec, store.root, workers, progress, len(rows))
 
     scores, scored = fill_work_store(store, spec.fingerprint, pair_keys(first, second), score, "pairs")
     assert scores is not None  # every pair was found, or scored now
     return np.ascontiguousarray(scores[:, 0]), scored
-
-
-def _bound_actor(spec: ModelSpec, root: str) -> type[ScoreActor]:
-    """`ScoreActor` of this spec and store as a class without constructor arguments (see
-    `dupfind.ray.encode._bound_actor`)."""
-
-    class BoundScoreActor(ScoreActor):
-        def __init__(self) -> None:
-            super().__init__(spec, root)
-
-    return BoundScoreActor
 
 
 class ScoreActor:
