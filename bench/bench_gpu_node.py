@@ -1,7 +1,7 @@
 """What one node of `mine --engine ray --backend torch --gpus-per-actor G` encodes per second, on a GPU machine.
 
 Ray is not needed: each actor of the pool is `dupfind.ray.encode`'s encoder actor, which loads the encoder
-once and, per block of `SHARD_ROWS` questions, encodes it and stores it as one shard of the work folder's
+once and, per block of `BLOCK_ROWS` questions, encodes it and stores it as one shard of the work folder's
 embedding store. This script runs that same actor class in plain processes, as Ray would place them on one node:
 
 1. the baseline, in the same run: one actor on the node's CPUs (torch fp32, every core), on a subset;
@@ -53,12 +53,12 @@ def encode_all(actor: EncodeActor, texts: list[str]) -> float:
     """Seconds the actor takes to encode and store `texts`, block by block, after one warm-up block."""
     import pyarrow as pa
 
-    from dupfind.ray.encode import SHARD_ROWS
+    from dupfind.ray.actors import BLOCK_ROWS
 
-    actor(pa.table({"text": texts[:SHARD_ROWS]}))  # warm-up: CUDA context, kernels
+    actor(pa.table({"text": texts[:BLOCK_ROWS]}))  # warm-up: CUDA context, kernels
     started = time.perf_counter()
-    for start in range(0, len(texts), SHARD_ROWS):
-        actor(pa.table({"text": texts[start : start + SHARD_ROWS]}))  # returns once the shard is written
+    for start in range(0, len(texts), BLOCK_ROWS):
+        actor(pa.table({"text": texts[start : start + BLOCK_ROWS]}))  # returns once the shard is written
     return time.perf_counter() - started
 
 
