@@ -281,7 +281,9 @@ def test_the_losses_encode_a_batch_in_bounded_mini_batches_with_the_same_gradien
         assert max(sizes) > MINI_BATCH  # the reference encodes the whole batch at once
         assert value == pytest.approx(expected, rel=1e-4), name
         for got, want in zip(gradients, expected_gradients, strict=True):
-            torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-6)
+            # float32 sums of mini-batches in another order: off by up to ~6e-6 on an element of ~2e-3 (seen
+            # once in CI); a wrong mini-batching is off by the gradients' own size
+            torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-3 * float(want.abs().max()) + 1e-6)
 
 
 AMX_FLAGS = frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"})
