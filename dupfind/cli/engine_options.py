@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,9 +66,10 @@ class EngineOptions:
             raise DupfindError(f"--work-dir {folder}: is inside the output folder {output}, which is replaced whole")
         return folder
 
-    def check(self, source: str, embedding: EmbedderOptions, work_dir: Path) -> None:
+    def check(self, source: str, embedding: EmbedderOptions, work_dir: Path, output: str | None) -> None:
         """Check that Ray is installed, that the input has files, none of them in the work folder (`work_folder`),
-        and that the encoder options fit the actors (before anything starts)."""
+        that the output would not be read back as input by the next run, and that the encoder options fit the
+        actors (before anything starts)."""
         from dupfind.ray.read import input_files
         from dupfind.ray.session import require_ray
         from dupfind.vectors.backends import check_backend
@@ -80,6 +82,7 @@ class EngineOptions:
             )
         if any(Path(file.path).is_relative_to(folder) for file in files):
             raise DupfindError(f"--work-dir {work_dir}: holds files of the input {source}; put it elsewhere")
+        _check_output_outside_input(source, output)
         backend = check_backend(embedding.backend)
         if self.gpus_per_actor and backend != "torch":
             raise DupfindError(f"--gpus-per-actor needs --backend torch (the {backend} backend runs on CPUs)")
@@ -198,3 +201,27 @@ engine_options = add_options(
 
 
 """Adds --engine, --ray-address, --work-dir and --gpus-per-actor; the command receives `engine: EngineOptions`."""
+
+
+def _check_output_outside_input(source: str, output: str | None) -> None:
+    """Refuse an output inside the input folder, or matching the input glob: the next run would read it back as
+    questions (the output file itself being an input is refused with the other destination checks)."""
+    if output is None or output == "-":
+        return
+    target = Path(output.rstrip("/") or output).absolute()
+    if Path(source).is_dir():
+        if target.resolve().is_relative_to(Path(source).resolve()):
+            raise DupfindError(
+                f"{output}: is inside the input folder {source}, all of which is read; write the result elsewhere"
+            )
+    elif not Path(source).exists() and _matches_glob(target, source):
+        raise DupfindError(f"{output}: matches the input {source}, so a later run would read it; write it elsewhere")
+
+
+def _matches_glob(path: Path, pattern: str) -> bool:
+    """Whether `path`, or a part file in it (a folder output), would be one of the glob's files (`**`: any depth)."""
+    absolute = str(Path(pattern).absolute())
+    written = [path, path / "part-00000.parquet"]
+    if "**" in absolute:
+        return any(fnmatch.fnmatchcase(str(file), absolute) for file in written)
+    return any(file.match(absolute) for file in written)

@@ -10,7 +10,7 @@ unchanged) whose cross-encoder scores come from the cluster, so that the pairs k
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +29,32 @@ def rerank_store(work_dir: Path) -> EmbeddingCache:
     return EmbeddingCache(work_dir.absolute() / "rerank", unit_rows=False)
 
 
+@dataclass
+class RayScoring:
+    """How many candidate pairs the cluster's pair scorers were asked for, and how many of them they scored now
+    (the others were read from the work folder)."""
+
+    asked: int = 0
+    scored: int = 0
+
+
 def ray_reranker(
-    local: Reranker, spec: ModelSpec, work_dir: Path, workers: Workers = Workers(), progress: Progress | None = None
+    local: Reranker,
+    spec: ModelSpec,
+    work_dir: Path,
+    workers: Workers = Workers(),
+    progress: Progress | None = None,
+    tally: RayScoring | None = None,
 ) -> Reranker:
     """`local` (loaded on the driver, for its fingerprint and fusion) scoring its pairs on the cluster's actors
-    instead, kept in the work folder rather than the local score cache."""
+    instead, kept in the work folder rather than the local score cache; `tally` counts the pairs asked and scored."""
 
     def score_on_ray(first: list[str], second: list[str]) -> Scores:
-        return score_pairs_ray(first, second, spec, work_dir, workers, progress)[0]
+        scores, scored = score_pairs_ray(first, second, spec, work_dir, workers, progress)
+        if tally is not None:
+            tally.asked += len(first)
+            tally.scored += scored
+        return scores
 
     return replace(local, cache=None, progress=None, score_all=score_on_ray)
 

@@ -100,3 +100,52 @@ def test_a_work_folder_in_the_input_folder_is_refused_before_anything_runs(
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1 and f"is inside the input folder {folder}" in result.stderr
     assert use_fake_encoder.calls == [] and [path.name for path in folder.iterdir()] == ["part-0.txt"]
+
+
+@pytest.mark.parametrize(
+    ("command", "source", "output", "message"),
+    [
+        (["mine"], "{input}", "{input}/pairs.csv", "is inside the input folder"),
+        (["mine"], "{input}", "{input}/pairs/", "is inside the input folder"),
+        (["mine"], "{input}/*.csv", "{input}/pairs.csv", "matches the input"),
+        (["mine"], "{input}/**/part-*", "{input}/pairs/", "matches the input"),  # its part-00000.parquet
+        (["index", "build"], "{input}/*", "{input}/corpus.dfi", "matches the input"),
+    ],
+)
+def test_an_output_that_the_next_run_would_read_as_input_is_refused_before_anything_runs(
+    use_fake_encoder: FakeEncoder,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+    source: str,
+    output: str,
+    message: str,
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # refused before Ray is even needed
+    folder = questions_folder(tmp_path)
+    args = [source.format(input=folder), "--engine", "ray", "--work-dir", str(tmp_path / "work")]
+    result = runner.invoke(app, [*command, *args, "-o", output.format(input=folder)])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and message in result.stderr
+    assert use_fake_encoder.calls == [] and sorted(path.name for path in tmp_path.iterdir()) == ["questions"]
+    assert [path.name for path in folder.iterdir()] == ["part-0.csv"]
+
+
+@pytest.mark.parametrize("output", ["{tmp}/pairs.csv", "{tmp}/questions-pairs/", "{tmp}/questions/../p.csv"])
+def test_an_output_beside_the_input_glob_passes_the_check(
+    use_fake_encoder: FakeEncoder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output: str
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # the next check, Ray's presence, is the one that fails
+    folder = questions_folder(tmp_path)
+    args = [str(folder / "*.csv"), "--engine", "ray", "--work-dir", str(tmp_path / "work")]
+    result = runner.invoke(app, ["mine", *args, "-o", output.format(tmp=tmp_path)])
+    assert result.exit_code == 2
+    assert "--engine ray needs Ray, which is not installed" in result.stderr
+
+
+def questions_folder(tmp_path: Path) -> Path:
+    """A folder of one CSV file of questions."""
+    folder = tmp_path / "questions"
+    folder.mkdir()
+    (folder / "part-0.csv").write_text("question\nHow do I reset my password?\nWhat is Ray?\n", encoding="utf-8")
+    return folder

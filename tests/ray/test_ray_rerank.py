@@ -80,6 +80,7 @@ def test_ray_reranks_like_a_local_mine_rerank(
     assert not (on_ray.question_a.str.contains("zz") ^ on_ray.question_b.str.contains("zz")).any()  # no near-dup
     assert (on_ray.rerank_score >= float(RERANK_THRESHOLD)).all()
     assert f"{len(on_ray)} pairs with re-rank score ≥ 0.450 among 320 candidates" in err
+    assert "320 of 320 candidate pairs scored now" in err
     assert (work / "rerank").is_dir()
 
 
@@ -99,6 +100,19 @@ def test_a_rerun_scores_only_new_pairs(
     np.testing.assert_array_equal(again[:2], scores)
     cached, found = rerank_store(work).lookup(spec.fingerprint, pair_keys(first, second))
     assert found.all() and cached is not None
+
+
+def test_a_rerun_of_the_command_says_that_it_scored_no_pair_now(
+    ray_run: tuple[pd.DataFrame, str, Path], questions: tuple[Path, Path], tmp_path: Path
+) -> None:
+    first, _, work = ray_run
+    again = tmp_path / "work"
+    shutil.copytree(work, again)
+    path, reranker = questions
+    args = ["--engine", "ray", "--work-dir", str(again), "--backend", "fake", "--reranker", str(reranker)]
+    frame, err = mine(str(path), *args, "-o", str(tmp_path / "again.parquet"))
+    pd.testing.assert_frame_equal(frame, first)
+    assert "0 of 320 candidate pairs scored now" in err
 
 
 def test_a_pair_scorer_actor_killed_mid_run_loses_and_duplicates_nothing(

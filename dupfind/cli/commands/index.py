@@ -75,7 +75,7 @@ def _index_on_ray(
     from dupfind.ray.read import read_questions_ray
 
     work_dir = engine.work_folder(output)
-    engine.check(file, embedding, work_dir)
+    engine.check(file, embedding, work_dir, output)
     with engine.session(quiet):
         with stage("read"):
             questions = read_questions_ray(file, reader)

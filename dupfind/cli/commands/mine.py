@@ -173,14 +173,14 @@ def _mine_on_ray(asked: MineRequest, engine: EngineOptions, against: str | None)
     from dupfind.pairs.mining import decide
     from dupfind.ray.mine import mine_texts_ray
     from dupfind.ray.read import read_questions_ray
-    from dupfind.ray.rerank import ray_reranker
+    from dupfind.ray.rerank import RayScoring, ray_reranker
 
     if against is not None:
         raise DupfindError("--against is local only; drop --engine ray")
     if asked.index == "exact":
         raise DupfindError("--engine ray mines with the inverted-file index (--index ann); --index exact is local only")
     work_dir = engine.work_folder(asked.output)
-    engine.check(asked.file, asked.embedding, work_dir)
+    engine.check(asked.file, asked.embedding, work_dir, asked.output)
     ref = asked.embedding.resolve()
     rule = asked.rule(ref)
     with engine.session(asked.quiet):
@@ -212,17 +212,20 @@ def _mine_on_ray(asked: MineRequest, engine: EngineOptions, against: str | None)
                 tokens=tokens,
                 mining_progress=mining,
             )
+        tally = RayScoring()
         if reranker is not None:
             scorer = engine.scorer_spec(agreed, asked.reranking, reranker)
             with progress_bar("Re-ranking on Ray", asked.quiet) as scoring, stage("re-rank on Ray"):
-                reranker = ray_reranker(reranker, scorer, work_dir, engine.workers(), scoring)
+                reranker = ray_reranker(reranker, scorer, work_dir, engine.workers(), scoring, tally)
                 mined = decide(found.pairs, questions.texts, rule, reranker)
         else:
             mined = decide(found.pairs, questions.texts, rule)
     asked.write(mined, questions.ids, questions.texts, "Duplicate pairs", ref.name)
+    rescored = f", {tally.scored} of {tally.asked} candidate pairs scored now" if tally.asked else ""
     info(
         f"{len(mined)} pairs with {mined.describe()} among {len(questions)} questions "
-        f"({found.encoded} of {found.distinct} distinct questions encoded now, the rest read from {work_dir})",
+        f"({found.encoded} of {found.distinct} distinct questions encoded now{rescored}, "
+        f"the rest read from {work_dir})",
         asked.quiet,
     )
 
