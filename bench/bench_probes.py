@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 from dupfind import Embedder, EmbeddingCache, load_encoder
 from dupfind.pairs import ann
 from dupfind.pairs.identical import normalize_text
-from dupfind.pairs.mining import DEFAULT_TOP_K, _mine, score_cell, top_k_pairs
+from dupfind.pairs.mining import DEFAULT_TOP_K, mine_embeddings, score_cell, top_k_pairs
 from dupfind.vectors.model import SHIPPED_MODELS_DIR
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "quora"
@@ -98,7 +98,7 @@ def main() -> None:
     for rows, threshold in ((rows, threshold) for rows in sizes for threshold in thresholds):
         embeddings = every[np.sort(order[:rows])]
         print(f"{len(embeddings)} distinct train questions, top-{args.top_k}")
-        exact, _ = _mine(embeddings, threshold, args.top_k, None, "exact")
+        exact = mine_embeddings(embeddings, threshold, args.top_k, index="exact")
         reference = pair_set(exact.left, exact.right)
         print(f"threshold {threshold}: {len(reference)} exact pairs")
         for probes in (int(p) for p in args.probes.split(",")):

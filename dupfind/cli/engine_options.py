@@ -76,7 +76,7 @@ class EngineOptions:
 
         files = input_files(source)
         folder = work_dir.resolve()
-        if Path(source).is_dir() and folder.is_relative_to(Path(source).resolve()):
+        if _in_input_folder(folder, source):
             raise DupfindError(
                 f"--work-dir {work_dir}: is inside the input folder {source}, all of which is read; put it elsewhere"
             )
@@ -208,14 +208,18 @@ def _check_output_outside_input(source: str, output: str | None) -> None:
     questions (the output file itself being an input is refused with the other destination checks)."""
     if output is None or output == "-":
         return
-    target = Path(output.rstrip("/") or output).absolute()
-    if Path(source).is_dir():
-        if target.resolve().is_relative_to(Path(source).resolve()):
-            raise DupfindError(
-                f"{output}: is inside the input folder {source}, all of which is read; write the result elsewhere"
-            )
-    elif not Path(source).exists() and _matches_glob(target, source):
+    target = Path(output).absolute()
+    if _in_input_folder(target, source):
+        raise DupfindError(
+            f"{output}: is inside the input folder {source}, all of which is read; write the result elsewhere"
+        )
+    if not Path(source).exists() and _matches_glob(target, source):
         raise DupfindError(f"{output}: matches the input {source}, so a later run would read it; write it elsewhere")
+
+
+def _in_input_folder(path: Path, source: str) -> bool:
+    """Whether `path` lies in the input `source` when that is a folder (all of which is read)."""
+    return Path(source).is_dir() and path.resolve().is_relative_to(Path(source).resolve())
 
 
 def _matches_glob(path: Path, pattern: str) -> bool:
