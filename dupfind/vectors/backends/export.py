@@ -254,8 +254,9 @@ def mean_pool(hidden: NDArray[np.float32], attention_mask: NDArray[np.int64]) ->
 
 class ExportedRuntime:
     """What an exported encoder and an exported pair scorer share: the export of `ref` (`pairs`: with the
-    cross-encoder's logit head), its tokenizers, the runner at `precision`, the fingerprint, pickling by
-    reloading from the cache."""
+    cross-encoder's logit head), its tokenizers, the runner at `precision` (loaded at the first batch: counting
+    tokens and the fingerprint need only the export's files, so a Ray driver, which encodes nothing, never loads
+    the runtime), the fingerprint, pickling by reloading from the cache."""
 
     backend: ClassVar[str]
     pairs: ClassVar[bool] = False
@@ -266,7 +267,7 @@ class ExportedRuntime:
         self.exported = ensure_exported(ref, pairs=self.pairs)
         self._tokenizer = load_tokenizer(self.exported.path / TOKENIZER_FILE, self.exported.max_seq_length)
         self._untruncated: Tokenizer | None = None
-        self._run = self._load_runner()
+        self._runner: Runner | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -293,6 +294,12 @@ class ExportedRuntime:
         if self._untruncated is None:
             self._untruncated = load_tokenizer(self.exported.path / TOKENIZER_FILE, None)
         return self._untruncated
+
+    def _run(self, features: Features) -> NDArray[np.float32]:
+        """The model's output on a batch's features, its runtime loaded at the first batch."""
+        if self._runner is None:
+            self._runner = self._load_runner()
+        return self._runner(features)
 
     def _load_runner(self) -> Runner:
         """Load the exported model with this backend's runtime (at `self.precision`)."""

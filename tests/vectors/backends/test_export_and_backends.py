@@ -294,6 +294,24 @@ def tokenizer_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Tokenizer
     return TokenizerOnly(ModelRef("test", tmp_path))
 
 
+def test_the_runtime_loads_at_the_first_batch_not_to_count_tokens(
+    tokenizer_only: TokenizerOnly, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ray driver loads the encoder only to count tokens and know its fingerprint: no runtime for that."""
+    loads: list[TokenizerOnly] = []
+
+    def counted(self: TokenizerOnly) -> export.Runner:
+        loads.append(self)
+        return lambda features: np.ones((*features["input_ids"].shape, 4), dtype=np.float32)
+
+    monkeypatch.setattr(TokenizerOnly, "_load_runner", counted)
+    assert tokenizer_only.count_tokens(["How do I learn Python?"]) == [8]
+    assert tokenizer_only.fingerprint == "test-tokens" and loads == []
+    tokenizer_only.encode_batch(["How do I learn Python?", "Why?"])
+    tokenizer_only.encode_batch(["Why not?"])
+    assert loads == [tokenizer_only]  # once, at the first batch
+
+
 def test_a_10_mb_question_reaches_the_tokenizer_only_as_a_short_prefix(tokenizer_only: TokenizerOnly) -> None:
     """Tokenising 10 MB takes seconds and gigabytes: only a prefix of a few thousand characters is tokenised, and
     it gives the whole text's first tokens (its time and memory are bench/bench_encode.py's to measure)."""
