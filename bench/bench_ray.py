@@ -3,7 +3,8 @@
 1. 100k questions (the augmentation of bench_e2e.py): local `mine` (first run, empty embedding cache), then
    `mine --engine ray` (first run, empty work folder: starts Ray, reads, encodes, mines, stops Ray), then the
    Ray run again (embeddings read back from the work folder). Reports Ray's overhead over the local wall
-   time, the re-run's speed-up, and how the two engines' pairs agree.
+   time, the re-run's speed-up, how the two engines' pairs agree, and the peak RSS of the driver and of the
+   busiest Ray worker process.
 2. ../shared/data/quora/dev-questions.csv: the pairs of `--engine ray` against local `mine --index exact`
    at the default threshold (share of the exact pairs found, largest score difference, pairs not found).
 3. The same file with `--rerank`: local `mine --rerank` against `--engine ray --rerank` (embeddings already
@@ -22,7 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +53,51 @@ def pair_agreement(
     }
 
 
+class WorkerPeaks:
+    """While open, samples the peak RSS (VmHWM) of every Ray worker process (its command line starts `ray::`: the
+    actors and tasks) every `every` seconds; `busiest_mb` is the largest, `workers` how many were seen."""
+
+    def __init__(self, every: float = 0.25) -> None:
+        self.every = every
+        self.peaks: dict[str, int] = {}  # kB, by pid
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> WorkerPeaks:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def busiest_mb(self) -> float:
+        return max(self.peaks.values(), default=0) / 1e3
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.every):
+            for entry in os.scandir("/proc"):
+                if not entry.name.isdigit():
+                    continue
+                try:
+                    with open(f"/proc/{entry.name}/cmdline", "rb") as file:
+                        if not file.read(5).startswith(b"ray::"):
+                            continue
+                    with open(f"/proc/{entry.name}/status", encoding="utf-8") as file:
+                        peak = int(re.search(r"VmHWM:\s+(\d+)", file.read())[1])  # type: ignore[index]
+                except (OSError, TypeError):
+                    continue  # the process ended
+                self.peaks[entry.name] = max(peak, self.peaks.get(entry.name, 0))
+
+
+def run_on_ray(args: list[str], cache: Path, log: Path) -> dict[str, Any]:
+    """`run`, with the peak RSS of the busiest Ray worker process and how many there were."""
+    with WorkerPeaks() as workers:
+        result = run(args, cache, log)
+    return result | {"busiest_worker_mb": workers.busiest_mb, "worker_processes": len(workers.peaks)}
+
+
 def bench_100k(n: int, real: list[str], folder: Path, backend: list[str]) -> dict[str, Any]:
     file = folder / f"questions-{n}.csv"
     pd.DataFrame({"id": range(1, n + 1), "question": questions(n, real)}).to_csv(file, index=False)
@@ -58,15 +106,17 @@ def bench_100k(n: int, real: list[str], folder: Path, backend: list[str]) -> dic
     result: dict[str, Any] = {"n": n}
     result["local"] = run(["mine", str(file), "-o", str(folder / "local.parquet"), *backend], cache, log)
     ray_args = ["mine", str(file), "--engine", "ray", "--work-dir", str(work), *backend]
-    result["ray"] = run([*ray_args, "-o", str(folder / "ray.parquet")], cache, log)
-    result["ray_rerun"] = run([*ray_args, "-o", str(folder / "ray-rerun.parquet")], cache, log)
+    result["ray"] = run_on_ray([*ray_args, "-o", str(folder / "ray.parquet")], cache, log)
+    result["ray_rerun"] = run_on_ray([*ray_args, "-o", str(folder / "ray-rerun.parquet")], cache, log)
     result["ray_overhead"] = result["ray"]["seconds"] / result["local"]["seconds"] - 1
     result["rerun_speedup"] = result["ray"]["seconds"] / result["ray_rerun"]["seconds"]
     result["pairs_vs_local"] = pair_agreement(folder / "ray.parquet", folder / "local.parquet")
     for name in ("local", "ray", "ray_rerun"):
         figures = result[name]
         stages = ", ".join(figures["stages"])
-        print(f"  {name:10s} {figures['seconds']:7.1f} s {figures['peak_rss_mb']:6.0f} MB ({stages})")
+        busiest = figures.get("busiest_worker_mb")
+        workers = "" if busiest is None else f", busiest Ray worker {busiest:.0f} MB"
+        print(f"  {name:10s} {figures['seconds']:7.1f} s {figures['peak_rss_mb']:6.0f} MB{workers} ({stages})")
     overhead, speedup = 100 * result["ray_overhead"], result["rerun_speedup"]
     print(f"  Ray overhead {overhead:+.1f}% of the local wall time; re-run {speedup:.1f}x faster")
     print(f"  pairs vs local mine: {result['pairs_vs_local']}")
