@@ -122,6 +122,33 @@ def test_plot_writes_a_png(use_fake_encoder: FakeEncoder, pairs_csv: Path, tmp_p
     assert picture.read_bytes().startswith(b"\x89PNG")
 
 
+def test_a_plot_to_an_open_descriptor_is_written_in_place_not_over_it(
+    use_fake_encoder: FakeEncoder, pairs_csv: Path, tmp_path: Path
+) -> None:
+    """`--plot /dev/stdout > file` once truncated the file, losing what was written before the picture."""
+    pytest.importorskip("matplotlib")
+    log = tmp_path / "log"
+    log.write_bytes(b"kept\n")
+    with log.open("ab") as handle:
+        code, _, err = run("eval", "pairs", str(pairs_csv), "--plot", f"/dev/fd/{handle.fileno()}")
+    assert code == 0, err
+    written = log.read_bytes()
+    assert written.startswith(b"kept\n\x89PNG") and written.endswith(b"IEND\xaeB`\x82")
+
+
+def test_a_plot_in_an_unknown_format_is_refused_before_encoding(
+    use_fake_encoder: FakeEncoder, pairs_csv: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("matplotlib")
+    code, out, err = run("eval", "pairs", str(pairs_csv), "--plot", str(tmp_path / "scores.txt"))
+    assert code == 2 and out == "" and not use_fake_encoder.calls
+    assert "scores.txt: unknown picture format (end it in ." in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "scores.txt").exists()
+    code, _, err = run("eval", "pairs", str(pairs_csv), "--plot", str(tmp_path / "scores.svg"))
+    assert code == 0, err
+    assert b"<svg" in (tmp_path / "scores.svg").read_bytes()
+
+
 def test_eval_retrieval(use_fake_encoder: FakeEncoder, questions_csv: Path) -> None:
     code, out, err = run("eval", "retrieval", str(questions_csv))
     assert code == 0, err

@@ -63,7 +63,13 @@ def eval_pairs(
     table: TableReader,
     pair_columns: PairColumns,
     threshold: ThresholdOption = None,
-    plot: Annotated[str | None, typer.Option("--plot", help="Write a PNG of the score distributions.")] = None,
+    plot: Annotated[
+        str | None,
+        typer.Option(
+            "--plot",
+            help="Write a picture of the score distributions: PNG, or as its extension says (.svg, .pdf, ...).",
+        ),
+    ] = None,
     output: Annotated[
         str | None,
         typer.Option("--output", "-o", help="Write the report to this JSON file, or a page of the pairs to FILE.html."),

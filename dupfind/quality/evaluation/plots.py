@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dupfind.errors import DupfindError
+from dupfind.io.atomic import writing
 from dupfind.io.destinations import check_destination
 from dupfind.quality.evaluation.labeled import Labels
 
@@ -38,14 +40,23 @@ def histogram(scores: Scores, labels: Labels, threshold: float, bins: int = 20, 
 def check_plot_target(path: str) -> None:
     """Fail early when a plot cannot be written: matplotlib missing, or a folder that is not there or not writable."""
     try:
-        import matplotlib  # noqa: F401
+        from matplotlib.backend_bases import FigureCanvasBase
     except ImportError as exc:
         raise DupfindError("plotting needs matplotlib: pip install matplotlib") from exc
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if plot_format(path) not in formats:
+        raise DupfindError(f"--plot {path}: unknown picture format (end it in .{', .'.join(sorted(formats))})")
     check_destination(str(Path(path).expanduser()))
 
 
+def plot_format(path: str) -> str:
+    """The picture format that `path` asks for by its extension: png without one (/dev/stdout)."""
+    return Path(path).suffix.lstrip(".").lower() or "png"
+
+
 def plot_scores(scores: Scores, labels: Labels, threshold: float, path: str) -> None:
-    """Write a picture of the score distributions of duplicates and non-duplicates, with the threshold."""
+    """Write a picture of the score distributions of duplicates and non-duplicates, with the threshold, in the
+    format of `path`'s extension (`plot_format`), all or nothing."""
     check_plot_target(path)
     import matplotlib
 
@@ -60,9 +71,13 @@ def plot_scores(scores: Scores, labels: Labels, threshold: float, path: str) -> 
     axes.set_xlabel("cosine score")
     axes.set_ylabel("pairs")
     axes.legend()
+    picture = io.BytesIO()
     try:
-        figure.savefig(path, dpi=120, bbox_inches="tight")
-    except OSError as exc:
-        raise DupfindError(f"{path}: cannot write ({exc.strerror or exc})") from exc
+        figure.savefig(picture, format=plot_format(path), dpi=120, bbox_inches="tight")
     finally:
         plt.close(figure)
+    try:
+        with writing(path) as handle:  # all or nothing; /dev/stdout in place, never truncated
+            handle.write(picture.getvalue())
+    except OSError as exc:
+        raise DupfindError(f"{path}: cannot write ({exc.strerror or exc})") from exc
