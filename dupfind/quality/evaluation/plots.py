@@ -40,9 +40,11 @@ def histogram(scores: Scores, labels: Labels, threshold: float, bins: int = 20, 
 def check_plot_target(path: str) -> None:
     """Fail early when a plot cannot be written: matplotlib missing, or a folder that is not there or not writable."""
     try:
-        from matplotlib.backend_bases import FigureCanvasBase
+        import matplotlib  # noqa: F401
     except ImportError as exc:
         raise DupfindError("plotting needs matplotlib: pip install matplotlib") from exc
+    from matplotlib.backend_bases import FigureCanvasBase
+
     formats = FigureCanvasBase.get_supported_filetypes()
     if plot_format(path) not in formats:
         raise DupfindError(f"--plot {path}: unknown picture format (end it in .{', .'.join(sorted(formats))})")
