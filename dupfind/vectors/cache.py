@@ -14,12 +14,14 @@ again.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import re
 import shutil
 import uuid
 import warnings
 from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +37,7 @@ KEYS_SUFFIX = ".keys.npy"
 VECTORS_SUFFIX = ".vectors.npy"
 MAX_SHARDS = 16
 NORM_TOLERANCE = 1e-3  # a stored row's length may differ from 1 by this much (float32 rounding is ~1e-7)
-_COPY_ROWS = 1 << 16
+_COPY_ROWS = 1 << 14  # rows read, checked or copied at a time: 25 MB of 384-dim vectors
 _SHARD_NAME = re.compile(r"[0-9a-f]{32}\.([0-9a-f]{32})" + re.escape(KEYS_SUFFIX))
 
 
@@ -103,8 +105,11 @@ class EmbeddingCache:
             if out is None:
                 out = np.empty((len(keys), vectors.shape[1]), dtype=np.float32)
             targets, sources = todo[hit], rows[hit]
-            for start in range(0, len(targets), _COPY_ROWS):  # no second copy of a big shard in memory
-                out[targets[start : start + _COPY_ROWS]] = vectors[sources[start : start + _COPY_ROWS]]
+            order = np.argsort(sources, kind="stable")
+            targets, sources = targets[order], sources[order]
+            for start, block in _blocks(vectors):
+                lo, hi = np.searchsorted(sources, [start, start + len(block)])
+                out[targets[lo:hi]] = block[sources[lo:hi] - start]
             found[targets] = True
         return out, found
 
@@ -190,16 +195,22 @@ class EmbeddingCache:
         dim = loaded[0][1].shape[1]
         tmp = folder / f".{uuid.uuid4().hex}{VECTORS_SUFFIX}.tmp"
         try:
-            merged = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(first), dim))
             offsets = np.cumsum([0] + [len(shard_keys) for shard_keys, _ in loaded])
             first.sort()
-            for index, (_, vectors) in enumerate(loaded):
-                start, stop = np.searchsorted(first, offsets[index : index + 2])
-                merged[start:stop] = vectors[first[start:stop] - offsets[index]]
-            merged.flush()
             merged_keys = np.ascontiguousarray(keys[first])
-            name = f"{uuid.uuid4().hex}.{_checksum(merged, merged_keys)}"
-            del merged
+            digest = hashlib.blake2b(digest_size=16)
+            with tmp.open("wb") as file:  # written a block at a time, as `_checksum` reads
+                header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False}
+                np.lib.format.write_array_header_1_0(file, header | {"shape": (len(first), dim)})
+                for index, (_, vectors) in enumerate(loaded):
+                    kept = first[slice(*np.searchsorted(first, offsets[index : index + 2]))] - offsets[index]
+                    for start, block in _blocks(vectors):
+                        lo, hi = np.searchsorted(kept, [start, start + len(block)])
+                        rows = np.ascontiguousarray(block[kept[lo:hi] - start])
+                        digest.update(rows.data)
+                        file.write(rows.data)
+            digest.update(merged_keys.data)
+            name = f"{uuid.uuid4().hex}.{digest.hexdigest()}"
             fsync_file(tmp)
             os.replace(tmp, folder / f"{name}{VECTORS_SUFFIX}")
         finally:
@@ -262,11 +273,31 @@ def _verify(keys_file: Path, keys: Keys, vectors: NDArray[np.float32], unit: boo
         raise _DamagedShard("rows that are not finite unit vectors" if unit else "rows that are not finite")
 
 
+def _blocks(vectors: NDArray[np.float32]) -> Iterator[tuple[int, NDArray[np.float32]]]:
+    """The rows of `vectors` a block of `_COPY_ROWS` at a time, with the first row's index. A memory-mapped shard's
+    blocks are copies, and the pages read for each are dropped at once (`MADV_DONTNEED`): pages touched through a
+    mapping count in the process's resident memory until it is unmapped, and a shard of 1M rows is 1.5 GB."""
+    mapping = getattr(vectors, "_mmap", None) if isinstance(vectors, np.memmap) else None
+    row_bytes = vectors.shape[1] * vectors.itemsize if vectors.ndim == 2 else 0
+    for start in range(0, len(vectors), _COPY_ROWS):
+        block = vectors[start : start + _COPY_ROWS]
+        if mapping is None:
+            yield start, block
+            continue
+        copied = np.array(block)
+        offset = int(getattr(vectors, "offset", 0)) % mmap.ALLOCATIONGRANULARITY  # of the rows in the mapping
+        begin = offset + start * row_bytes
+        aligned = begin - begin % mmap.PAGESIZE
+        with suppress(OSError, ValueError):  # only memory is at stake
+            mapping.madvise(mmap.MADV_DONTNEED, aligned, begin + copied.nbytes - aligned)
+        yield start, copied
+
+
 def _checksum(vectors: NDArray[np.float32], keys: Keys) -> str:
     """A 16-byte BLAKE2b of the vectors' then the keys' data, read a block of rows at a time."""
     digest = hashlib.blake2b(digest_size=16)
-    for start in range(0, len(vectors), _COPY_ROWS):
-        digest.update(np.ascontiguousarray(vectors[start : start + _COPY_ROWS]).data)
+    for _, block in _blocks(vectors):
+        digest.update(np.ascontiguousarray(block).data)
     digest.update(np.ascontiguousarray(keys).data)
     return digest.hexdigest()
 
@@ -274,8 +305,8 @@ def _checksum(vectors: NDArray[np.float32], keys: Keys) -> str:
 def _valid_rows(vectors: NDArray[np.float32], unit: bool) -> NDArray[np.bool_]:
     """Which rows are finite and, if `unit`, of length 1 (within `NORM_TOLERANCE`), checked a block at a time."""
     good = np.empty(len(vectors), dtype=bool)
-    for start in range(0, len(vectors), _COPY_ROWS):
-        block = np.asarray(vectors[start : start + _COPY_ROWS], dtype=np.float64)
+    for start, rows in _blocks(vectors):
+        block = np.asarray(rows, dtype=np.float64)
         if not unit:
             good[start : start + len(block)] = np.isfinite(block).all(axis=1)
             continue

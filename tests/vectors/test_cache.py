@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dupfind.vectors import cache as cache_module
 from dupfind.vectors.cache import MAX_SHARDS, EmbeddingCache, text_keys
 from dupfind.vectors.embedder import Embedder
 from dupfind.vectors.encoding import normalize
@@ -82,6 +83,23 @@ def test_many_shards_are_merged_without_duplicates(cache: EmbeddingCache) -> Non
     assert usage.shards == 1 and usage.rows == MAX_SHARDS + 3
     out, found = cache.lookup("m", keys[: MAX_SHARDS + 3])
     assert found.all() and out is not None and np.array_equal(out, stored[: MAX_SHARDS + 3])
+
+
+def test_shards_are_read_merged_and_checked_a_block_of_rows_at_a_time(
+    cache: EmbeddingCache, monkeypatch: pytest.MonkeyPatch, recwarn: pytest.WarningsRecorder
+) -> None:
+    """Blocks of 4 rows: every row read, merged and checked across block boundaries, in any order asked."""
+    monkeypatch.setattr(cache_module, "_COPY_ROWS", 4)
+    keys, stored = text_keys(TEXTS), vectors(len(TEXTS))
+    for shard in range(MAX_SHARDS + 1):  # overlapping shards of 11 rows: one merge, duplicates dropped
+        cache.store("m", keys[2 * shard : 2 * shard + 11], stored[2 * shard : 2 * shard + 11])
+    [usage] = cache.usage()
+    assert usage.shards == 1 and usage.rows == 2 * MAX_SHARDS + 11
+    order = np.random.default_rng(1).permutation(len(TEXTS))
+    out, found = cache.lookup("m", keys[order])
+    assert found.tolist() == (order < usage.rows).tolist()
+    assert out is not None and np.array_equal(out[found], stored[order[found]])
+    assert not recwarn.list  # the merged shard's checksum, written a block at a time, is the one read back
 
 
 def test_usage_and_clear(cache: EmbeddingCache) -> None:
