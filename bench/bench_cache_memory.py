@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import subprocess
 import sys
 import tempfile
@@ -20,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from peak_rss import peak_rss_kb
 
 from dupfind.vectors.cache import EmbeddingCache
 
@@ -27,10 +27,6 @@ RESULTS = Path(__file__).resolve().parent / "results" / "cache_memory.json"
 DIM = 384
 SHARD_ROWS = 4096
 FINGERPRINT = "bench"
-
-
-def peak_mb() -> float:
-    return int(re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text())[1]) / 1e3  # type: ignore[index]
 
 
 def keys_of(rows: int) -> np.ndarray:
@@ -52,7 +48,7 @@ def stage(name: str, root: Path, rows: int) -> None:
     else:
         found = cache.lookup(FINGERPRINT, keys_of(rows))[1]
         assert found.all()
-    print(time.perf_counter() - started, peak_mb())
+    print(time.perf_counter() - started, peak_rss_kb() / 1e3)
 
 
 def main() -> None:

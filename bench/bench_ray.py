@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import tempfile
 import threading
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 from bench_e2e import DATA, questions, real_questions, run, warm_up
+from peak_rss import peak_rss_kb
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ray.json"
 
@@ -55,7 +55,7 @@ def pair_agreement(
 
 class WorkerPeaks:
     """While open, samples the peak RSS (VmHWM) of every Ray worker process (its command line starts `ray::`: the
-    actors and tasks) every `every` seconds; `busiest_mb` is the largest, `workers` how many were seen."""
+    actors and tasks) every `every` seconds, by pid in `peaks`; `busiest_mb` is the largest."""
 
     def __init__(self, every: float = 0.25) -> None:
         self.every = every
@@ -84,8 +84,7 @@ class WorkerPeaks:
                     with open(f"/proc/{entry.name}/cmdline", "rb") as file:
                         if not file.read(5).startswith(b"ray::"):
                             continue
-                    with open(f"/proc/{entry.name}/status", encoding="utf-8") as file:
-                        peak = int(re.search(r"VmHWM:\s+(\d+)", file.read())[1])  # type: ignore[index]
+                    peak = peak_rss_kb(entry.name)
                 except (OSError, TypeError):
                     continue  # the process ended
                 self.peaks[entry.name] = max(peak, self.peaks.get(entry.name, 0))

@@ -278,15 +278,14 @@ def _blocks(vectors: NDArray[np.float32]) -> Iterator[tuple[int, NDArray[np.floa
     blocks are copies, and the pages read for each are dropped at once (`MADV_DONTNEED`): pages touched through a
     mapping count in the process's resident memory until it is unmapped, and a shard of 1M rows is 1.5 GB."""
     mapping = getattr(vectors, "_mmap", None) if isinstance(vectors, np.memmap) else None
-    row_bytes = vectors.shape[1] * vectors.itemsize if vectors.ndim == 2 else 0
+    if mapping is None:
+        for start in range(0, len(vectors), _COPY_ROWS):
+            yield start, vectors[start : start + _COPY_ROWS]
+        return
+    first = int(getattr(vectors, "offset", 0)) % mmap.ALLOCATIONGRANULARITY  # where the rows begin in the mapping
     for start in range(0, len(vectors), _COPY_ROWS):
-        block = vectors[start : start + _COPY_ROWS]
-        if mapping is None:
-            yield start, block
-            continue
-        copied = np.array(block)
-        offset = int(getattr(vectors, "offset", 0)) % mmap.ALLOCATIONGRANULARITY  # of the rows in the mapping
-        begin = offset + start * row_bytes
+        copied = np.array(vectors[start : start + _COPY_ROWS])
+        begin = first + start * vectors.shape[1] * vectors.itemsize
         aligned = begin - begin % mmap.PAGESIZE
         with suppress(OSError, ValueError):  # only memory is at stake
             mapping.madvise(mmap.MADV_DONTNEED, aligned, begin + copied.nbytes - aligned)
