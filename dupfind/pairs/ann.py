@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dupfind.vectors.encoding import Embeddings
+from dupfind.vectors.row_file import RowFile
 
 Mapper = Callable[[Callable[[Any], Any], Iterable[Any]], Iterator[Any]]
 _BLOCK_ROWS = 1024
@@ -73,9 +74,11 @@ def partition(embeddings: Embeddings, params: IvfParams = IvfParams(), mapper: M
     return cells_from_probes(probes, len(centroids))
 
 
-def train_centroids(embeddings: Embeddings, params: IvfParams = IvfParams(), mapper: Mapper = map) -> Embeddings:
-    """The `params.cells(len(embeddings))` centroids of the index: spherical k-means of a sample of the rows,
-    deterministic for a given seed (so that every engine partitions the same rows alike)."""
+def train_centroids(
+    embeddings: Embeddings | RowFile, params: IvfParams = IvfParams(), mapper: Mapper = map
+) -> Embeddings:
+    """The `params.cells(len(embeddings))` centroids of the index: spherical k-means of a sample of the rows (in
+    memory or in a file), deterministic for a given seed (so that every engine partitions the same rows alike)."""
     rng = np.random.default_rng(params.seed)
     return _kmeans(embeddings, params.cells(len(embeddings)), params, rng, mapper)
 
@@ -97,8 +100,30 @@ def cells_from_probes(probes: NDArray[np.int32], count: int) -> Cells:
     )
 
 
+def cells_of(
+    probes: NDArray[np.int32], cells: NDArray[np.int64]
+) -> Iterator[tuple[NDArray[np.int64], NDArray[np.int64]]]:
+    """For each of the (ascending) `cells`, the rows probing it and the rows stored in it, as `Cells.cell` lists them,
+    found from every row's probes without listing the other cells: what one Ray task of `dupfind.ray.mine` needs."""
+    flat = probes.ravel()
+    probing = np.flatnonzero(np.isin(flat, cells))
+    probing = probing[np.argsort(flat[probing], kind="stable")]
+    stored = np.flatnonzero(np.isin(probes[:, 0], cells))
+    stored = stored[np.argsort(probes[stored, 0], kind="stable")]
+    probing_bounds, stored_bounds = _ranges(flat[probing], cells), _ranges(probes[stored, 0], cells)
+    rows = probing // probes.shape[1]
+    for (first, last), (low, high) in zip(probing_bounds, stored_bounds, strict=True):
+        yield rows[first:last].astype(np.int64), stored[low:high].astype(np.int64)
+
+
+def _ranges(values: NDArray[np.int32], cells: NDArray[np.int64]) -> list[tuple[int, int]]:
+    """Where each of `cells` begins and ends among the sorted `values`."""
+    starts, ends = np.searchsorted(values, cells, side="left"), np.searchsorted(values, cells, side="right")
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
 def _kmeans(
-    embeddings: Embeddings, count: int, params: IvfParams, rng: np.random.Generator, mapper: Mapper
+    embeddings: Embeddings | RowFile, count: int, params: IvfParams, rng: np.random.Generator, mapper: Mapper
 ) -> Embeddings:
     """Spherical k-means centroids of a sample of the rows."""
     size = min(len(embeddings), params.sample_per_cell * count)

@@ -16,6 +16,7 @@ from dupfind.pairs import ann
 from dupfind.pairs.identical import Hits, expand_rows, unique_texts
 from dupfind.thresholds import Rule
 from dupfind.vectors.encoding import Embeddings, Progress, TokenCounts, available_cores
+from dupfind.vectors.row_file import RowFile
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -233,17 +234,17 @@ def _ann_hits(embeddings: Embeddings, threshold: float, mapper: ann.Mapper) -> I
 
 
 def score_cell(
-    embeddings: Embeddings,
+    embeddings: Embeddings | RowFile,
     probing: NDArray[np.int64],
     stored: NDArray[np.int64],
     probes: NDArray[np.int32],
     threshold: float,
 ) -> Hits:
-    """The pairs above the threshold of one cell of the inverted-file index: each row `probing` it against each
-    row `stored` in it, compared exactly, `_TILE_COLS` probing rows at a time. `probes` are every row's probes
-    (`dupfind.pairs.ann.Cells.probes`). A pair found from both of its rows (each probes the other's cell) is kept
-    from its lower row only, so every pair comes from exactly one cell. The one scoring of the approximate
-    index: the local engine and `dupfind.ray.mine` both call it.
+    """The pairs above the threshold of one cell of the inverted-file index (rows in memory or in a file): each
+    row `probing` it against each row `stored` in it, compared exactly, `_TILE_COLS` probing rows at a time.
+    `probes` are every row's probes (`dupfind.pairs.ann.Cells.probes`). A pair found from both of its rows (each
+    probes the other's cell) is kept from its lower row only, so every pair comes from exactly one cell. The one
+    scoring of the approximate index: the local engine and `dupfind.ray.mine` both call it.
     """
     found = []
     vectors = embeddings[stored]

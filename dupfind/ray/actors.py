@@ -1,5 +1,5 @@
 """The actor pools of `--engine ray`: what each actor loads once (`ModelSpec`), how many actors (`Workers`), and
-`fill_work_store`, which computes on the pool the rows that a work folder's store does not hold yet.
+`complete_work_store`, which computes on the pool the rows that a work folder's store does not hold yet.
 
 Encoding (`dupfind.ray.encode`) and re-ranking (`dupfind.ray.rerank`) share it: each actor stores each block it
 computes as one shard of the store (atomically; a retried block at worst stores a shard twice, and rows are
@@ -74,6 +74,29 @@ class Workers:
     gpus: float = 0.0
 
 
+def complete_work_store(
+    store: EmbeddingCache,
+    fingerprint: str,
+    keys: Keys,
+    compute: Callable[[NDArray[np.intp]], None],
+    noun: str,
+) -> int:
+    """Make `store` hold a row of every key under `fingerprint`: those missing are computed by `compute(rows)`, which
+    must store them there; returns how many were computed now. Reads no row."""
+    store.compact(fingerprint)
+    missing = np.flatnonzero(~store.found(fingerprint, keys))
+    if len(missing):
+        compute(missing)
+        store.compact(fingerprint)
+        stored = store.found(fingerprint, keys[missing])
+        if not stored.all():
+            raise DupfindError(
+                f"{int((~stored).sum())} {noun} were not found in {store.folder(fingerprint)}: "
+                "is --work-dir on a file system that every node of the cluster sees?"
+            )
+    return len(missing)
+
+
 def fill_work_store(
     store: EmbeddingCache,
     fingerprint: str,
@@ -81,24 +104,10 @@ def fill_work_store(
     compute: Callable[[NDArray[np.intp]], None],
     noun: str,
 ) -> tuple[NDArray[np.float32] | None, int]:
-    """The stored rows of `keys` (None when there are none), those missing first computed by `compute(rows)`,
-    which must store them in `store` under `fingerprint`; and how many were computed now."""
-    store.compact(fingerprint)
-    values, found = store.lookup(fingerprint, keys)
-    missing = np.flatnonzero(~found)
-    if len(missing):
-        compute(missing)
-        store.compact(fingerprint)
-        fresh, stored = store.lookup(fingerprint, keys[missing])
-        if not stored.all() or fresh is None:
-            raise DupfindError(
-                f"{int((~stored).sum())} {noun} were not found in {store.folder(fingerprint)}: "
-                "is --work-dir on a file system that every node of the cluster sees?"
-            )
-        if values is None:
-            values = np.empty((len(keys), fresh.shape[1]), dtype=np.float32)
-        values[missing] = fresh
-    return values, len(missing)
+    """The stored rows of `keys` (None when there are none), those missing first computed as `complete_work_store`
+    does; and how many were computed now."""
+    computed = complete_work_store(store, fingerprint, keys, compute, noun)
+    return store.lookup(fingerprint, keys)[0], computed
 
 
 def run_on_actors(

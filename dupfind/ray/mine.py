@@ -10,23 +10,27 @@ one cell, and a task's result is a pure function of its cells, so a retried task
 pairs; the result equals local `mine --index ann` and finds ≥ 99.9 % of `--index exact`'s pairs
 (docs/scaling.md).
 
-The unit vectors go to every node once through the object store (`ray.put`), and the tasks read the rows
-of their cells from there, zero-copy: per node `n · dim · 4` bytes, instead of the `(probes + 1) · n · dim
-· 4` bytes of shuffling rows into their cells (less for fewer than `probes + 1` nodes; docs/scaling.md).
-The driver holds the texts, the ids, the vectors and the pairs.
+The unit vectors are not shipped: the driver writes them from the work folder's store, in row order and a
+block at a time, to one file in the work folder (`dupfind.vectors.row_file`), and every task maps it and copies
+only the rows of its block or its cells, a thousand at a time, dropping the pages it read after each. The
+probes stay in the object store, where the assigning tasks leave them: each scoring task gathers them and lists
+its own cells' rows (`ann.cells_of`), and the driver receives only each cell's sizes, to group the cells. The
+driver holds the texts, the ids, the k-means sample and the pairs, but neither the vectors nor the probes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from dupfind.pairs import ann
-from dupfind.pairs.identical import Hits, unique_texts
+from dupfind.pairs.identical import unique_texts
 from dupfind.pairs.mining import (
     DEFAULT_TOP_K,
     MinedPairs,
@@ -37,87 +41,91 @@ from dupfind.pairs.mining import (
     top_k_pairs,
 )
 from dupfind.ray.actors import ModelSpec, Workers
-from dupfind.ray.encode import embed_ray
+from dupfind.ray.encode import embed_to_row_file
 from dupfind.ray.session import RETRIES, worker_errors
 from dupfind.vectors.encoding import Embeddings, Progress, TokenCounts
+from dupfind.vectors.row_file import RowFile
 
 TASKS_PER_CPU = 4  # mining tasks per CPU of the cluster: small enough to balance, large enough to amortise
 ASSIGN_ROWS = 65_536  # rows assigned their cells per task
+ROWS_FOLDER = "rows"  # where in the work folder a run keeps the file of the vectors it mines
 
 
 def mine_embeddings_ray(
-    embeddings: Embeddings,
+    rows: RowFile,
     threshold: float,
     top_k: int = DEFAULT_TOP_K,
     params: ann.IvfParams = ann.IvfParams(),
     progress: Progress | None = None,
 ) -> tuple[MinedPairs, NDArray[np.int64]]:
-    """`dupfind.pairs.mining.mine_embeddings(index="ann")` on the cluster: the same pairs, and the rows that had more
-    than `top_k` neighbours above the threshold. `progress(done, total)` counts the cells scored; a task's error
-    comes back in one line (`worker_errors`)."""
+    """`dupfind.pairs.mining.mine_embeddings(index="ann")` on the cluster, of the unit vectors in `rows` (a file that
+    every node sees): the same pairs, and the rows that had more than `top_k` neighbours above the threshold.
+    `progress(done, total)` counts the cells scored; a task's error comes back in one line (`worker_errors`)."""
     import ray
 
     check_threshold(threshold)
     check_top_k(top_k)
-    embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
-    n = len(embeddings)
+    n = len(rows)
     if n < 2:
         return MinedPairs.empty(), np.zeros(0, dtype=np.int64)
     with worker_errors():
-        centroids = ann.train_centroids(embeddings, params)
+        centroids = ann.train_centroids(rows, params)
         count = min(params.probes, len(centroids))
-        vectors = ray.put(embeddings)
-        assign = ray.remote(max_retries=RETRIES)(_assign)
-        blocks = [
-            assign.remote(vectors, centroids, start, start + ASSIGN_ROWS, count) for start in range(0, n, ASSIGN_ROWS)
+        assign = ray.remote(num_returns=2, max_retries=RETRIES)(_assign)
+        assigned: list[Any] = [  # per block of rows: the refs of its probes and of its cells' sizes
+            assign.remote(rows, centroids, start, start + ASSIGN_ROWS, count) for start in range(0, n, ASSIGN_ROWS)
         ]
-        probes: NDArray[np.int32] = np.concatenate(ray.get(blocks))
-        cells = ann.cells_from_probes(probes, len(centroids))
+        probe_blocks = [block for block, _ in assigned]  # they stay in the object store
+        probing, stored = np.sum([ray.get(sizes) for _, sizes in assigned], axis=0)
         score = ray.remote(max_retries=RETRIES)(_score_cells)
-        probes_ref = ray.put(probes)
         cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
-        groups = _cell_groups(cells, cpus * TASKS_PER_CPU)
-        pending = {
-            score.remote(vectors, probes_ref, [cells.cell(c) for c in group], threshold, top_k): len(group)
-            for group in groups
-        }
+        groups = _cell_groups(probing * stored, cpus * TASKS_PER_CPU)
+        pending = {score.remote(rows, probe_blocks, group, threshold, top_k): len(group) for group in groups}
         parts: list[tuple[MinedPairs, NDArray[np.int64]]] = []
         waiting = list(pending)
         while waiting:
             done, waiting = ray.wait(waiting, num_returns=1)
             parts.append(ray.get(done[0]))
             if progress is not None:
-                progress(pending[done[0]], len(cells))
+                progress(pending[done[0]], len(centroids))
     mined, truncated = top_k_pairs(((part.left, part.right, part.scores) for part, _ in parts), top_k)
-    truncated = np.union1d(truncated, np.concatenate([rows for _, rows in parts] + [np.zeros(0, np.int64)]))
+    truncated = np.union1d(truncated, np.concatenate([over for _, over in parts] + [np.zeros(0, np.int64)]))
     return replace(mined, truncated=len(truncated)), truncated.astype(np.int64)
 
 
-def _assign(vectors: Embeddings, centroids: Embeddings, start: int, stop: int, count: int) -> NDArray[np.int32]:
-    return ann.nearest_cells(vectors[start:stop], centroids, count)
+def _assign(
+    rows: RowFile, centroids: Embeddings, start: int, stop: int, count: int
+) -> tuple[NDArray[np.int32], NDArray[np.int64]]:
+    """The probes of a block of rows, and how many of them probe, and are stored in, each cell."""
+    probes = ann.nearest_cells(rows[start:stop], centroids, count)
+    cells = len(centroids)
+    return probes, np.stack([np.bincount(probes.ravel(), minlength=cells), np.bincount(probes[:, 0], minlength=cells)])
 
 
 def _score_cells(
-    vectors: Embeddings,
-    probes: NDArray[np.int32],
-    cells: list[tuple[NDArray[np.int64], NDArray[np.int64]]],
+    rows: RowFile,
+    probe_blocks: list[Any],
+    group: NDArray[np.int64],
     threshold: float,
     top_k: int,
 ) -> tuple[MinedPairs, NDArray[np.int64]]:
-    """The pairs of some cells, each row keeping its best `top_k` among them (and the rows that had more)."""
+    """The pairs of some cells, each row keeping its best `top_k` among them (and the rows that had more): the
+    task gathers every row's probes from the object store (`probe_blocks`, the assigning tasks' results) and lists
+    its cells' rows itself."""
+    import ray
     from threadpoolctl import threadpool_limits
 
+    probes: NDArray[np.int32] = np.concatenate(ray.get(probe_blocks))
+
     with threadpool_limits(limits=1, user_api="blas"):
-        hits: Iterator[Hits] = (score_cell(vectors, probing, stored, probes, threshold) for probing, stored in cells)
+        hits = (score_cell(rows, probing, stored, probes, threshold) for probing, stored in ann.cells_of(probes, group))
         return top_k_pairs(hits, top_k)
 
 
-def _cell_groups(cells: ann.Cells, tasks: int) -> list[list[int]]:
-    """The cells in about `tasks` groups of about equal work (probing × stored products), in cell order."""
-    work = np.diff(cells.probing_at) * np.diff(cells.stored_at)
+def _cell_groups(work: NDArray[np.int64], tasks: int) -> list[NDArray[np.int64]]:
+    """The cells in about `tasks` groups of about equal `work` (probing × stored products), in cell order."""
     bounds = np.searchsorted(np.cumsum(work), np.linspace(0, work.sum(), tasks + 1)[1:-1], side="right")
-    groups = [group.tolist() for group in np.split(np.arange(len(cells)), bounds)]
-    return [group for group in groups if group]
+    return [group for group in np.split(np.arange(len(work), dtype=np.int64), bounds) if len(group)]
 
 
 @dataclass(frozen=True)
@@ -142,14 +150,21 @@ def mine_texts_ray(
     mining_progress: Progress | None = None,
 ) -> RayMined:
     """`dupfind.pairs.mining.mine_texts` on the cluster: identical texts (up to case and whitespace) embedded once
-    and paired with score 1.0, as locally; the others mined with the inverted-file index (as `--index ann`).
-    `progress(done, total)` is called as texts are encoded, `mining_progress(done, total)` as cells are
-    scored; `tokens`: the texts' token counts, if known."""
+    and paired with score 1.0, as locally; the others mined with the inverted-file index (as `--index ann`) from a
+    file of their vectors in the work folder, deleted after. `progress(done, total)` is called as texts are
+    encoded, `mining_progress(done, total)` as cells are scored; `tokens`: the texts' token counts, if known."""
     check_threshold(threshold)
     check_top_k(top_k)
     first, inverse = unique_texts(texts)
+    if len(first) == 0:
+        return RayMined(MinedPairs.empty(), 0, 0)
     distinct = [texts[row] for row in first.tolist()]
     counts = None if tokens is None else np.asarray(tokens)[first]
-    embeddings, encoded = embed_ray(distinct, spec, work_dir, workers, progress, counts)
-    mined, truncated = mine_embeddings_ray(embeddings, threshold, top_k, params, mining_progress)
+    path = work_dir.absolute() / ROWS_FOLDER / f"{uuid.uuid4().hex}.npy"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        rows, encoded = embed_to_row_file(distinct, spec, work_dir, path, workers, progress, counts)
+        mined, truncated = mine_embeddings_ray(rows, threshold, top_k, params, mining_progress)
+    finally:
+        path.unlink(missing_ok=True)
     return RayMined(expand_identical(mined, truncated, inverse, top_k), encoded, len(distinct))

@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 from dupfind.io.atomic import fsync_file, fsync_folder, replacing
 from dupfind.io.cache_dir import cache_dir
 from dupfind.vectors.encoding import Embeddings
+from dupfind.vectors.row_file import copy_rows, mapping_of
 
 Keys = NDArray[np.uint64]
 KEYS_SUFFIX = ".keys.npy"
@@ -63,6 +64,15 @@ class ModelUsage:
     size: int
 
 
+@dataclass(frozen=True)
+class _Hits:
+    """Keys found in one shard: its (mapped) rows, the keys' positions among those asked, and their rows there."""
+
+    vectors: NDArray[np.float32]
+    targets: NDArray[np.intp]
+    sources: NDArray[np.int64]
+
+
 class EmbeddingCache:
     """Embeddings on disk under `root` (default `cache_dir()/embeddings`), one folder per encoder fingerprint.
 
@@ -82,8 +92,44 @@ class EmbeddingCache:
 
         A shard with hits is checked before its rows are used; a damaged one is deleted with a warning.
         """
+        found, hits = self._locate(fingerprint, keys)
+        if not hits:
+            return None, found
+        out = np.empty((len(keys), hits[0].vectors.shape[1]), dtype=np.float32)
+        for hit in hits:
+            order = np.argsort(hit.sources, kind="stable")
+            targets, sources = hit.targets[order], hit.sources[order]
+            for start, block in _blocks(hit.vectors):
+                lo, hi = np.searchsorted(sources, [start, start + len(block)])
+                out[targets[lo:hi]] = block[sources[lo:hi] - start]
+        return out, found
+
+    def found(self, fingerprint: str, keys: Keys) -> NDArray[np.bool_]:
+        """Which keys are cached (their shards checked as `lookup` does), without reading their rows."""
+        return self._locate(fingerprint, keys)[0]
+
+    def ordered_blocks(self, fingerprint: str, keys: Keys) -> Iterator[Embeddings]:
+        """The rows of `keys`, every one cached, in order, `_COPY_ROWS` at a time: the rows of 1M keys with no more
+        than a block of them in memory (the pages read from the shards are dropped as they are copied)."""
+        found, hits = self._locate(fingerprint, keys)
+        if not found.all():
+            raise KeyError(f"{int((~found).sum())} keys are not in {self.folder(fingerprint)}")
+        shard = np.empty(len(keys), dtype=np.int64)
+        source = np.empty(len(keys), dtype=np.int64)
+        for index, hit in enumerate(hits):
+            shard[hit.targets], source[hit.targets] = index, hit.sources
+        for start in range(0, len(keys), _COPY_ROWS):
+            block = np.empty((min(_COPY_ROWS, len(keys) - start), hits[0].vectors.shape[1]), dtype=np.float32)
+            for index, hit in enumerate(hits):
+                mine = np.flatnonzero(shard[start : start + len(block)] == index)
+                block[mine] = copy_rows(hit.vectors, source[start + mine])
+            yield block
+
+    def _locate(self, fingerprint: str, keys: Keys) -> tuple[NDArray[np.bool_], list[_Hits]]:
+        """Which keys are cached, and where: per shard holding some (checked first; a damaged one is deleted with a
+        warning), its mapped rows, the keys' positions and their rows in it."""
         found = np.zeros(len(keys), dtype=bool)
-        out: Embeddings | None = None
+        hits: list[_Hits] = []
         for keys_file in self._shards(self.folder(fingerprint)):
             todo = np.flatnonzero(~found)
             if len(todo) == 0:
@@ -96,22 +142,15 @@ class EmbeddingCache:
                 rows, hit = _match(shard_keys, keys[todo])
                 if not hit.any():
                     continue
-                if out is not None and vectors.shape[1] != out.shape[1]:
-                    raise _DamagedShard(f"{vectors.shape[1]} dimensions, other shards {out.shape[1]}")
+                if hits and vectors.shape[1] != hits[0].vectors.shape[1]:
+                    raise _DamagedShard(f"{vectors.shape[1]} dimensions, other shards {hits[0].vectors.shape[1]}")
                 _verify(keys_file, shard_keys, vectors, self.unit_rows)
             except _DamagedShard as exc:
                 _drop(keys_file, str(exc))
                 continue
-            if out is None:
-                out = np.empty((len(keys), vectors.shape[1]), dtype=np.float32)
-            targets, sources = todo[hit], rows[hit]
-            order = np.argsort(sources, kind="stable")
-            targets, sources = targets[order], sources[order]
-            for start, block in _blocks(vectors):
-                lo, hi = np.searchsorted(sources, [start, start + len(block)])
-                out[targets[lo:hi]] = block[sources[lo:hi] - start]
-            found[targets] = True
-        return out, found
+            hits.append(_Hits(vectors, todo[hit], rows[hit]))
+            found[todo[hit]] = True
+        return found, hits
 
     def store(self, fingerprint: str, keys: Keys, vectors: Embeddings, compact: bool = True) -> None:
         """Add a shard of the valid rows (finite, of unit length if `unit_rows`), then merge the shards as `compact`
@@ -275,9 +314,9 @@ def _verify(keys_file: Path, keys: Keys, vectors: NDArray[np.float32], unit: boo
 
 def _blocks(vectors: NDArray[np.float32]) -> Iterator[tuple[int, NDArray[np.float32]]]:
     """The rows of `vectors` a block of `_COPY_ROWS` at a time, with the first row's index. A memory-mapped shard's
-    blocks are copies, and the pages read for each are dropped at once (`MADV_DONTNEED`): pages touched through a
-    mapping count in the process's resident memory until it is unmapped, and a shard of 1M rows is 1.5 GB."""
-    mapping = getattr(vectors, "_mmap", None) if isinstance(vectors, np.memmap) else None
+    blocks are copies, and the pages read for each are dropped at once (`dupfind.vectors.row_file.drop_pages`, for
+    their range only)."""
+    mapping = mapping_of(vectors)
     if mapping is None:
         for start in range(0, len(vectors), _COPY_ROWS):
             yield start, vectors[start : start + _COPY_ROWS]

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from dupfind.io.cache_dir import cache_dir
-from dupfind.pairs.ann import IvfParams, partition
+from dupfind.pairs.ann import IvfParams, cells_of, partition
 from dupfind.pairs.identical import normalize_text
 from dupfind.pairs.mining import mine_embeddings
 from dupfind.vectors.cache import EmbeddingCache
@@ -33,6 +33,17 @@ def test_every_row_is_stored_once_and_probes_its_own_cell_first() -> None:
             probed_by[row].append(c)
     home = {row: c for c in range(len(cells)) for row in cells.cell(c)[1].tolist()}
     assert all(len(set(found)) == 5 and home[row] in found for row, found in probed_by.items())
+
+
+def test_some_cells_listed_from_the_probes_alone_are_the_partition_s() -> None:
+    cells = partition(clustered_embeddings(2000), IvfParams(cells_factor=2.0, probes=5))
+    some = np.array([0, 3, 4, 40, 88])  # the first, neighbours, one inside and the last
+    listed = list(cells_of(cells.probes, some))
+    assert len(listed) == len(some)
+    for cell, (probing, stored) in zip(some.tolist(), listed, strict=True):
+        expected_probing, expected_stored = cells.cell(cell)
+        assert np.array_equal(probing, expected_probing) and np.array_equal(stored, expected_stored)
+        assert len(probing) > 0 and probing.dtype == stored.dtype == np.int64
 
 
 def test_partition_is_deterministic() -> None:

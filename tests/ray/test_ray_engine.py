@@ -21,6 +21,7 @@ from dupfind.cli import app  # noqa: E402
 from dupfind.pairs.mining import _mine  # noqa: E402
 from dupfind.ray.mine import mine_embeddings_ray  # noqa: E402
 from dupfind.vectors.backends import register_backend, unregister_backend  # noqa: E402
+from dupfind.vectors.row_file import write_row_file  # noqa: E402
 from tests.conftest import QUORA, FakeEncoder, needs_quora  # noqa: E402
 from tests.ray_workers import DiesOnceEncoder, die_once_marker  # noqa: E402
 from tests.vectors.test_cache import (  # noqa: E402
@@ -84,7 +85,8 @@ def pair_scores(frame: pd.DataFrame) -> pd.Series:
 def test_ray_finds_the_pairs_of_local_exact_mining(
     clean_run: tuple[pd.DataFrame, str, Path], use_fake_encoder: FakeEncoder, questions_csv: Path, tmp_path: Path
 ) -> None:
-    on_ray, err, _ = clean_run
+    on_ray, err, work = clean_run
+    assert list((work / "rows").iterdir()) == []  # the file of the vectors mined is deleted after the run
     exact, _ = mine(str(questions_csv), "--index", "exact", "-o", str(tmp_path / "exact.parquet"))
     approximate, _ = mine(str(questions_csv), "--index", "ann", "-o", str(tmp_path / "ann.parquet"))
     assert list(on_ray.columns) == list(exact.columns)
@@ -269,7 +271,7 @@ def test_index_built_on_ray_is_the_local_index(
 
 
 @pytest.mark.parametrize("fault", ["none", "a mining task's worker dies once"])
-def test_mining_on_ray_is_the_local_inverted_file_index(local_ray: None, fault: str) -> None:
+def test_mining_on_ray_is_the_local_inverted_file_index(local_ray: None, fault: str, tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     centres = rng.normal(size=(300, 32)).astype(np.float32)
     rows = centres[rng.integers(300, size=5000)] + 0.3 * rng.normal(size=(5000, 32)).astype(np.float32)
@@ -281,7 +283,12 @@ def test_mining_on_ray_is_the_local_inverted_file_index(local_ray: None, fault: 
     try:
         (local, local_truncated), (remote, remote_truncated) = (
             _mine(rows, 0.8, 5, None, "ann"),
-            mine_embeddings_ray(rows, 0.8, 5, progress=lambda done, total: seen.append((done, total))),
+            mine_embeddings_ray(
+                write_row_file(tmp_path / "rows.npy", len(rows), [rows[:1000], rows[1000:]]),
+                0.8,
+                5,
+                progress=lambda done, total: seen.append((done, total)),
+            ),
         )
     finally:
         marker.unlink(missing_ok=True)

@@ -95,6 +95,8 @@ def test_an_error_on_a_worker_is_one_line_naming_the_file_and_exit_2(
     finally:
         unregister_backend("fake-unreadable")
     assert (code, err) == (2, f"dupfind: error: {message.format(work=work)}\n")
+    if "mining" in fault:  # the file of the vectors mined is deleted on failure too
+        assert list((work / "rows").iterdir()) == []
     process = capfd.readouterr()
     assert "Traceback" not in process.err and "\x1b" not in out + process.out + process.err
 

@@ -102,6 +102,24 @@ def test_shards_are_read_merged_and_checked_a_block_of_rows_at_a_time(
     assert not recwarn.list  # the merged shard's checksum, written a block at a time, is the one read back
 
 
+def test_ordered_blocks_are_the_rows_of_the_keys_in_order_across_shards(
+    cache: EmbeddingCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks of 4 rows, gathered from three shards, the keys in any order; a key not stored is refused."""
+    monkeypatch.setattr(cache_module, "_COPY_ROWS", 4)
+    keys, stored = text_keys(TEXTS), vectors(len(TEXTS))
+    for start in (0, 20, 35):
+        cache.store("m", keys[start : start + 20], stored[start : start + 20], compact=False)
+    order = np.random.default_rng(2).permutation(len(TEXTS))
+    blocks = list(cache.ordered_blocks("m", keys[order]))
+    assert [len(block) for block in blocks] == [4] * 12 + [2]
+    assert np.array_equal(np.concatenate(blocks), stored[order])
+    assert cache.found("m", keys[order]).all() and not cache.found("other", keys).any()
+    missing = text_keys(["not stored"])
+    with pytest.raises(KeyError, match="1 keys are not in"):
+        next(cache.ordered_blocks("m", np.concatenate([keys, missing])))
+
+
 def test_usage_and_clear(cache: EmbeddingCache) -> None:
     assert cache.usage() == []
     cache.store("model-a", text_keys(TEXTS[:5]), vectors(5))
