@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from dupfind.ray.actors import ModelSpec, Workers, complete_work_store, run_on_actors
 from dupfind.ray.session import RETRIES, worker_errors
-from dupfind.vectors.cache import EmbeddingCache, text_keys
+from dupfind.vectors.cache import EmbeddingCache, Keys, text_keys
 from dupfind.vectors.encoding import Embeddings, Progress, TokenCounts
 from dupfind.vectors.precision import Choice, most_conservative
 from dupfind.vectors.row_file import RowFile, write_row_file
@@ -91,8 +91,9 @@ def embed_texts_ray(
     rows, distinct = pd.factorize(pd.Series(list(texts), dtype=object), sort=False)
     if len(distinct) == 0:
         return RayEmbedded(np.zeros((0, 0), dtype=np.float32), 0, 0)
-    keys = text_keys(list(distinct))
-    encoded = store_embeddings_ray(list(distinct), spec, work_dir, workers, progress)
+    distinct_texts = list(distinct)
+    keys = text_keys(distinct_texts)
+    encoded = store_embeddings_ray(distinct_texts, keys, spec, work_dir, workers, progress)
     vectors, _ = work_store(work_dir).lookup(spec.fingerprint, keys)
     assert vectors is not None  # every text was found, or encoded now
     return RayEmbedded(vectors[rows], encoded, len(distinct))
@@ -110,23 +111,25 @@ def embed_to_row_file(
     """The unit embeddings of distinct `texts` (at least one), encoding on the cluster only those not yet in the work
     folder for this encoder, written in order to the file `path` (on a file system that every node sees) a block
     at a time, never all in this process's memory; and how many were encoded now."""
-    encoded = store_embeddings_ray(texts, spec, work_dir, workers, progress, tokens)
-    blocks = work_store(work_dir).ordered_blocks(spec.fingerprint, text_keys(texts))
+    keys = text_keys(texts)
+    encoded = store_embeddings_ray(texts, keys, spec, work_dir, workers, progress, tokens)
+    blocks = work_store(work_dir).ordered_blocks(spec.fingerprint, keys)
     return write_row_file(path, len(texts), blocks), encoded
 
 
 def store_embeddings_ray(
     texts: Sequence[str],
+    keys: Keys,
     spec: ModelSpec,
     work_dir: Path,
     workers: Workers = Workers(),
     progress: Progress | None = None,
     tokens: TokenCounts | None = None,
 ) -> int:
-    """Encode on the cluster those of the distinct `texts` that the work folder does not hold yet for this encoder,
-    and store them there; returns how many were encoded now. `progress(done, total)` is called as blocks are
-    stored. With the texts' token counts, the texts go to the actors longest first, with their counts, so that
-    each batch pads as little as locally and no actor counts tokens again."""
+    """Encode on the cluster those of the distinct `texts` (their `text_keys`: `keys`) that the work folder does not
+    hold yet for this encoder, and store them there; returns how many were encoded now. `progress(done, total)` is
+    called as blocks are stored. With the texts' token counts, the texts go to the actors longest first, with their
+    counts, so that each batch pads as little as locally and no actor counts tokens again."""
     store = work_store(work_dir)
 
     def encode(rows: NDArray[np.intp]) -> None:
@@ -134,7 +137,7 @@ def store_embeddings_ray(
             rows = rows[np.argsort(-np.asarray(tokens)[rows], kind="stable")]
         _encode_on_actors(texts, rows, tokens, spec, store.root, workers, progress)
 
-    return complete_work_store(store, spec.fingerprint, text_keys(texts), encode, "questions")
+    return complete_work_store(store, spec.fingerprint, keys, encode, "questions")
 
 
 def _encode_on_actors(

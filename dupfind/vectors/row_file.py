@@ -47,10 +47,6 @@ class RowFile:
     def __len__(self) -> int:
         return int(self._rows().shape[0])
 
-    @property
-    def dim(self) -> int:
-        return int(self._rows().shape[1])
-
     def __getitem__(self, rows: NDArray[np.int64] | slice) -> Embeddings:
         """A copy of the rows asked (an index array or a slice), in that order."""
         mapped = self._rows()
