@@ -64,7 +64,7 @@ def mine_with_probes(embeddings: np.ndarray, threshold: float, top_k: int, probe
         started = time.perf_counter()
         cells = ann.partition(embeddings, params)
         partitioned = time.perf_counter()
-        hits = [score_cell(embeddings, *cells.cell(index), cells.probes, threshold) for index in range(len(cells))]
+        hits = [score_cell(embeddings, cells.cell(index), threshold) for index in range(len(cells))]
         pairs, _ = top_k_pairs(hits, top_k)
         scored = time.perf_counter()
     stored = np.diff(cells.stored_at)

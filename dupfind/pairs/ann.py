@@ -9,7 +9,7 @@ the same or neighbouring cells, so nearly all pairs above a high threshold are c
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +42,17 @@ class IvfParams:
 
 
 @dataclass(frozen=True)
+class CellRows:
+    """One cell, as scoring it needs: the rows probing it (ascending) with the cell each is stored in (`homes`),
+    and the rows stored in it (ascending) with the cells each probes (`probes`, its own first)."""
+
+    probing: NDArray[np.int64]
+    homes: NDArray[np.int32]
+    stored: NDArray[np.int64]
+    probes: NDArray[np.int32]
+
+
+@dataclass(frozen=True)
 class Cells:
     """`probes[i]`: the cells that row `i` probes, the one it is stored in (its nearest) first. For each
     cell `c`: the rows stored in it, `stored[stored_at[c]:stored_at[c + 1]]`, and the rows probing it,
@@ -56,10 +67,11 @@ class Cells:
     def __len__(self) -> int:
         return len(self.stored_at) - 1
 
-    def cell(self, cell: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    def cell(self, cell: int) -> CellRows:
         """The rows probing a cell and the rows stored in it."""
         probing = self.probing[self.probing_at[cell] : self.probing_at[cell + 1]]
-        return probing, self.stored[self.stored_at[cell] : self.stored_at[cell + 1]]
+        stored = self.stored[self.stored_at[cell] : self.stored_at[cell + 1]]
+        return CellRows(probing, self.probes[probing, 0], stored, self.probes[stored])
 
     def probed(self, rows: NDArray[np.int64], cells: NDArray[np.int32]) -> NDArray[np.bool_]:
         """Whether each row probes the cell beside it."""
@@ -100,20 +112,54 @@ def cells_from_probes(probes: NDArray[np.int32], count: int) -> Cells:
     )
 
 
-def cells_of(
-    probes: NDArray[np.int32], cells: NDArray[np.int64]
-) -> Iterator[tuple[NDArray[np.int64], NDArray[np.int64]]]:
-    """For each of the (ascending) `cells`, the rows probing it and the rows stored in it, as `Cells.cell` lists them,
-    found from every row's probes without listing the other cells: what one Ray task of `dupfind.ray.mine` needs."""
+@dataclass(frozen=True)
+class Share:
+    """What a block of consecutive rows gives to some cells: its rows probing them, with the cell probed and each
+    row's home (the cell it is stored in), and its rows stored in them, with their probes. The shares of every
+    block, in row order, hold all that scoring those cells needs (`cells_of`), a fraction of all the probes."""
+
+    probing: NDArray[np.int64]
+    probed: NDArray[np.int32]
+    homes: NDArray[np.int32]
+    stored: NDArray[np.int64]
+    probes: NDArray[np.int32]
+
+
+def shares_of(
+    probes: NDArray[np.int32], first_row: int, groups: Sequence[NDArray[np.int64]], cells: int
+) -> list[Share]:
+    """The share of each group of `cells` cells (disjoint, ascending arrays) from the `probes` of the rows
+    `first_row, first_row + 1, ...`: how the Ray engine sends each scoring task only what its cells need."""
+    group_of = np.full(cells, len(groups), dtype=np.int64)  # a cell in no group goes to a share nobody asks for
+    for index, group in enumerate(groups):
+        group_of[group] = index
     flat = probes.ravel()
-    probing = np.flatnonzero(np.isin(flat, cells))
-    probing = probing[np.argsort(flat[probing], kind="stable")]
-    stored = np.flatnonzero(np.isin(probes[:, 0], cells))
-    stored = stored[np.argsort(probes[stored, 0], kind="stable")]
-    probing_bounds, stored_bounds = _ranges(flat[probing], cells), _ranges(probes[stored, 0], cells)
-    rows = probing // probes.shape[1]
+    probing = np.argsort(group_of[flat], kind="stable")  # positions in `flat`, row order kept within a group
+    probing_at = np.searchsorted(group_of[flat][probing], np.arange(len(groups) + 1))
+    stored = np.argsort(group_of[probes[:, 0]], kind="stable")
+    stored_at = np.searchsorted(group_of[probes[:, 0]][stored], np.arange(len(groups) + 1))
+    shares = []
+    for index in range(len(groups)):
+        positions = probing[probing_at[index] : probing_at[index + 1]]
+        rows = positions // probes.shape[1]
+        kept = stored[stored_at[index] : stored_at[index + 1]]
+        shares.append(Share(rows + first_row, flat[positions], probes[rows, 0], kept + first_row, probes[kept]))
+    return shares
+
+
+def cells_of(shares: Sequence[Share], cells: NDArray[np.int64]) -> Iterator[CellRows]:
+    """Each of the (ascending) `cells`, as `Cells.cell` gives it, from the shares of every block (in row order)
+    of a group holding these cells."""
+    probed = np.concatenate([share.probed for share in shares])
+    by_cell = np.argsort(probed, kind="stable")
+    probing = np.concatenate([share.probing for share in shares])[by_cell]
+    homes = np.concatenate([share.homes for share in shares])[by_cell]
+    probes = np.concatenate([share.probes for share in shares])
+    by_home = np.argsort(probes[:, 0], kind="stable")
+    stored, probes = np.concatenate([share.stored for share in shares])[by_home], probes[by_home]
+    probing_bounds, stored_bounds = _ranges(probed[by_cell], cells), _ranges(probes[:, 0], cells)
     for (first, last), (low, high) in zip(probing_bounds, stored_bounds, strict=True):
-        yield rows[first:last].astype(np.int64), stored[low:high].astype(np.int64)
+        yield CellRows(probing[first:last], homes[first:last], stored[low:high], probes[low:high])
 
 
 def _ranges(values: NDArray[np.int32], cells: NDArray[np.int64]) -> list[tuple[int, int]]:

@@ -227,34 +227,29 @@ def _ann_hits(embeddings: Embeddings, threshold: float, mapper: ann.Mapper) -> I
     cells = ann.partition(embeddings, mapper=mapper)
 
     def cell(index: int) -> Hits:
-        return score_cell(embeddings, *cells.cell(index), cells.probes, threshold)
+        return score_cell(embeddings, cells.cell(index), threshold)
 
     for index, hits in enumerate(mapper(cell, range(len(cells)))):
         yield (*hits, int(cells.stored_at[index + 1] - cells.stored_at[index]))
 
 
-def score_cell(
-    embeddings: Embeddings | RowFile,
-    probing: NDArray[np.int64],
-    stored: NDArray[np.int64],
-    probes: NDArray[np.int32],
-    threshold: float,
-) -> Hits:
+def score_cell(embeddings: Embeddings | RowFile, cell: ann.CellRows, threshold: float) -> Hits:
     """The pairs above the threshold of one cell of the inverted-file index (rows in memory or in a file): each
-    row `probing` it against each row `stored` in it, compared exactly, `_TILE_COLS` probing rows at a time.
-    `probes` are every row's probes (`dupfind.pairs.ann.Cells.probes`). A pair found from both of its rows (each
-    probes the other's cell) is kept from its lower row only, so every pair comes from exactly one cell. The one
-    scoring of the approximate index: the local engine and `dupfind.ray.mine` both call it.
+    row probing it against each row stored in it, compared exactly, `_TILE_COLS` probing rows at a time. A pair
+    found from both of its rows (each probes the other's cell) is kept from its lower row only, so every pair
+    comes from exactly one cell. The one scoring of the approximate index: the local engine and
+    `dupfind.ray.mine` both call it.
     """
     found = []
-    vectors = embeddings[stored]
-    for first in range(0, len(probing), _TILE_COLS):
-        queries = probing[first : first + _TILE_COLS]
+    vectors = embeddings[cell.stored]
+    for first in range(0, len(cell.probing), _TILE_COLS):
+        queries = cell.probing[first : first + _TILE_COLS]
         scores = embeddings[queries] @ vectors.T
         rows, cols = np.nonzero(scores >= threshold)
-        left, right = queries[rows], stored[cols]
+        left, right = queries[rows], cell.stored[cols]
         # A pair found from both of its rows is kept from its lower one.
-        keep = (left < right) | ((left > right) & ~(probes[right] == probes[left, 0][:, None]).any(axis=1))
+        homes = cell.homes[first + rows]
+        keep = (left < right) | ((left > right) & ~(cell.probes[cols] == homes[:, None]).any(axis=1))
         found.append((left[keep], right[keep], scores[rows[keep], cols[keep]]))
     return _concat(found)
 

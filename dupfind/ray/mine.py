@@ -13,8 +13,10 @@ pairs; the result equals local `mine --index ann` and finds ≥ 99.9 % of `--ind
 The unit vectors are not shipped: the driver writes them from the work folder's store, in row order and a
 block at a time, to one file in the work folder (`dupfind.vectors.row_file`), and every task maps it and copies
 only the rows of its block or its cells, a thousand at a time, dropping the pages it read after each. The
-probes stay in the object store, where the assigning tasks leave them: each scoring task gathers them and lists
-its own cells' rows (`ann.cells_of`), and the driver receives only each cell's sizes, to group the cells. The
+probes stay in the object store, where the assigning tasks leave them, and the driver receives only each cell's
+sizes, to group the cells; a task per block then splits its probes by group (`ann.shares_of`, Ray's task-based
+shuffle: one object per group), and each scoring task receives only its group's shares, from which it lists its
+cells' rows (`ann.cells_of`): the probes of the rows it scores, a fraction of all of them. The
 driver holds the texts, the ids, the k-means sample and the pairs, but neither the vectors nor the probes.
 """
 
@@ -75,12 +77,21 @@ def mine_embeddings_ray(
         assigned: list[Any] = [  # per block of rows: the refs of its probes and of its cells' sizes
             assign.remote(rows, centroids, start, start + ASSIGN_ROWS, count) for start in range(0, n, ASSIGN_ROWS)
         ]
-        probe_blocks = [block for block, _ in assigned]  # they stay in the object store
         probing, stored = np.sum([ray.get(sizes) for _, sizes in assigned], axis=0)
-        score = ray.remote(max_retries=RETRIES)(_score_cells)
         cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
-        groups = _cell_groups(probing * stored, cpus * TASKS_PER_CPU)
-        pending = {score.remote(rows, probe_blocks, group, threshold, top_k): len(group) for group in groups}
+        groups = cell_groups(probing * stored, cpus * TASKS_PER_CPU)
+        split = ray.remote(num_returns=len(groups), max_retries=RETRIES)(_split)
+        shares = [  # per block of rows, the refs of its share of each group's cells
+            _listed(split.remote(probes, start, groups, len(centroids)), len(groups))
+            for (probes, _), start in zip(assigned, range(0, n, ASSIGN_ROWS), strict=True)
+        ]
+        del assigned  # each block's probes are freed once split (and rebuilt from lineage if a share is lost)
+        score = ray.remote(max_retries=RETRIES)(_score_cells)
+        pending = {
+            score.remote(rows, group, threshold, top_k, *[block[index] for block in shares]): len(group)
+            for index, group in enumerate(groups)
+        }
+        del shares
         parts: list[tuple[MinedPairs, NDArray[np.int64]]] = []
         waiting = list(pending)
         while waiting:
@@ -102,27 +113,31 @@ def _assign(
     return probes, np.stack([np.bincount(probes.ravel(), minlength=cells), np.bincount(probes[:, 0], minlength=cells)])
 
 
+def _split(
+    probes: NDArray[np.int32], start: int, groups: list[NDArray[np.int64]], cells: int
+) -> ann.Share | tuple[ann.Share, ...]:
+    """A block's share of each group of cells (`ann.shares_of`), one object each (Ray's task-based shuffle)."""
+    shares = ann.shares_of(probes, start, groups, cells)
+    return shares[0] if len(shares) == 1 else tuple(shares)
+
+
+def _listed(refs: Any, count: int) -> list[Any]:
+    """The `count` results of a task as a list (Ray returns one ref, not a list, for `num_returns=1`)."""
+    return [refs] if count == 1 else list(refs)
+
+
 def _score_cells(
-    rows: RowFile,
-    probe_blocks: list[Any],
-    group: NDArray[np.int64],
-    threshold: float,
-    top_k: int,
+    rows: RowFile, group: NDArray[np.int64], threshold: float, top_k: int, *shares: ann.Share
 ) -> tuple[MinedPairs, NDArray[np.int64]]:
-    """The pairs of some cells, each row keeping its best `top_k` among them (and the rows that had more): the
-    task gathers every row's probes from the object store (`probe_blocks`, the assigning tasks' results) and lists
-    its cells' rows itself."""
-    import ray
+    """The pairs of some cells, each row keeping its best `top_k` among them (and the rows that had more), from
+    every block's share of these cells (`ann.cells_of`): the probes of the rows they concern, no others."""
     from threadpoolctl import threadpool_limits
 
-    probes: NDArray[np.int32] = np.concatenate(ray.get(probe_blocks))
-
     with threadpool_limits(limits=1, user_api="blas"):
-        hits = (score_cell(rows, probing, stored, probes, threshold) for probing, stored in ann.cells_of(probes, group))
-        return top_k_pairs(hits, top_k)
+        return top_k_pairs((score_cell(rows, cell, threshold) for cell in ann.cells_of(shares, group)), top_k)
 
 
-def _cell_groups(work: NDArray[np.int64], tasks: int) -> list[NDArray[np.int64]]:
+def cell_groups(work: NDArray[np.int64], tasks: int) -> list[NDArray[np.int64]]:
     """The cells in about `tasks` groups of about equal `work` (probing × stored products), in cell order."""
     bounds = np.searchsorted(np.cumsum(work), np.linspace(0, work.sum(), tasks + 1)[1:-1], side="right")
     return [group for group in np.split(np.arange(len(work), dtype=np.int64), bounds) if len(group)]

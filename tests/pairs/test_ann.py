@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from dupfind.io.cache_dir import cache_dir
-from dupfind.pairs.ann import IvfParams, cells_of, partition
+from dupfind.pairs.ann import IvfParams, cells_of, partition, shares_of
 from dupfind.pairs.identical import normalize_text
 from dupfind.pairs.mining import mine_embeddings
 from dupfind.vectors.cache import EmbeddingCache
@@ -25,25 +25,40 @@ def test_every_row_is_stored_once_and_probes_its_own_cell_first() -> None:
     params = IvfParams(cells_factor=2.0, probes=5)
     cells = partition(embeddings, params)
     assert len(cells) == params.cells(2000) == 89
-    stored = np.concatenate([cells.cell(c)[1] for c in range(len(cells))])
+    stored = np.concatenate([cells.cell(c).stored for c in range(len(cells))])
     assert sorted(stored.tolist()) == list(range(2000))
     probed_by = {row: [] for row in range(2000)}
     for c in range(len(cells)):
-        for row in cells.cell(c)[0].tolist():
+        for row in cells.cell(c).probing.tolist():
             probed_by[row].append(c)
-    home = {row: c for c in range(len(cells)) for row in cells.cell(c)[1].tolist()}
+    home = {row: c for c in range(len(cells)) for row in cells.cell(c).stored.tolist()}
     assert all(len(set(found)) == 5 and home[row] in found for row, found in probed_by.items())
 
 
-def test_some_cells_listed_from_the_probes_alone_are_the_partition_s() -> None:
+@pytest.mark.parametrize("block", [300, 2000])
+def test_some_cells_listed_from_the_blocks_shares_are_the_partition_s(block: int) -> None:
     cells = partition(clustered_embeddings(2000), IvfParams(cells_factor=2.0, probes=5))
-    some = np.array([0, 3, 4, 40, 88])  # the first, neighbours, one inside and the last
-    listed = list(cells_of(cells.probes, some))
-    assert len(listed) == len(some)
-    for cell, (probing, stored) in zip(some.tolist(), listed, strict=True):
-        expected_probing, expected_stored = cells.cell(cell)
-        assert np.array_equal(probing, expected_probing) and np.array_equal(stored, expected_stored)
-        assert len(probing) > 0 and probing.dtype == stored.dtype == np.int64
+    groups = [np.array([0, 3, 4]), np.array([40, 88])]  # the first, neighbours, one inside and the last
+    shares = [
+        shares_of(cells.probes[start : start + block], start, groups, len(cells)) for start in range(0, 2000, block)
+    ]
+    for index, group in enumerate(groups):
+        listed = list(cells_of([per_block[index] for per_block in shares], group))
+        assert len(listed) == len(group)
+        for cell, rows in zip(group.tolist(), listed, strict=True):
+            expected = cells.cell(cell)
+            assert len(rows.probing) > 0 and rows.probing.dtype == rows.stored.dtype == np.int64
+            for field in ("probing", "homes", "stored", "probes"):
+                assert np.array_equal(getattr(rows, field), getattr(expected, field)), field
+
+
+def test_a_group_s_shares_hold_only_the_probes_of_its_cells_rows() -> None:
+    cells = partition(clustered_embeddings(2000), IvfParams(cells_factor=2.0, probes=5))
+    group = np.array([10, 11])
+    (share,) = shares_of(cells.probes, 0, [group], len(cells))
+    assert set(share.probed.tolist()) == {10, 11}
+    assert set(share.stored.tolist()) == set(np.flatnonzero(np.isin(cells.probes[:, 0], group)).tolist())
+    assert len(share.probing) + share.probes.size < cells.probes.size // 10  # a tenth of all the probes
 
 
 def test_partition_is_deterministic() -> None:
