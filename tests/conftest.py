@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -19,6 +20,14 @@ from dupfind.vectors.encoding import Embeddings
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 QUORA = SHARED / "data" / "quora"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C delivered to the processes the tests start, which the tests that interrupt a run need: a suite started
+    in the background by a shell without job control (`nohup make test &`) inherits SIGINT ignored, and so would
+    every process it starts (an ignored signal stays ignored across exec; a handled one is reset)."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class FakeEncoder:
