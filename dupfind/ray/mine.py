@@ -22,7 +22,6 @@ driver holds the texts, the ids, the k-means sample and the pairs, but neither t
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,7 +45,7 @@ from dupfind.ray.actors import ModelSpec, Workers
 from dupfind.ray.encode import embed_to_row_file
 from dupfind.ray.session import RETRIES, worker_errors
 from dupfind.vectors.encoding import Embeddings, Progress, TokenCounts
-from dupfind.vectors.row_file import RowFile
+from dupfind.vectors.row_file import RowFile, claimed_row_file
 
 TASKS_PER_CPU = 4  # mining tasks per CPU of the cluster: small enough to balance, large enough to amortise
 ASSIGN_ROWS = 65_536  # rows assigned their cells per task
@@ -166,8 +165,9 @@ def mine_texts_ray(
 ) -> RayMined:
     """`dupfind.pairs.mining.mine_texts` on the cluster: identical texts (up to case and whitespace) embedded once
     and paired with score 1.0, as locally; the others mined with the inverted-file index (as `--index ann`) from a
-    file of their vectors in the work folder, deleted after. `progress(done, total)` is called as texts are
-    encoded, `mining_progress(done, total)` as cells are scored; `tokens`: the texts' token counts, if known."""
+    file of their vectors in the work folder, deleted after (by the next run if this one is killed).
+    `progress(done, total)` is called as texts are encoded, `mining_progress(done, total)` as cells are scored;
+    `tokens`: the texts' token counts, if known."""
     check_threshold(threshold)
     check_top_k(top_k)
     first, inverse = unique_texts(texts)
@@ -175,11 +175,7 @@ def mine_texts_ray(
         return RayMined(MinedPairs.empty(), 0, 0)
     distinct = [texts[row] for row in first.tolist()]
     counts = None if tokens is None else np.asarray(tokens)[first]
-    path = work_dir.absolute() / ROWS_FOLDER / f"{uuid.uuid4().hex}.npy"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with claimed_row_file(work_dir.absolute() / ROWS_FOLDER) as path:
         rows, encoded = embed_to_row_file(distinct, spec, work_dir, path, workers, progress, counts)
         mined, truncated = mine_embeddings_ray(rows, threshold, top_k, params, mining_progress)
-    finally:
-        path.unlink(missing_ok=True)
     return RayMined(expand_identical(mined, truncated, inverse, top_k), encoded, len(distinct))

@@ -6,14 +6,20 @@ read through a mapping count in a process's resident memory until they are dropp
 64 kB around each page read (fault-around, whatever `madvise` says): copying 80k random rows of a 1.5 GB file
 (1M rows of 384 dimensions) left 1.6 GB resident. So a read copies `GATHER_ROWS` rows at a time and drops the
 mapped pages after each: at most ≈ 64 MB of the file is resident at once.
+
+A run's file lives in a folder that other runs share (`claimed_row_file`): it is locked for as long as the run
+lives, so that the next run deletes the files of runs killed outright, and only theirs.
 """
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import mmap
-from collections.abc import Iterable
-from contextlib import suppress
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +29,7 @@ from numpy.typing import NDArray
 from dupfind.vectors.encoding import Embeddings
 
 GATHER_ROWS = 1024  # rows copied between two drops of the mapped pages: ≤ 64 MB resident with fault-around
+LOCK = ".lock"  # the suffix of a row file's lock, beside it
 
 
 class RowFile:
@@ -59,7 +66,7 @@ def write_row_file(path: Path, rows: int, blocks: Iterable[Embeddings]) -> RowFi
     blocks = iter(blocks)
     first = next(blocks)
     written = 0
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = _temporary(path)
     try:
         with tmp.open("wb") as file:
             header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False}
@@ -98,3 +105,56 @@ def drop_pages(rows: NDArray[np.float32]) -> None:
     if mapping is not None:
         with suppress(OSError, ValueError):  # only memory is at stake
             mapping.madvise(mmap.MADV_DONTNEED)
+
+
+def _temporary(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
+@contextmanager
+def claimed_row_file(folder: Path) -> Iterator[Path]:
+    """A new row file's path in `folder` (made if missing), owned by this process for the block and deleted after.
+    The files of owners that died (a run killed outright) are deleted first. Ownership is an exclusive `flock` on
+    the lock file beside the row file, which the kernel releases when its process dies (on a local file system,
+    and on NFS v4, whose servers keep such locks); a file with no lock beside it has no owner."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _delete_unowned(folder)
+    while True:
+        lock = folder / f"{uuid.uuid4().hex}{LOCK}"
+        held = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        fcntl.flock(held, fcntl.LOCK_EX)
+        try:
+            if os.path.samestat(os.fstat(held), os.stat(lock)):
+                break  # not deleted by another run between its making and its locking
+        except FileNotFoundError:
+            pass
+        os.close(held)
+    path = lock.with_suffix(".npy")
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+        lock.unlink(missing_ok=True)
+        os.close(held)
+
+
+def _delete_unowned(folder: Path) -> None:
+    """Delete the row files in `folder` (and their temporary files and locks) that no live process owns."""
+    for lock in folder.glob(f"*{LOCK}"):
+        try:
+            held = os.open(lock, os.O_RDWR)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # its run is alive
+        else:
+            for path in (lock.with_suffix(".npy"), _temporary(lock.with_suffix(".npy"))):
+                path.unlink(missing_ok=True)
+            lock.unlink(missing_ok=True)
+        finally:
+            os.close(held)
+    for path in [*folder.glob("*.npy"), *folder.glob(".*.npy.tmp")]:
+        if not (folder / f"{path.name.strip('.').split('.')[0]}{LOCK}").exists():
+            path.unlink(missing_ok=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pickle
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ import pytest
 
 from dupfind.vectors import row_file as row_file_module
 from dupfind.vectors.encoding import normalize
-from dupfind.vectors.row_file import mapping_of, write_row_file
+from dupfind.vectors.row_file import claimed_row_file, mapping_of, write_row_file
 
 
 def rows(count: int) -> np.ndarray:
@@ -56,3 +58,35 @@ def test_a_short_write_leaves_no_file(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"9 rows written to .*, 10 announced"):
         write_row_file(tmp_path / "rows.npy", 10, [rows(9)])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_claimed_row_file_is_deleted_with_its_lock_after_the_block_on_an_error_too(tmp_path: Path) -> None:
+    folder = tmp_path / "rows"
+    with pytest.raises(RuntimeError), claimed_row_file(folder) as path:
+        write_row_file(path, 3, [rows(3)])
+        assert path.parent == folder and sorted(file.suffix for file in folder.iterdir()) == [".lock", ".npy"]
+        raise RuntimeError
+    assert list(folder.iterdir()) == []
+
+
+def test_the_next_run_deletes_the_files_of_a_killed_run_and_keeps_a_live_one_s(tmp_path: Path) -> None:
+    folder = tmp_path / "rows"
+    claim = (
+        "import sys, time\nfrom pathlib import Path\nfrom dupfind.vectors.row_file import claimed_row_file\n"
+        "with claimed_row_file(Path(sys.argv[1])) as path:\n"
+        "    path.write_bytes(b'rows'); path.with_name('.' + path.name + '.tmp').write_bytes(b'half')\n"
+        "    print(path, flush=True); time.sleep(300)\n"
+    )
+    killed = subprocess.Popen([sys.executable, "-c", claim, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert killed.stdout is not None
+    left = Path(killed.stdout.readline().strip())
+    killed.kill()
+    killed.wait()
+    assert len(list(folder.iterdir())) == 3  # the rows, their temporary file and the lock, left behind
+    (folder / "0123.npy").write_bytes(b"no lock beside it")
+    with claimed_row_file(folder) as live:
+        live.write_bytes(b"live")
+        assert not left.exists() and sorted(folder.iterdir()) == sorted([live, live.with_suffix(".lock")])
+        with claimed_row_file(folder) as other:  # another run, while the first lives
+            assert live.read_bytes() == b"live" and other != live
+    assert list(folder.iterdir()) == []
