@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from dupfind.errors import DupfindError
-from dupfind.io.write import _write_text
+from dupfind.io.write import _write_chunks
 
 PROBE_ROWS = 100  # rows of each column written to memory (Parquet and TSV look at every value where it matters)
 
@@ -29,7 +29,7 @@ def check_writable_columns(columns: Mapping[str, pd.Series], fmt: str, output: s
             _check_breaks(name, values, fmt, source)
         elif fmt in ("csv", "jsonl", "json"):
             try:
-                _write_text(values.head(PROBE_ROWS).to_frame(name), fmt, io.StringIO(), output)
+                _write_chunks(iter([values.head(PROBE_ROWS).to_frame(name)]), fmt, io.StringIO(), output)
             except (ValueError, TypeError, OverflowError) as exc:
                 raise DupfindError(f"{where}: column '{name}' of {source} cannot be written as {fmt} ({exc})") from exc
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import json
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
@@ -111,56 +112,100 @@ def _write_arrow(arrow: pyarrow.Table, handle: IO[bytes]) -> None:
 
 
 def write_table(
-    frame: pd.DataFrame, output: str | None, fmt: str, title: str | None = None, page: HtmlPage | None = None
+    frame: pd.DataFrame | Iterable[pd.DataFrame],
+    output: str | None,
+    fmt: str,
+    title: str | None = None,
+    page: HtmlPage | None = None,
 ) -> None:
     """Write a frame to stdout or, atomically (temp file + rename), to a file; an HTML `page` (`dupfind.io.html`)
-    is titled `title` and tells what `page` holds beyond the frame."""
+    is titled `title` and tells what `page` holds beyond the frame.
+
+    The frame may come in chunks (frames with the same columns, one at least: `dupfind.pairs.mining.MinedPairs.
+    frames`): CSV, TSV, JSONL and a folder of Parquet parts are written a chunk at a time, the same bytes as the
+    whole frame's, so that a large result is never held whole as a frame; other formats join the chunks first."""
+    chunks = iter([frame]) if isinstance(frame, pd.DataFrame) else iter(frame)
+    if fmt == "parquet" and is_folder_output(output):
+        assert output is not None
+        write_parquet_parts(chunks, output)
+        return
+    if fmt not in STREAMED_FORMATS:
+        whole = _joined(chunks)
+        chunks = iter([whole])
     if fmt == "html":
         from dupfind.io.html import render_html
 
-        _write_bytes(render_html(frame, title, page).encode("utf-8"), output)
+        _write_bytes(render_html(whole, title, page).encode("utf-8"), output)
         return
     if output is None or output == "-":
         if fmt == "table":
-            _print_table(frame, title)
+            _print_table(whole, title)
         elif fmt == "parquet":
-            _write_parquet(output, lambda handle: _write_arrow(_frame_arrow(frame), handle))
+            _write_parquet(output, lambda handle: _write_arrow(_frame_arrow(whole), handle))
         else:
-            _write_text(frame, fmt, sys.stdout, output)
+            _write_chunks(chunks, fmt, sys.stdout, output)
             sys.stdout.flush()
         return
     if fmt == "table":
         raise DupfindError(
             "the table format is for the terminal; pick csv, tsv, jsonl, json, parquet or html for a file"
         )
-    if fmt == "parquet" and is_folder_output(output):
-        write_parquet_parts(frame, output)
-        return
     if fmt == "parquet":
-        _write_parquet(output, lambda handle: _write_arrow(_frame_arrow(frame), handle))
+        _write_parquet(output, lambda handle: _write_arrow(_frame_arrow(whole), handle))
         return
     with atomic_output(output) as handle:
-        _write_text(frame, fmt, handle, output)
+        _write_chunks(chunks, fmt, handle, output)
 
 
-def write_parquet_parts(frame: pd.DataFrame, folder: str, part_rows: int = PART_ROWS) -> None:
-    """Write a frame as a folder of Parquet parts (`part-00000.parquet`, ...), `part_rows` rows each, in the
-    frame's order, all or nothing (`dupfind.io.atomic.replacing_folder`). One part, empty, for an empty frame.
-    Read back as one table by `pandas.read_parquet(folder)`, Arrow datasets, Ray Data or DuckDB."""
+STREAMED_FORMATS = ("csv", "tsv", "jsonl")  # written a chunk of rows at a time by `write_table`
+
+
+def _joined(chunks: Iterator[pd.DataFrame]) -> pd.DataFrame:
+    """Chunks of a frame as one (the first as it is when there is one)."""
+    first = next(chunks)
+    rest = list(chunks)
+    return pd.concat([first, *rest], ignore_index=True) if rest else first
+
+
+def write_parquet_parts(frame: pd.DataFrame | Iterable[pd.DataFrame], folder: str, part_rows: int = PART_ROWS) -> None:
+    """Write a frame (or its chunks, as `write_table` takes them) as a folder of Parquet parts (`part-00000.parquet`,
+    ...), `part_rows` rows each, in the frame's order, all or nothing (`dupfind.io.atomic.replacing_folder`). One
+    part, empty, for an empty frame. Every part has the first chunk's Arrow schema. Read back as one table by
+    `pandas.read_parquet(folder)`, Arrow datasets, Ray Data or DuckDB."""
     import pyarrow
     import pyarrow.parquet as pq
 
     check_parts_folder(folder)
     try:
-        table = _frame_arrow(frame)
         with replacing_folder(folder) as staging:
-            for part, start in enumerate(range(0, max(1, len(frame)), part_rows)):
+            chunks = iter([frame]) if isinstance(frame, pd.DataFrame) else iter(frame)
+            for part, table in enumerate(_parts(chunks, part_rows)):
                 with replacing(staging / f"part-{part:05d}.parquet") as handle:
-                    pq.write_table(table.slice(start, part_rows), handle)
+                    pq.write_table(table, handle)
     except pyarrow.ArrowException as exc:
         raise DupfindError(f"{folder}: cannot write Parquet ({str(exc).splitlines()[0]})") from exc
     except OSError as exc:
         raise DupfindError(f"{folder}: cannot write ({exc.strerror or exc})") from exc
+
+
+def _parts(chunks: Iterator[pd.DataFrame], part_rows: int) -> Iterator[pyarrow.Table]:
+    """The chunks' rows as Arrow tables of `part_rows` rows (the last shorter; one empty table for no rows), in the
+    first chunk's schema."""
+    import pyarrow
+
+    first = _frame_arrow(next(chunks))
+    rest = (pyarrow.Table.from_pandas(chunk, schema=first.schema, preserve_index=False) for chunk in chunks)
+    held: list[pyarrow.Table] = []
+    rows = parts = 0
+    for table in itertools.chain([first], rest):
+        held.append(table)
+        rows += table.num_rows
+        while rows >= part_rows:
+            joined = pyarrow.concat_tables(held)
+            yield joined.slice(0, part_rows)
+            held, rows, parts = [joined.slice(part_rows)], rows - part_rows, parts + 1
+    if rows or not parts:
+        yield pyarrow.concat_tables(held)
 
 
 def _write_parquet(output: str | None, write: Any) -> None:
@@ -216,21 +261,26 @@ def _stream(raw: IO[bytes], compress: bool, binary: bool) -> Iterator[IO[Any]]:
         stream.close()
 
 
-def _write_text(frame: pd.DataFrame, fmt: str, handle: IO[str], output: str | None) -> None:
-    if fmt == "csv":
-        text_cells(frame).to_csv(handle, index=False, quoting=csv.QUOTE_MINIMAL)
-    elif fmt == "tsv":
-        _write_tsv(frame, handle, output)
-    elif fmt == "json":
-        handle.write(json.dumps(records(frame), ensure_ascii=False, indent=1) + "\n")
-    else:
-        for start in range(0, len(frame), 1000):
-            chunk = records(frame.iloc[start : start + 1000])
-            handle.write("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in chunk))
+def _write_chunks(chunks: Iterator[pd.DataFrame], fmt: str, handle: IO[str], output: str | None) -> None:
+    """The chunks of a frame as CSV, TSV or JSONL, one after the other: the header once, rows numbered on."""
+    written = 0
+    for chunk in chunks:
+        if fmt == "csv":
+            text_cells(chunk).to_csv(handle, index=False, header=written == 0, quoting=csv.QUOTE_MINIMAL)
+        elif fmt == "tsv":
+            _write_tsv(chunk, handle, output, header=written == 0, first=written + 1)
+        elif fmt == "json":
+            handle.write(json.dumps(records(chunk), ensure_ascii=False, indent=1) + "\n")
+        else:
+            for start in range(0, len(chunk), 1000):
+                lines = records(chunk.iloc[start : start + 1000])
+                handle.write("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in lines))
+        written += len(chunk)
 
 
-def _write_tsv(frame: pd.DataFrame, handle: IO[str], output: str | None) -> None:
-    """TSV has no quoting, so a value holding a tab or a line break cannot be written: that is an error.
+def _write_tsv(frame: pd.DataFrame, handle: IO[str], output: str | None, header: bool = True, first: int = 1) -> None:
+    """TSV has no quoting, so a value holding a tab or a line break cannot be written: that is an error (naming
+    the row, the frame's first being row `first`).
 
     Cells are formatted as the CSV writer formats them (written as CSV, then read back cell by cell).
     """
@@ -238,8 +288,10 @@ def _write_tsv(frame: pd.DataFrame, handle: IO[str], output: str | None) -> None
     text_cells(frame).to_csv(buffer, index=False, quoting=csv.QUOTE_MINIMAL)
     rows = list(csv.reader(io.StringIO(buffer.getvalue(), newline="")))
     for column, name in enumerate(rows[0]):
-        _refuse_breaks(output, name, [name, *(row[column] for row in rows[1:])], "TSV", r"[\t\r\n]", first=0)
-    handle.write("".join("\t".join(row) + "\n" for row in rows))
+        if header:
+            _refuse_breaks(output, name, [name], "TSV", r"[\t\r\n]", first=0)
+        _refuse_breaks(output, name, [row[column] for row in rows[1:]], "TSV", r"[\t\r\n]", first=first)
+    handle.write("".join("\t".join(row) + "\n" for row in (rows if header else rows[1:])))
 
 
 def _refuse_breaks(output: str | None, column: str, values: list[str], kind: str, pattern: str, first: int = 1) -> None:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 DEFAULT_TOP_K = 10
 INDEXES = ("exact", "ann", "auto")
+FRAME_ROWS = 100_000  # pairs per frame of `MinedPairs.frames`
 # From this many rows `index="auto"` mines with the approximate index (dupfind.pairs.ann) instead of comparing
 # every pair: on real questions it breaks even near 12k rows and is 2x faster at 20k, 5x at 70k.
 ANN_MIN_ROWS = 20_000
@@ -112,22 +113,29 @@ class MinedPairs:
     def to_frame(self, ids: Sequence[object], texts: Sequence[str]) -> pd.DataFrame:
         """The pairs as a table: `score` (cosine), `rerank_score` if re-ranked, `id_a, question_a, id_b,
         question_b`, best first."""
+        return next(self.frames(ids, texts, max(1, len(self))))
+
+    def frames(self, ids: Sequence[object], texts: Sequence[str], rows: int = FRAME_ROWS) -> Iterator[pd.DataFrame]:
+        """`to_frame` in chunks of `rows` pairs (one empty frame for no pairs), made one at a time as they are asked
+        for: what `dupfind.io.write.write_table` writes without holding every pair's texts at once."""
         import pandas as pd  # imported here: `dupfind compare` starts faster without pandas
 
         from dupfind.io.questions import id_column
 
         id_values = id_column(ids).to_numpy()
         text_values = np.asarray(texts, dtype=object)
-        columns: dict[str, object] = {"score": np.round(self.scores.astype(np.float64), 6)}
-        if self.rerank_scores is not None:
-            columns["rerank_score"] = np.round(self.rerank_scores.astype(np.float64), 6)
-        columns |= {
-            "id_a": id_values[self.left],
-            "question_a": text_values[self.left],
-            "id_b": id_values[self.right],
-            "question_b": text_values[self.right],
-        }
-        return pd.DataFrame(columns)
+        for start in range(0, max(1, len(self)), rows):
+            chunk = self.take(slice(start, start + rows))
+            columns: dict[str, object] = {"score": np.round(chunk.scores.astype(np.float64), 6)}
+            if chunk.rerank_scores is not None:
+                columns["rerank_score"] = np.round(chunk.rerank_scores.astype(np.float64), 6)
+            columns |= {
+                "id_a": id_values[chunk.left],
+                "question_a": text_values[chunk.left],
+                "id_b": id_values[chunk.right],
+                "question_b": text_values[chunk.right],
+            }
+            yield pd.DataFrame(columns, index=pd.RangeIndex(start, start + len(chunk)))
 
 
 def check_threshold(threshold: float) -> None:
@@ -304,12 +312,18 @@ class _Candidates:
         source: NDArray[np.int64] = np.concatenate(self.source)
         target: NDArray[np.int64] = np.concatenate(self.target)
         scores: NDArray[np.float32] = np.concatenate(self.scores)
+        self.source, self.target, self.scores = [], [], []
         order = np.lexsort((target, -scores, source))
-        source, target, scores = source[order], target[order], scores[order]
+        source = source[order]  # one array at a time: each freed as its sorted copy is made
+        target = target[order]
+        scores = scores[order]
+        del order
         starts = np.flatnonzero(np.r_[True, source[1:] != source[:-1]])
-        rank = np.arange(len(source)) - np.repeat(starts, np.diff(np.r_[starts, len(source)]))
-        keep = rank < self.top_k
+        rank = np.arange(len(source))
+        rank -= np.repeat(starts, np.diff(np.r_[starts, len(source)]))
         self.truncated_rows.update(source[rank == self.top_k].tolist())
+        keep = rank < self.top_k
+        del rank
         self.source, self.target, self.scores = [source[keep]], [target[keep]], [scores[keep]]
         self.size = int(keep.sum())
 
@@ -318,10 +332,10 @@ class _Candidates:
         if self.size == 0:
             return MinedPairs.empty(), np.zeros(0, dtype=np.int64)
         self._prune()
-        source, target, scores = self.source[0], self.target[0], self.scores[0]
+        source, target, scores = self.source.pop(), self.target.pop(), self.scores.pop()
         left, right = np.minimum(source, target), np.maximum(source, target)
-        keys = left * (int(right.max()) + 1) + right
-        _, first = np.unique(keys, return_index=True)
+        del source, target
+        _, first = np.unique(left * (int(right.max()) + 1) + right, return_index=True)
         truncated = np.array(sorted(self.truncated_rows), dtype=np.int64)
         pairs = MinedPairs(left[first], right[first], scores[first].astype(np.float32), len(truncated))
         return pairs.sorted(), truncated

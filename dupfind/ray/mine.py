@@ -22,7 +22,7 @@ driver holds the texts, the ids, the k-means sample and the pairs, but neither t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dupfind.pairs import ann
-from dupfind.pairs.identical import unique_texts
+from dupfind.pairs.identical import Hits, unique_texts
 from dupfind.pairs.mining import (
     DEFAULT_TOP_K,
     MinedPairs,
@@ -91,16 +91,28 @@ def mine_embeddings_ray(
             for index, group in enumerate(groups)
         }
         del shares
-        parts: list[tuple[MinedPairs, NDArray[np.int64]]] = []
-        waiting = list(pending)
-        while waiting:
-            done, waiting = ray.wait(waiting, num_returns=1)
-            parts.append(ray.get(done[0]))
-            if progress is not None:
-                progress(pending[done[0]], len(centroids))
-    mined, truncated = top_k_pairs(((part.left, part.right, part.scores) for part, _ in parts), top_k)
-    truncated = np.union1d(truncated, np.concatenate([over for _, over in parts] + [np.zeros(0, np.int64)]))
+        truncated_parts: list[NDArray[np.int64]] = [np.zeros(0, np.int64)]
+        mined, truncated = top_k_pairs(_arrivals(pending, truncated_parts, len(centroids), progress), top_k)
+    truncated = np.union1d(truncated, np.concatenate(truncated_parts))
     return replace(mined, truncated=len(truncated)), truncated.astype(np.int64)
+
+
+def _arrivals(
+    pending: dict[Any, int], truncated: list[NDArray[np.int64]], cells: int, progress: Progress | None
+) -> Iterator[Hits]:
+    """The pairs of each scoring task as it finishes (its truncated rows added to `truncated`), each task's
+    result let go of once taken, so that the driver holds the pairs merged so far and one task's more."""
+    import ray
+
+    while pending:
+        [done], _ = ray.wait(list(pending), num_returns=1)
+        part, over = ray.get(done)
+        scored = pending.pop(done)
+        del done
+        truncated.append(over)
+        if progress is not None:
+            progress(scored, cells)
+        yield part.left, part.right, part.scores
 
 
 def _assign(

@@ -157,7 +157,7 @@ def test_failed_write_leaves_no_file(tmp_path: Path) -> None:
         raise Boom
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("dupfind.io.write._write_text", explode)
+        patch.setattr("dupfind.io.write._write_chunks", explode)
         with pytest.raises(Boom):
             write_table(frame, str(target), "jsonl")
     assert list(tmp_path.iterdir()) == []
@@ -251,3 +251,30 @@ def test_parts_never_replace_what_dupfind_did_not_write(tmp_path: Path, foreign:
         with pytest.raises(DupfindError, match=r"holds part-00000\.parquet, not a Parquet part dupfind wrote"):
             write()
     assert kept.read_text() == "keep me" and [path.name for path in folder.iterdir()] == ["part-00000.parquet"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "jsonl", "json", "parquet", "csv.gz"])
+def test_a_frame_in_chunks_writes_the_bytes_of_the_whole_frame(tmp_path: Path, fmt: str) -> None:
+    frame = pd.DataFrame({"score": [0.9, 0.85, 0.8, 0.5, 0.25], "id_a": ["x", "y", "z", "w", "é"], "id_b": range(5)})
+    chunks = [frame.iloc[0:2], frame.iloc[2:3], frame.iloc[3:5]]
+    write_table(frame, str(tmp_path / f"whole.{fmt}"), fmt.split(".")[0])
+    write_table(iter(chunks), str(tmp_path / f"chunks.{fmt}"), fmt.split(".")[0])
+    if fmt == "parquet":
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "chunks.parquet"), frame)
+    else:
+        assert (tmp_path / f"chunks.{fmt}").read_bytes() == (tmp_path / f"whole.{fmt}").read_bytes()
+
+
+def test_parquet_parts_from_chunks_cut_at_the_part_size_with_one_schema(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"score": [0.9, 0.8, 0.7, 0.6, 0.5], "id_a": ["x", "y", "z", "w", "v"], "id_b": range(5)})
+    write_parquet_parts(iter([frame.iloc[0:1], frame.iloc[1:4], frame.iloc[4:5]]), str(tmp_path / "pairs"), 2)
+    parts = sorted((tmp_path / "pairs").iterdir())
+    assert [len(pd.read_parquet(part)) for part in parts] == [2, 2, 1]
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "pairs"), frame)
+
+
+def test_tsv_in_chunks_names_the_row_of_the_whole_table(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"question": ["one", "two", "three", "fo\tur"]})
+    with pytest.raises(DupfindError, match=r"column 'question' row 4 holds a tab"):
+        write_table(iter([frame.iloc[0:3], frame.iloc[3:4]]), str(tmp_path / "out.tsv"), "tsv")
+    assert not (tmp_path / "out.tsv").exists()

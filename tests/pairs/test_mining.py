@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from dupfind.errors import DupfindError
@@ -149,7 +150,12 @@ def reference_expansion(
     return pairs, truncated
 
 
-def test_repeated_texts_expand_to_every_row(fake_encoder: FakeEncoder) -> None:
+@pytest.mark.parametrize("chunk", [1 << 20, 5])
+def test_repeated_texts_expand_to_every_row(
+    fake_encoder: FakeEncoder, chunk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Made in chunks of `chunk` pairs of rows at a time (`identical.EXPAND_PAIRS`) or all at once, alike."""
+    monkeypatch.setattr("dupfind.pairs.identical.EXPAND_PAIRS", chunk)
     rng = np.random.default_rng(5)
     base = [
         "bake bread at home",
@@ -197,6 +203,17 @@ def test_pairs_frame_orders_and_names_columns(fake_encoder: FakeEncoder) -> None
     assert set(zip(frame.id_a, frame.id_b, strict=True)) == {("a", "c"), ("b", "d")}
     assert frame.score.is_monotonic_decreasing
     assert mined.to_frame([10, 20, 30, 40], texts).id_a.dtype == np.int64
+
+
+def test_pairs_frames_in_chunks_join_to_the_whole_frame(fake_encoder: FakeEncoder) -> None:
+    texts = ["red apple pie", "red apple pie recipe", "apple pie red", "green tea", "green tea benefits"]
+    mined = mine_texts(Embedder(fake_encoder), texts, rule=0.3)
+    assert len(mined) > 2
+    chunks = list(mined.frames([1, 2, 3, 4, 5], texts, rows=2))
+    assert [len(chunk) for chunk in chunks] == [2] * (len(mined) // 2) + [len(mined) % 2] * (len(mined) % 2)
+    pd.testing.assert_frame_equal(pd.concat(chunks), mined.to_frame([1, 2, 3, 4, 5], texts))
+    [empty] = list(mined.take(slice(0, 0)).frames([1, 2, 3, 4, 5], texts))
+    assert list(empty.columns) == ["score", "id_a", "question_a", "id_b", "question_b"] and len(empty) == 0
 
 
 def test_pruning_parts_of_the_hits_first_keeps_the_same_pairs() -> None:

@@ -140,11 +140,11 @@ class MineRequest:
                 f"{mined.truncated} questions had more than {self.top_k} neighbours above {mined.rule.cosine:.3f}; "
                 f"only their best {self.top_k} were kept (raise --top-k)"
             )
-        frame = mined.head(self.limit).to_frame(ids, texts)
+        frames = mined.head(self.limit).frames(ids, texts)  # written a chunk at a time where the format allows
         counts = [("questions", f"{len(texts):,}"), ("pairs found", f"{len(mined):,}")]
         shown = page(self.embedding, model, mined.rule, mined.candidates, counts)
         with stage("write"):
-            write_table(frame, self.output, self.fmt, title=f"{title} ({mined.describe()})", page=shown)
+            write_table(frames, self.output, self.fmt, title=f"{title} ({mined.describe()})", page=shown)
 
 
 def _mine_within(asked: MineRequest) -> None:
