@@ -41,7 +41,8 @@ def train_embeddings() -> np.ndarray:
     texts: dict[str, str] = {}
     for text in pd.read_csv(DATA / "train-questions.csv").question.dropna().astype(str):
         texts.setdefault(normalize_text(text), text)
-    return Embedder(load_encoder(), EmbeddingCache()).embed(list(texts.values()))
+    embeddings: np.ndarray = Embedder(load_encoder(), EmbeddingCache()).embed(list(texts.values()))
+    return embeddings
 
 
 def shipped_thresholds() -> list[float]:
