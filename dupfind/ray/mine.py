@@ -100,8 +100,8 @@ def mine_embeddings_ray(
 def _arrivals(
     pending: dict[Any, int], truncated: list[NDArray[np.int64]], cells: int, progress: Progress | None
 ) -> Iterator[Hits]:
-    """The pairs of each scoring task as it finishes (its truncated rows added to `truncated`), each task's
-    result let go of once taken, so that the driver holds the pairs merged so far and one task's more."""
+    """The pairs of each scoring task as it finishes (its truncated rows added to `truncated`), its object let go
+    of once taken, so that the driver never holds every task's pairs at once besides the merged ones."""
     import ray
 
     while pending:
