@@ -29,7 +29,7 @@ def check_writable_columns(columns: Mapping[str, pd.Series], fmt: str, output: s
             _check_breaks(name, values, fmt, source)
         elif fmt in ("csv", "jsonl", "json"):
             try:
-                _write_chunks(iter([values.head(PROBE_ROWS).to_frame(name)]), fmt, io.StringIO(), output)
+                _write_chunks([values.head(PROBE_ROWS).to_frame(name)], fmt, io.StringIO(), output)
             except (ValueError, TypeError, OverflowError) as exc:
                 raise DupfindError(f"{where}: column '{name}' of {source} cannot be written as {fmt} ({exc})") from exc
 

@@ -124,14 +124,14 @@ def write_table(
     The frame may come in chunks (frames with the same columns, one at least: `dupfind.pairs.mining.MinedPairs.
     frames`): CSV, TSV, JSONL and a folder of Parquet parts are written a chunk at a time, the same bytes as the
     whole frame's, so that a large result is never held whole as a frame; other formats join the chunks first."""
-    chunks = iter([frame]) if isinstance(frame, pd.DataFrame) else iter(frame)
+    chunks = _chunks(frame)
     if fmt == "parquet" and is_folder_output(output):
         assert output is not None
         write_parquet_parts(chunks, output)
         return
     if fmt not in STREAMED_FORMATS:
         whole = _joined(chunks)
-        chunks = iter([whole])
+        chunks = _chunks(whole)
     if fmt == "html":
         from dupfind.io.html import render_html
 
@@ -160,6 +160,11 @@ def write_table(
 STREAMED_FORMATS = ("csv", "tsv", "jsonl")  # written a chunk of rows at a time by `write_table`
 
 
+def _chunks(frame: pd.DataFrame | Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """A frame, or its chunks, as chunks (`write_table`)."""
+    return iter([frame]) if isinstance(frame, pd.DataFrame) else iter(frame)
+
+
 def _joined(chunks: Iterator[pd.DataFrame]) -> pd.DataFrame:
     """Chunks of a frame as one (the first as it is when there is one)."""
     first = next(chunks)
@@ -178,7 +183,7 @@ def write_parquet_parts(frame: pd.DataFrame | Iterable[pd.DataFrame], folder: st
     check_parts_folder(folder)
     try:
         with replacing_folder(folder) as staging:
-            chunks = iter([frame]) if isinstance(frame, pd.DataFrame) else iter(frame)
+            chunks = _chunks(frame)
             for part, table in enumerate(_parts(chunks, part_rows)):
                 with replacing(staging / f"part-{part:05d}.parquet") as handle:
                     pq.write_table(table, handle)
@@ -261,8 +266,9 @@ def _stream(raw: IO[bytes], compress: bool, binary: bool) -> Iterator[IO[Any]]:
         stream.close()
 
 
-def _write_chunks(chunks: Iterator[pd.DataFrame], fmt: str, handle: IO[str], output: str | None) -> None:
-    """The chunks of a frame as CSV, TSV or JSONL, one after the other: the header once, rows numbered on."""
+def _write_chunks(chunks: Iterable[pd.DataFrame], fmt: str, handle: IO[str], output: str | None) -> None:
+    """The chunks of a frame as CSV, TSV or JSONL, one after the other: the header once, rows numbered on (JSON:
+    one chunk, the whole frame, as `write_table` gives it)."""
     written = 0
     for chunk in chunks:
         if fmt == "csv":
